@@ -1,0 +1,48 @@
+/* Outgoing HTTP: one keep-alive connection to one peer ("HOST:PORT").
+ *
+ * Requests go out one at a time, in the order they were queued. A request
+ * that fails to connect, breaks off, or is answered 503 is sent again
+ * after a growing delay (20 ms doubling up to 1 s, or the peer's
+ * Retry-After when that is shorter) until its retry budget is spent.
+ * Any other answer, or the budget running out (status 0), completes it.
+ */
+#ifndef PN_CLIENT_H
+#define PN_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pn_loop;
+struct pn_peer;
+
+struct pn_reply {
+	int status; /* HTTP status; 0 when no answer came in the retry budget */
+	const uint8_t *body;
+	size_t len;
+	uint64_t transfer_ns; /* request sent to reply read, the last attempt */
+	int attempts;
+	const char *error; /* why status is 0 */
+};
+
+typedef void (*pn_peer_cb)(const struct pn_reply *reply, void *arg);
+
+/* NULL and a message for a bad address. `token` may be NULL. */
+struct pn_peer *pn_peer_new(struct pn_loop *l, const char *hostport, const char *token, char *err,
+			    size_t errlen);
+/* Drops every queued request without calling its callback. Safe to call
+ * from a callback of this peer: the connection is freed later. */
+void pn_peer_free(struct pn_peer *p);
+const char *pn_peer_address(const struct pn_peer *p);
+
+/* Queues `method` (a pn_method) `path` with `body` of `len` bytes, which
+ * the peer takes ownership of (malloc'd, or NULL), even on failure.
+ * retry_ms: how long failures are retried (0: once). `cb` is called once
+ * (unless the request is dropped by pn_peer_clear/free). 0 or -1. */
+int pn_peer_send(struct pn_peer *p, int method, const char *path, const char *content_type,
+		 void *body, size_t len, int64_t retry_ms, pn_peer_cb cb, void *arg);
+/* Requests queued or in flight. */
+size_t pn_peer_pending(const struct pn_peer *p);
+/* Drops every queued request without calling callbacks. */
+void pn_peer_clear(struct pn_peer *p);
+
+#endif

@@ -1,0 +1,254 @@
+/* The wire format (see frame.h for the layout) and CRC32C. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "frame.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "payloads are copied as host floats: a little-endian host is assumed"
+#endif
+
+size_t pn_dtype_size(int dtype)
+{
+	switch (dtype) {
+	case PN_DTYPE_F32:
+		return 4;
+	case PN_DTYPE_F16:
+		return 2;
+	case PN_DTYPE_U8:
+		return 1;
+	}
+	return 0;
+}
+
+const char *pn_dtype_name(int dtype)
+{
+	switch (dtype) {
+	case PN_DTYPE_F32:
+		return "f32";
+	case PN_DTYPE_F16:
+		return "f16";
+	case PN_DTYPE_U8:
+		return "u8";
+	}
+	return "?";
+}
+
+int pn_dtype_parse(const char *name)
+{
+	if (strcmp(name, "f32") == 0)
+		return PN_DTYPE_F32;
+	if (strcmp(name, "f16") == 0)
+		return PN_DTYPE_F16;
+	if (strcmp(name, "u8") == 0)
+		return PN_DTYPE_U8;
+	return 0;
+}
+
+/* CRC32C, reflected polynomial 0x82f63b78, eight bytes per step. */
+static uint32_t crc_table[8][256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (int t = 1; t < 8; t++)
+		for (int i = 0; i < 256; i++)
+			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
+					  crc_table[0][crc_table[t - 1][i] & 0xff];
+	crc_ready = 1;
+}
+
+uint32_t pn_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	if (!crc_ready)
+		crc_init();
+	crc = ~crc;
+	while (len >= 8) {
+		uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+				     (uint32_t)p[3] << 24);
+		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
+			      (uint32_t)p[7] << 24;
+		crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+		      crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+		      crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+		      crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
+	return ~crc;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+
+void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_HEADER])
+{
+	put32(out, PN_FRAME_MAGIC);
+	put16(out + 4, PN_FRAME_VERSION);
+	put16(out + 6, PN_FRAME_HEADER);
+	put32(out + 8, (uint32_t)h->run);
+	put32(out + 12, (uint32_t)(h->run >> 32));
+	put32(out + 16, h->seq);
+	put16(out + 20, h->first_block);
+	out[22] = h->dtype;
+	out[23] = 0;
+	put32(out + 24, h->n);
+	put32(out + 28, h->h);
+	put32(out + 32, h->w);
+	put32(out + 36, h->c);
+	put32(out + 40, h->payload_len);
+	put32(out + 44, h->crc);
+}
+
+size_t pn_frame_size(int dtype, size_t n, size_t h, size_t w, size_t c)
+{
+	size_t es = pn_dtype_size(dtype);
+	if (!es || !n || !h || !w || !c)
+		return 0;
+	if (h > UINT32_MAX / w || h * w > UINT32_MAX / c || h * w * c > UINT32_MAX / es ||
+	    h * w * c * es > UINT32_MAX / n)
+		return 0;
+	return PN_FRAME_HEADER + n * h * w * c * es;
+}
+
+static int fail(struct pn_frame_error *e, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct pn_frame_error *e, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	e->field = field;
+	va_start(ap, fmt);
+	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* One header field against what the plan expects. */
+static int expect_field(struct pn_frame_error *e, const char *field, uint64_t got, uint64_t want)
+{
+	if (got == want)
+		return 0;
+	return fail(e, field, "%s is %" PRIu64 ", this stage expects %" PRIu64, field, got, want);
+}
+
+int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expect *x,
+		      struct pn_frame_header *h, struct pn_frame_error *e)
+{
+	memset(h, 0, sizeof(*h));
+	if (len < 4)
+		return fail(e, "magic", "body of %zu bytes is shorter than the magic number", len);
+	if (get32(buf) != PN_FRAME_MAGIC)
+		return fail(e, "magic", "magic is 0x%08" PRIx32 ", not 0x%08x (\"PNFR\")",
+			    get32(buf), PN_FRAME_MAGIC);
+	if (len < PN_FRAME_HEADER)
+		return fail(e, "header_len", "body of %zu bytes is shorter than the %d-byte header",
+			    len, PN_FRAME_HEADER);
+	if (get16(buf + 4) != PN_FRAME_VERSION)
+		return fail(e, "version", "version is %u, this daemon speaks version %d",
+			    get16(buf + 4), PN_FRAME_VERSION);
+	if (get16(buf + 6) != PN_FRAME_HEADER)
+		return fail(e, "header_len", "header_len is %u, version 1 headers are %d bytes",
+			    get16(buf + 6), PN_FRAME_HEADER);
+	h->run = get32(buf + 8) | (uint64_t)get32(buf + 12) << 32;
+	h->seq = get32(buf + 16);
+	h->first_block = get16(buf + 20);
+	h->dtype = buf[22];
+	h->n = get32(buf + 24);
+	h->h = get32(buf + 28);
+	h->w = get32(buf + 32);
+	h->c = get32(buf + 36);
+	h->payload_len = get32(buf + 40);
+	h->crc = get32(buf + 44);
+	if (!pn_dtype_size(h->dtype))
+		return fail(e, "dtype", "dtype %u is not 1 (f32), 2 (f16) or 3 (u8)", h->dtype);
+	if (buf[23] != 0)
+		return fail(e, "reserved", "reserved byte 23 is %u, must be 0", buf[23]);
+	if ((uint64_t)h->payload_len != (uint64_t)len - PN_FRAME_HEADER)
+		return fail(e, "payload_len",
+			    "payload_len is %" PRIu32
+			    " but the body holds %zu bytes after the header",
+			    h->payload_len, len - PN_FRAME_HEADER);
+	if (pn_frame_size(h->dtype, h->n, h->h, h->w, h->c) != len)
+		return fail(e, "payload_len",
+			    "payload_len %" PRIu32 " does not match n x h x w x c = %" PRIu32
+			    " x %" PRIu32 " x %" PRIu32 " x %" PRIu32 " %s elements",
+			    h->payload_len, h->n, h->h, h->w, h->c, pn_dtype_name(h->dtype));
+	if (x) {
+		if (expect_field(e, "run", h->run, x->run) ||
+		    expect_field(e, "first_block", h->first_block, (uint64_t)x->first_block) ||
+		    expect_field(e, "dtype", h->dtype, (uint64_t)x->dtype) ||
+		    expect_field(e, "h", h->h, (uint64_t)x->h) ||
+		    expect_field(e, "w", h->w, (uint64_t)x->w) ||
+		    expect_field(e, "c", h->c, (uint64_t)x->c))
+			return -1;
+		if (h->n < 1 || h->n > (uint32_t)x->max_n)
+			return fail(e, "n", "n is %" PRIu32 ", this stage takes 1 to %d images",
+				    h->n, x->max_n);
+	}
+	uint32_t crc = pn_crc32c(0, buf + PN_FRAME_HEADER, h->payload_len);
+	if (crc != h->crc)
+		return fail(e, "crc", "payload CRC32C is 0x%08" PRIx32 ", header says 0x%08" PRIx32,
+			    crc, h->crc);
+	return 0;
+}
+
+void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf)
+{
+	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
+	hd->payload_len = (uint32_t)(count * pn_dtype_size(hd->dtype));
+	hd->crc = pn_crc32c(0, buf + PN_FRAME_HEADER, hd->payload_len);
+	pn_frame_header_put(hd, buf);
+}
+
+void pn_frame_encode(struct pn_frame_header *hd, const float *data,
+		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
+{
+	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
+	uint8_t *payload = out + PN_FRAME_HEADER;
+	if (hd->dtype == PN_DTYPE_F16)
+		to_f16(data, (uint16_t *)(void *)payload, count);
+	else
+		memcpy(payload, data, count * sizeof(float));
+	pn_frame_seal(hd, out);
+}
+
+void pn_frame_decode(const struct pn_frame_header *hd, const uint8_t *payload,
+		     void (*from_f16)(const uint16_t *, float *, size_t), float *out)
+{
+	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
+	if (hd->dtype == PN_DTYPE_F16)
+		from_f16((const uint16_t *)(const void *)payload, out, count);
+	else
+		memcpy(out, payload, count * sizeof(float));
+}

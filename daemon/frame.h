@@ -1,0 +1,107 @@
+/* The stage -> stage wire format: one frame per HTTP POST /v1/frames.
+ *
+ * A frame is a fixed 48-byte little-endian header and a payload of
+ * N x H x W x C activations (NHWC) in the frame's dtype:
+ *
+ *   offset size  field
+ *        0    4  magic        "PNFR" (0x52464e50 read as a u32)
+ *        4    2  version      1
+ *        6    2  header_len   48
+ *        8    8  run          run id
+ *       16    4  seq          batch sequence number within the run
+ *       20    2  first_block  first block the receiver applies; the block
+ *                             count (19 for MobileNetV2) marks logits
+ *       22    1  dtype        1 = float32, 2 = float16 (IEEE binary16),
+ *                             3 = uint8 images (see below)
+ *       23    1  reserved     0
+ *       24    4  n            images in the batch (1 .. plan batch)
+ *       28    4  h
+ *       32    4  w
+ *       36    4  c            shape of one image's activation
+ *       40    4  payload_len  bytes after the header = n*h*w*c*dtype size
+ *       44    4  crc          CRC32C (Castagnoli) of the payload
+ *
+ * Activations are NHWC in f32 or f16. Frames into block 0 carry the
+ * source images instead, dtype 3: N CIFAR-style records of C x H x W bytes
+ * (planar RGB, 3 x 32 x 32), which the first stage preprocesses itself:
+ * 3 KB an image instead of the 588 KB of a 224x224 float tensor.
+ *
+ * Everything in a frame comes from the network: pn_frame_validate checks
+ * each field, in that order, and names the first one that is wrong.
+ */
+#ifndef PN_FRAME_H
+#define PN_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PN_FRAME_MAGIC 0x52464e50u
+#define PN_FRAME_VERSION 1
+#define PN_FRAME_HEADER 48
+
+enum pn_dtype {
+	PN_DTYPE_F32 = 1,
+	PN_DTYPE_F16 = 2,
+	PN_DTYPE_U8 = 3,
+};
+
+struct pn_frame_header {
+	uint64_t run;
+	uint32_t seq;
+	uint16_t first_block;
+	uint8_t dtype;
+	uint32_t n, h, w, c;
+	uint32_t payload_len;
+	uint32_t crc;
+};
+
+/* What the receiver's plan expects of a frame. */
+struct pn_frame_expect {
+	uint64_t run;
+	int first_block;
+	int dtype;
+	int max_n;
+	int h, w, c;
+};
+
+/* Why a frame was refused: the header field at fault and a sentence. */
+struct pn_frame_error {
+	const char *field;
+	char detail[192];
+};
+
+/* Bytes per element of a dtype, 0 if the dtype is unknown. */
+size_t pn_dtype_size(int dtype);
+/* "f32", "f16", "u8"; pn_dtype_parse returns 0 for an unknown name. */
+const char *pn_dtype_name(int dtype);
+int pn_dtype_parse(const char *name);
+
+uint32_t pn_crc32c(uint32_t crc, const void *buf, size_t len);
+
+void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_HEADER]);
+
+/* Checks a whole frame (header and payload, `len` bytes): structure,
+ * then each field against `x` (skipped when x is NULL), then the CRC.
+ * Fills *h as far as it got. 0 when valid, -1 with *e filled. */
+int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expect *x,
+		      struct pn_frame_header *h, struct pn_frame_error *e);
+
+/* Fills payload_len and crc in *hd from the payload already at
+ * buf + PN_FRAME_HEADER, then writes the header into buf. */
+void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf);
+/* Writes a frame of n images of h x w x c floats from `data`: fills
+ * payload_len and crc in *hd and the header and payload (converted to
+ * hd->dtype with `to_f16` when it is f16) into `out`, which holds
+ * pn_frame_size() bytes. Not for u8 frames (use pn_frame_seal). */
+void pn_frame_encode(struct pn_frame_header *hd, const float *data,
+		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
+/* The payload of a validated frame into floats. `payload` must be aligned
+ * for its dtype (frames live in malloc'd buffers). */
+void pn_frame_decode(const struct pn_frame_header *hd, const uint8_t *payload,
+		     void (*from_f16)(const uint16_t *, float *, size_t), float *out);
+
+/* Size of a whole frame of n images of h*w*c elements, or 0 on overflow
+ * past UINT32_MAX payload bytes or an unknown dtype. */
+size_t pn_frame_size(int dtype, size_t n, size_t h, size_t w, size_t c);
+
+#endif

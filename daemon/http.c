@@ -1,0 +1,457 @@
+/* The HTTP server (see http.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+
+#define MAX_ARGS 4
+#define MAX_TABLES 8
+
+struct table {
+	const struct pn_route *routes;
+	size_t n;
+	void *ctx;
+};
+
+struct pn_http {
+	struct evhttp *http;
+	int port;
+	char *token;
+	size_t max_body;
+	int closing;
+	struct table tables[MAX_TABLES];
+	int ntables;
+};
+
+struct pn_req {
+	struct pn_http *h;
+	struct evhttp_request *req;
+	char path[512];
+	const char *args[MAX_ARGS];
+	char argbuf[512];
+	int replied;
+};
+
+int pn_parse_hostport(const char *s, char *host, size_t hostlen, int *port, char *err,
+		      size_t errlen)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s) {
+		snprintf(err, errlen, "\"%s\" is not HOST:PORT", s);
+		return -1;
+	}
+	size_t n = (size_t)(colon - s);
+	if (n >= hostlen) {
+		snprintf(err, errlen, "host in \"%s\" is too long", s);
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno || p < 0 || p > 65535) {
+		snprintf(err, errlen, "port in \"%s\" is not a number from 0 to 65535", s);
+		return -1;
+	}
+	memcpy(host, s, n);
+	host[n] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+static int method_of(struct evhttp_request *req)
+{
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET:
+	case EVHTTP_REQ_HEAD:
+		return PN_GET;
+	case EVHTTP_REQ_POST:
+		return PN_POST;
+	case EVHTTP_REQ_PUT:
+		return PN_PUT;
+	case EVHTTP_REQ_DELETE:
+		return PN_DELETE;
+	default:
+		return 0;
+	}
+}
+
+/* Matches `path` against a route pattern; '*' segments are captured into
+ * r->args (copied into r->argbuf). */
+static int match(struct pn_req *r, const char *pattern)
+{
+	const char *p = pattern, *s = r->path;
+	char *out = r->argbuf;
+	int nargs = 0;
+	while (*p && *s) {
+		if (*p == '*') {
+			size_t n = strcspn(s, "/");
+			if (n == 0 || nargs == MAX_ARGS ||
+			    (size_t)(out - r->argbuf) + n + 1 > sizeof(r->argbuf))
+				return 0;
+			memcpy(out, s, n);
+			out[n] = '\0';
+			r->args[nargs++] = out;
+			out += n + 1;
+			s += n;
+			p++;
+		} else if (*p++ != *s++) {
+			return 0;
+		}
+	}
+	return *p == '\0' && *s == '\0';
+}
+
+/* Constant-time comparison of the bearer token. */
+static int authorized(struct pn_req *r)
+{
+	if (!r->h->token)
+		return 1;
+	const char *a = pn_req_header(r, "Authorization");
+	if (!a || strncmp(a, "Bearer ", 7) != 0)
+		return 0;
+	a += 7;
+	size_t n = strlen(r->h->token);
+	if (strlen(a) != n)
+		return 0;
+	unsigned diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned)(a[i] ^ r->h->token[i]);
+	return diff == 0;
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct pn_http *h = arg;
+	struct pn_req r = {.h = h, .req = req};
+	/* A connection opened before the limit changed gets it for its next request. */
+	evhttp_connection_set_max_body_size(evhttp_request_get_connection(req),
+					    (ev_ssize_t)h->max_body);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || strlen(path) >= sizeof(r.path)) {
+		pn_reply_error(&r, 400, "bad request", "the request path is missing or too long");
+		return;
+	}
+	strcpy(r.path, path);
+	int method = method_of(req);
+	int path_known = 0;
+	for (int t = 0; t < h->ntables; t++) {
+		for (size_t i = 0; i < h->tables[t].n; i++) {
+			const struct pn_route *rt = &h->tables[t].routes[i];
+			if (!match(&r, rt->path))
+				continue;
+			path_known = 1;
+			if (!(rt->method & method))
+				continue;
+			if (h->closing && strcmp(rt->path, "/api/v1/health") != 0) {
+				pn_reply_header(&r, "Retry-After", "1");
+				pn_reply_error(&r, 503, "shutting down", "this daemon is stopping");
+			} else if (rt->auth && !authorized(&r)) {
+				pn_reply_error(&r, 401, "unauthorized",
+					       "this route needs Authorization: Bearer TOKEN");
+			} else {
+				rt->fn(&r, h->tables[t].ctx);
+			}
+			if (!r.replied) {
+				pn_error("%s: the handler did not answer", r.path);
+				pn_reply_error(&r, 500, "internal error", "no reply was produced");
+			}
+			return;
+		}
+	}
+	if (path_known)
+		pn_reply_error(&r, 405, "method not allowed", "%s does not take this method",
+			       r.path);
+	else
+		pn_reply_error(&r, 404, "not found", "no route for %s", r.path);
+}
+
+void pn_http_tune(struct bufferevent *bev)
+{
+	bufferevent_set_max_single_read(bev, PN_HTTP_IO_CHUNK);
+	bufferevent_set_max_single_write(bev, PN_HTTP_IO_CHUNK);
+}
+
+/* Each accepted connection's bufferevent, tuned. */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		pn_http_tune(bev);
+	return bev;
+}
+
+struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char *token, char *err,
+			    size_t errlen)
+{
+	char host[256];
+	int port;
+	if (pn_parse_hostport(hostport, host, sizeof(host), &port, err, errlen) != 0)
+		return NULL;
+	struct pn_http *h = calloc(1, sizeof(*h));
+	if (!h)
+		goto nomem;
+	h->http = evhttp_new(pn_loop_base(l));
+	if (!h->http)
+		goto nomem;
+	if (token && *token && !(h->token = strdup(token)))
+		goto nomem;
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_max_headers_size(h->http, 16 * 1024);
+	evhttp_set_timeout(h->http, 120);
+	pn_http_set_max_body(h, 0);
+	evhttp_set_gencb(h->http, dispatch, h);
+	evhttp_set_bevcb(h->http, new_bev, NULL);
+	struct evhttp_bound_socket *sock =
+		evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
+	if (!sock) {
+		snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(errno));
+		pn_http_free(h);
+		return NULL;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) == 0)
+		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+	return h;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	pn_http_free(h);
+	return NULL;
+}
+
+void pn_http_free(struct pn_http *h)
+{
+	if (!h)
+		return;
+	if (h->http)
+		evhttp_free(h->http);
+	free(h->token);
+	free(h);
+}
+
+int pn_http_port(const struct pn_http *h)
+{
+	return h->port;
+}
+
+int pn_http_add_routes(struct pn_http *h, const struct pn_route *routes, size_t n, void *ctx)
+{
+	if (h->ntables == MAX_TABLES)
+		return -1;
+	h->tables[h->ntables++] = (struct table){routes, n, ctx};
+	return 0;
+}
+
+void pn_http_set_max_body(struct pn_http *h, size_t bytes)
+{
+	h->max_body = bytes < PN_HTTP_MIN_BODY ? PN_HTTP_MIN_BODY : bytes;
+	evhttp_set_max_body_size(h->http, (ev_ssize_t)h->max_body);
+}
+
+void pn_http_set_closing(struct pn_http *h, int closing)
+{
+	h->closing = closing;
+}
+
+const char *pn_req_path(const struct pn_req *r)
+{
+	return r->path;
+}
+
+const char *pn_req_arg(const struct pn_req *r, int i)
+{
+	return i >= 0 && i < MAX_ARGS ? r->args[i] : NULL;
+}
+
+const char *pn_req_header(const struct pn_req *r, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
+size_t pn_req_body_len(const struct pn_req *r)
+{
+	return evbuffer_get_length(evhttp_request_get_input_buffer(r->req));
+}
+
+uint8_t *pn_req_body_take(struct pn_req *r, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	*len = evbuffer_get_length(in);
+	uint8_t *buf = *len ? malloc(*len) : NULL;
+	if (buf && evbuffer_remove(in, buf, *len) != (int)*len) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
+
+json_t *pn_req_json(struct pn_req *r)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	const char *data = len ? (const char *)evbuffer_pullup(in, -1) : "";
+	json_error_t jerr;
+	json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j) {
+		pn_reply_error(r, 400, "bad json", "line %d column %d: %s", jerr.line, jerr.column,
+			       jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		pn_reply_error(r, 400, "bad json", "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+void pn_reply_header(struct pn_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value);
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 422:
+		return "Unprocessable Entity";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, const void *data,
+		    size_t len)
+{
+	if (r->replied)
+		return;
+	r->replied = 1;
+	struct evbuffer *out = evbuffer_new();
+	if (out && len)
+		evbuffer_add(out, data, len);
+	pn_reply_header(r, "Content-Type", content_type);
+	evhttp_send_reply(r->req, status, reason(status), out);
+	if (out)
+		evbuffer_free(out);
+	pn_log(status >= 500 ? PN_LOG_WARN : PN_LOG_DEBUG, "%s %s -> %d",
+	       evhttp_request_get_command(r->req) == EVHTTP_REQ_GET ? "GET" : "request", r->path,
+	       status);
+}
+
+void pn_reply_json(struct pn_req *r, int status, json_t *body)
+{
+	if (!body)
+		body = json_object();
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text) {
+		pn_reply_bytes(r, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+		return;
+	}
+	size_t n = strlen(text);
+	text[n] = '\n';
+	pn_reply_bytes(r, status, "application/json", text, n + 1);
+	free(text);
+}
+
+void pn_reply_error(struct pn_req *r, int status, const char *error, const char *fmt, ...)
+{
+	char detail[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	pn_reply_json(r, status, json_pack("{s:s, s:s}", "error", error, "detail", detail));
+}
+
+int pn_json_int(json_t *obj, const char *key, long long min, long long max, long long def,
+		long long *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v && def >= min) {
+		*out = def;
+		return 0;
+	}
+	if (!v) {
+		snprintf(err, errlen, "%s is required", key);
+		return -1;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		snprintf(err, errlen, "%s must be an integer from %lld to %lld", key, min, max);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int pn_json_str(json_t *obj, const char *key, const char *def, const char **out, char *err,
+		size_t errlen)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v && def) {
+		*out = def;
+		return 0;
+	}
+	if (!v) {
+		snprintf(err, errlen, "%s is required", key);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		snprintf(err, errlen, "%s must be a string", key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+int pn_json_known(json_t *obj, const char *const *known, char *err, size_t errlen)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(obj, key, v)
+	{
+		int found = 0;
+		for (int i = 0; known[i] && !found; i++)
+			found = strcmp(known[i], key) == 0;
+		if (!found) {
+			snprintf(err, errlen, "unknown key \"%s\"", key);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,94 @@
+/* The HTTP server: a route table over evhttp, JSON replies and errors.
+ *
+ * Handlers get a `struct pn_req` that lives for the duration of the call
+ * and must answer it before they return (every reply function does).
+ */
+#ifndef PN_HTTP_H
+#define PN_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct pn_loop;
+struct pn_http;
+struct pn_req;
+
+enum pn_method {
+	PN_GET = 1,
+	PN_POST = 2,
+	PN_PUT = 4,
+	PN_DELETE = 8,
+};
+
+/* Bytes a connection moves per loop turn each way. libevent's 16 KiB
+ * would spread one large frame over hundreds of turns, each followed by
+ * a compute step; see pn_http_tune(). */
+#define PN_HTTP_IO_CHUNK (1024 * 1024)
+
+/* Bodies up to this size are always accepted (JSON requests). */
+#define PN_HTTP_MIN_BODY (64 * 1024)
+
+/* One row per route. `path` segments equal to "*" match any one segment,
+ * which handlers read with pn_req_arg(r, 0), (r, 1)... `auth`: the route
+ * needs "Authorization: Bearer TOKEN" when a token is configured. */
+struct pn_route {
+	int method;
+	const char *path;
+	void (*fn)(struct pn_req *r, void *ctx);
+	int auth;
+};
+
+struct bufferevent;
+/* Raises a connection's per-turn read and write sizes to PN_HTTP_IO_CHUNK. */
+void pn_http_tune(struct bufferevent *bev);
+
+/* Parses "HOST:PORT" (PORT 0 to 65535); 0 or -1 with a message. */
+int pn_parse_hostport(const char *s, char *host, size_t hostlen, int *port, char *err,
+		      size_t errlen);
+
+/* Listens on HOST:PORT (port 0 picks a free one). NULL and a message on
+ * failure. `token` may be NULL. */
+struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char *token, char *err,
+			    size_t errlen);
+void pn_http_free(struct pn_http *h); /* NULL is fine */
+int pn_http_port(const struct pn_http *h);
+/* Adds routes (the table must outlive the server); first match wins. */
+int pn_http_add_routes(struct pn_http *h, const struct pn_route *routes, size_t n, void *ctx);
+/* Largest body accepted: bigger ones get 413 before they are read. Never
+ * below PN_HTTP_MIN_BODY. */
+void pn_http_set_max_body(struct pn_http *h, size_t bytes);
+/* While closing, every route but GET /api/v1/health answers 503. */
+void pn_http_set_closing(struct pn_http *h, int closing);
+
+const char *pn_req_path(const struct pn_req *r);
+const char *pn_req_arg(const struct pn_req *r, int i);
+const char *pn_req_header(const struct pn_req *r, const char *name);
+size_t pn_req_body_len(const struct pn_req *r);
+/* Moves the body into a new malloc'd buffer (NULL if empty or out of
+ * memory); the caller owns it. */
+uint8_t *pn_req_body_take(struct pn_req *r, size_t *len);
+/* The body as a JSON object, or NULL after answering 400 itself. */
+json_t *pn_req_json(struct pn_req *r);
+
+/* Replies; each takes ownership of `body` (NULL is an empty object). */
+void pn_reply_json(struct pn_req *r, int status, json_t *body);
+void pn_reply_error(struct pn_req *r, int status, const char *error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Adds a header to the coming reply. */
+void pn_reply_header(struct pn_req *r, const char *name, const char *value);
+void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, const void *data,
+		    size_t len);
+
+/* Reading JSON request fields: each names the key in its message.
+ * `def` < min makes the key required. 0 or -1. */
+int pn_json_int(json_t *obj, const char *key, long long min, long long max, long long def,
+		long long *out, char *err, size_t errlen);
+/* *out borrows from obj; NULL `def` makes the key required. */
+int pn_json_str(json_t *obj, const char *key, const char *def, const char **out, char *err,
+		size_t errlen);
+/* Refuses keys not in the NULL-terminated `known` list. */
+int pn_json_known(json_t *obj, const char *const *known, char *err, size_t errlen);
+
+#endif

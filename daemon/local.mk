@@ -1,0 +1,24 @@
+# daemon/: pipenetd and the pipenet CLI. Knows nothing of SIMD.
+noinst_LIBRARIES += daemon/libpndaemon.a
+daemon_libpndaemon_a_SOURCES = \
+	daemon/dataset.h daemon/dataset.c
+daemon_libpndaemon_a_SOURCES += \
+	daemon/log.h daemon/log.c daemon/loop.h daemon/loop.c \
+	daemon/http.h daemon/http.c daemon/client.h daemon/client.c \
+	daemon/frame.h daemon/frame.c daemon/sha256.h daemon/sha256.c \
+	daemon/settings.h daemon/settings.c daemon/stage.h daemon/stage.c \
+	daemon/coord.h daemon/coord.c
+daemon_libpndaemon_a_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
+daemon_libpndaemon_a_CFLAGS += $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
+PN_DAEMON_LDADD = daemon/libpndaemon.a $(PN_KERNEL_LDADD) $(LIBJPEG_LIBS)
+
+bin_PROGRAMS += pipenet
+pipenet_SOURCES = daemon/pipenet.c
+pipenet_LDADD = $(PN_DAEMON_LDADD)
+
+# pipenetd: stages and the coordinator (one binary, one event loop).
+bin_PROGRAMS += pipenetd
+pipenetd_SOURCES = daemon/pipenetd.c
+pipenetd_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
+pipenetd_LDADD = $(PN_DAEMON_LDADD) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+EXTRA_DIST += etc/pipenet.example.json

@@ -1,0 +1,40 @@
+/* pipenetd settings: one table serves the JSON config file (key
+ * "queue_depth") and the command line (flag --queue-depth). */
+#ifndef PN_SETTINGS_H
+#define PN_SETTINGS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct pn_config {
+	char *role;
+	char *listen;
+	char *advertise;
+	char *model;
+	char *stages; /* comma-separated HOST:PORT list */
+	char *token;
+	char *web_root;
+	char *log_level;
+	char *port_file;
+	int queue_depth;
+	int out_depth;
+	int retry_s;
+	int stall_s;
+	int max_batch;
+};
+
+/* Defaults for every key. */
+void pn_config_init(struct pn_config *c);
+void pn_config_free(struct pn_config *c);
+/* Applies a JSON object file: unknown keys and wrong types are errors;
+ * keys starting with '_' are comments. 0 or -1 with a message. */
+int pn_config_load(struct pn_config *c, const char *path, char *err, size_t errlen);
+/* Applies "--key value" / "--key=value" flags over what is set. --config,
+ * --help and --version are left to the caller (it skips them). */
+int pn_config_args(struct pn_config *c, int argc, char **argv, char *err, size_t errlen);
+/* Cross-key checks, and the default model: the installed one, else
+ * models/ under the current folder. */
+int pn_config_check(struct pn_config *c, char *err, size_t errlen);
+void pn_config_usage(FILE *f);
+
+#endif

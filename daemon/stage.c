@@ -1,0 +1,437 @@
+/* A stage (see stage.h): a bounded queue of frames, one plan, and a job
+ * that computes one block of one image per loop turn. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "frame.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "model.h"
+#include "stage.h"
+
+struct qitem {
+	uint8_t *buf;
+	size_t len;
+	struct pn_frame_header h;
+	uint64_t t_arrive;
+};
+
+struct counters {
+	uint64_t frames_in, bytes_in, frames_out, bytes_out;
+	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
+	uint64_t out_acked, out_failed, rejected_busy, rejected_bad;
+};
+
+struct pn_stage {
+	struct pn_loop *loop;
+	struct pn_http *http;
+	const struct pn_model *model;
+	const char *model_path;
+	const char *sha;
+	struct pn_stage_opts o;
+	int stopping;
+
+	/* The current run; plan is NULL until configured. */
+	struct pn_plan *plan;
+	int out_dtype;
+	char next[300];
+	struct pn_peer *peer;
+	struct pn_frame_expect expect;
+
+	struct qitem *queue; /* ring of o.queue_depth */
+	int qhead, qlen;
+
+	/* The job in progress. */
+	int busy;
+	struct pn_frame_header job;
+	struct pn_task *step;
+
+	struct counters c;
+	char last_error[512];
+};
+
+static void step_cb(void *arg);
+
+struct pn_stage *pn_stage_new(struct pn_loop *l, struct pn_http *http, const struct pn_model *m,
+			      const char *model_path, const char *model_sha256,
+			      const struct pn_stage_opts *o)
+{
+	struct pn_stage *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->loop = l;
+	s->http = http;
+	s->model = m;
+	s->model_path = model_path;
+	s->sha = model_sha256;
+	s->o = *o;
+	s->queue = calloc((size_t)o->queue_depth, sizeof(*s->queue));
+	s->step = pn_task_new(l, step_cb, s);
+	if (!s->queue || !s->step) {
+		pn_stage_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void pn_stage_reset(struct pn_stage *s)
+{
+	pn_task_cancel(s->step);
+	s->busy = 0;
+	while (s->qlen) {
+		free(s->queue[s->qhead].buf);
+		s->qhead = (s->qhead + 1) % s->o.queue_depth;
+		s->qlen--;
+	}
+	s->qhead = 0;
+	pn_peer_free(s->peer);
+	s->peer = NULL;
+	pn_plan_free(s->plan);
+	s->plan = NULL;
+}
+
+void pn_stage_free(struct pn_stage *s)
+{
+	if (!s)
+		return;
+	if (s->queue)
+		pn_stage_reset(s);
+	pn_task_free(s->step);
+	free(s->queue);
+	free(s);
+}
+
+void pn_stage_stop(struct pn_stage *s)
+{
+	s->stopping = 1;
+	pn_stage_reset(s);
+}
+
+int pn_stage_has_room(const struct pn_stage *s)
+{
+	return s->plan && !s->stopping && s->qlen < s->o.queue_depth;
+}
+
+static json_t *shape_json(struct pn_shape sh)
+{
+	return json_pack("[i, i, i]", sh.h, sh.w, sh.c);
+}
+
+static json_t *plan_json(const struct pn_stage *s)
+{
+	return json_pack("{s:I, s:i, s:i, s:i, s:s, s:s, s:o, s:o, s:I, s:s}", "run",
+			 (json_int_t)s->expect.run, "first", pn_plan_first(s->plan), "last",
+			 pn_plan_last(s->plan), "batch", pn_plan_batch(s->plan), "wire",
+			 pn_dtype_name(s->expect.dtype), "next", s->next, "in",
+			 shape_json(pn_plan_in_shape(s->plan)), "out",
+			 shape_json(pn_plan_out_shape(s->plan)), "max_frame",
+			 (json_int_t)pn_frame_size(s->expect.dtype, (size_t)s->expect.max_n,
+						   (size_t)s->expect.h, (size_t)s->expect.w,
+						   (size_t)s->expect.c),
+			 "model_sha256", s->sha);
+}
+
+static json_t *error_json(const char *error, const char *detail)
+{
+	return json_pack("{s:s, s:s}", "error", error, "detail", detail);
+}
+
+static const char *const config_keys[] = {"run",  "first", "last",	   "batch",
+					  "wire", "next",  "model_sha256", NULL};
+
+int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
+{
+	char err[256], msg[512];
+	long long run, first, last, batch;
+	const char *wire, *next, *sha;
+	int blocks = pn_model_blocks(s->model);
+	if (s->stopping) {
+		*reply = error_json("shutting down", "this stage is stopping");
+		return 503;
+	}
+	if (pn_json_known(cfg, config_keys, err, sizeof(err)) ||
+	    pn_json_int(cfg, "run", 1, INT64_MAX, -1, &run, err, sizeof(err)) ||
+	    pn_json_int(cfg, "first", 0, blocks - 1, -1, &first, err, sizeof(err)) ||
+	    pn_json_int(cfg, "last", first + 1, blocks, -1, &last, err, sizeof(err)) ||
+	    pn_json_int(cfg, "batch", 1, s->o.max_batch, -1, &batch, err, sizeof(err)) ||
+	    pn_json_str(cfg, "wire", "f32", &wire, err, sizeof(err)) ||
+	    pn_json_str(cfg, "next", NULL, &next, err, sizeof(err)) ||
+	    pn_json_str(cfg, "model_sha256", NULL, &sha, err, sizeof(err))) {
+		*reply = error_json("bad configuration", err);
+		return 400;
+	}
+	int dtype = pn_dtype_parse(wire);
+	if (!dtype) {
+		*reply = error_json("bad configuration", "wire must be \"f32\" or \"f16\"");
+		return 400;
+	}
+	if (strcmp(sha, s->sha) != 0) {
+		snprintf(msg, sizeof(msg),
+			 "the coordinator's model has SHA-256 %.64s but this stage's model %s has "
+			 "%s",
+			 sha, s->model_path, s->sha);
+		*reply = error_json("model mismatch", msg);
+		return 409;
+	}
+	if (s->plan && s->expect.run == (uint64_t)run && pn_plan_first(s->plan) == first &&
+	    pn_plan_last(s->plan) == last && pn_plan_batch(s->plan) == batch &&
+	    s->expect.dtype == dtype && strcmp(s->next, next) == 0) {
+		*reply = plan_json(s);
+		return 200;
+	}
+	struct pn_plan *plan =
+		pn_plan_new(s->model, (int)first, (int)last, (int)batch, err, sizeof(err));
+	if (!plan) {
+		*reply = error_json("bad configuration", err);
+		return 400;
+	}
+	struct pn_peer *peer = pn_peer_new(s->loop, next, s->o.token, err, sizeof(err));
+	if (!peer) {
+		pn_plan_free(plan);
+		snprintf(msg, sizeof(msg), "next: %s", err);
+		*reply = error_json("bad configuration", msg);
+		return 400;
+	}
+	pn_stage_reset(s);
+	s->plan = plan;
+	s->peer = peer;
+	snprintf(s->next, sizeof(s->next), "%s", next);
+	struct pn_shape in = pn_plan_in_shape(plan);
+	s->expect = (struct pn_frame_expect){
+		.run = (uint64_t)run,
+		.first_block = (int)first,
+		.dtype = dtype,
+		.max_n = (int)batch,
+		.h = in.h,
+		.w = in.w,
+		.c = in.c,
+	};
+	s->out_dtype = last == blocks ? PN_DTYPE_F32 : dtype;
+	memset(&s->c, 0, sizeof(s->c));
+	s->last_error[0] = '\0';
+	if (s->http)
+		pn_http_set_max_body(s->http, pn_frame_size(dtype, (size_t)batch, (size_t)in.h,
+							    (size_t)in.w, (size_t)in.c));
+	pn_info("run %lld: blocks [%lld, %lld), batch %lld, wire %s, next %s", run, first, last,
+		batch, wire, next);
+	*reply = plan_json(s);
+	return 200;
+}
+
+static void out_cb(const struct pn_reply *rep, void *arg)
+{
+	struct pn_stage *s = arg;
+	if (rep->status == 202 || rep->status == 200) {
+		s->c.out_acked++;
+		s->c.out_transfer_ns += rep->transfer_ns;
+	} else {
+		s->c.out_failed++;
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "%s refused or did not take a frame: %s%.*s", s->next,
+			 rep->status ? "" : rep->error,
+			 rep->status ? (int)(rep->len > 200 ? 200 : rep->len) : 0,
+			 rep->status ? (const char *)rep->body : "");
+		pn_error("%s", s->last_error);
+	}
+	if (!s->busy)
+		pn_task_schedule(s->step);
+}
+
+/* Starts the next queued frame when there is one and room to send its
+ * result; the step task then runs the plan. */
+static void start_job(struct pn_stage *s)
+{
+	if (s->busy || !s->qlen || !s->plan || s->stopping ||
+	    pn_peer_pending(s->peer) >= (size_t)s->o.out_depth)
+		return;
+	struct qitem *it = &s->queue[s->qhead];
+	s->qhead = (s->qhead + 1) % s->o.queue_depth;
+	s->qlen--;
+	uint64_t now = pn_now_ns();
+	s->c.queue_wait_ns += now - it->t_arrive;
+	pn_frame_decode(&it->h, it->buf + PN_FRAME_HEADER, pn_model_ops(s->model)->f16_to_f32,
+			pn_plan_input(s->plan));
+	free(it->buf);
+	it->buf = NULL;
+	s->job = it->h;
+	pn_plan_start(s->plan, (int)it->h.n);
+	s->busy = 1;
+	s->c.compute_ns += pn_now_ns() - now;
+}
+
+static void finish_job(struct pn_stage *s)
+{
+	struct pn_shape out = pn_plan_out_shape(s->plan);
+	struct pn_frame_header h = {
+		.run = s->job.run,
+		.seq = s->job.seq,
+		.first_block = (uint16_t)pn_plan_last(s->plan),
+		.dtype = (uint8_t)s->out_dtype,
+		.n = s->job.n,
+		.h = (uint32_t)out.h,
+		.w = (uint32_t)out.w,
+		.c = (uint32_t)out.c,
+	};
+	size_t len = pn_frame_size(s->out_dtype, h.n, h.h, h.w, h.c);
+	uint8_t *buf = malloc(len);
+	s->busy = 0;
+	if (!buf) {
+		s->c.out_failed++;
+		snprintf(s->last_error, sizeof(s->last_error), "out of memory for an output frame");
+		pn_error("%s", s->last_error);
+		return;
+	}
+	pn_frame_encode(&h, pn_plan_output(s->plan), pn_model_ops(s->model)->f32_to_f16, buf);
+	s->c.frames_out++;
+	s->c.bytes_out += len;
+	if (pn_peer_send(s->peer, PN_POST, "/v1/frames", "application/octet-stream", buf, len,
+			 (int64_t)s->o.retry_s * 1000, out_cb, s) != 0)
+		s->c.out_failed++;
+}
+
+static void step_cb(void *arg)
+{
+	struct pn_stage *s = arg;
+	if (!s->busy)
+		start_job(s);
+	if (!s->busy)
+		return;
+	uint64_t t0 = pn_now_ns();
+	if (!pn_plan_step(s->plan))
+		finish_job(s);
+	s->c.compute_ns += pn_now_ns() - t0;
+	if (!s->busy)
+		start_job(s); /* waits for out_cb when the next node lags */
+	if (s->busy)
+		pn_task_schedule(s->step);
+}
+
+int pn_stage_submit(struct pn_stage *s, uint8_t *buf, size_t len, json_t **error)
+{
+	struct pn_frame_header h;
+	struct pn_frame_error e;
+	int status;
+	*error = NULL;
+	if (!s->plan || s->stopping) {
+		*error = error_json(s->stopping ? "shutting down" : "no plan",
+				    s->stopping ? "this stage is stopping"
+						: "this stage has not been configured for a run");
+		status = s->stopping ? 503 : 409;
+		goto fail;
+	}
+	if (s->qlen == s->o.queue_depth) {
+		s->c.rejected_busy++;
+		*error = error_json("queue full", "retry later");
+		status = 503;
+		goto fail;
+	}
+	if (pn_frame_validate(buf, len, &s->expect, &h, &e) != 0) {
+		s->c.rejected_bad++;
+		*error = json_pack("{s:s, s:s, s:s}", "error", "bad frame", "field", e.field,
+				   "detail", e.detail);
+		status = strcmp(e.field, "run") == 0 ? 409 : 400;
+		pn_warn("frame refused: %s", e.detail);
+		goto fail;
+	}
+	struct qitem *it = &s->queue[(s->qhead + s->qlen) % s->o.queue_depth];
+	*it = (struct qitem){.buf = buf, .len = len, .h = h, .t_arrive = pn_now_ns()};
+	s->qlen++;
+	s->c.frames_in++;
+	s->c.bytes_in += len;
+	pn_task_schedule(s->step);
+	return 202;
+fail:
+	free(buf);
+	return status;
+}
+
+void pn_stage_frame_route(struct pn_req *r, void *arg)
+{
+	struct pn_stage *s = arg;
+	size_t len;
+	json_t *error;
+	int status;
+	if (s->plan && s->qlen == s->o.queue_depth) {
+		/* Refuse before copying the body. */
+		s->c.rejected_busy++;
+		pn_reply_header(r, "Retry-After", "1");
+		pn_reply_error(r, 503, "queue full", "retry later");
+		return;
+	}
+	uint8_t *buf = pn_req_body_take(r, &len);
+	if (!buf && len) {
+		pn_reply_error(r, 503, "out of memory", "cannot hold the frame");
+		return;
+	}
+	status = pn_stage_submit(s, buf, len, &error);
+	if (status == 503)
+		pn_reply_header(r, "Retry-After", "1");
+	if (status == 202)
+		pn_reply_json(r, 202, json_pack("{s:i}", "queued", s->qlen));
+	else
+		pn_reply_json(r, status, error);
+}
+
+static void config_route(struct pn_req *r, void *arg)
+{
+	json_t *cfg = pn_req_json(r);
+	if (!cfg)
+		return;
+	json_t *reply;
+	int status = pn_stage_configure(arg, cfg, &reply);
+	json_decref(cfg);
+	pn_reply_json(r, status, reply);
+}
+
+static void status_route(struct pn_req *r, void *arg)
+{
+	pn_reply_json(r, 200, pn_stage_status(arg));
+}
+
+static void reset_route(struct pn_req *r, void *arg)
+{
+	pn_stage_reset(arg);
+	pn_reply_json(r, 200, pn_stage_status(arg));
+}
+
+json_t *pn_stage_status(const struct pn_stage *s)
+{
+	json_t *j = json_pack(
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:s}",
+		"state",
+		s->stopping ? "stopping"
+		: !s->plan  ? "idle"
+		: s->busy   ? "computing"
+			    : "ready",
+		"frames_in", (json_int_t)s->c.frames_in, "bytes_in", (json_int_t)s->c.bytes_in,
+		"frames_out", (json_int_t)s->c.frames_out, "bytes_out", (json_int_t)s->c.bytes_out,
+		"compute_ns", (json_int_t)s->c.compute_ns, "queue_wait_ns",
+		(json_int_t)s->c.queue_wait_ns, "out_transfer_ns", (json_int_t)s->c.out_transfer_ns,
+		"out_acked", (json_int_t)s->c.out_acked, "out_failed", (json_int_t)s->c.out_failed,
+		"rejected_busy", (json_int_t)s->c.rejected_busy, "rejected_bad",
+		(json_int_t)s->c.rejected_bad, "out_pending",
+		(json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued", s->qlen,
+		"queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+	if (j && s->plan)
+		json_object_set_new(j, "plan", plan_json(s));
+	if (j && s->last_error[0])
+		json_object_set_new(j, "last_error", json_string(s->last_error));
+	return j;
+}
+
+static const struct pn_route routes[] = {
+	{PN_PUT, "/v1/stage", config_route, 1},
+	{PN_GET, "/v1/stage", status_route, 1},
+	{PN_DELETE, "/v1/stage", reset_route, 1},
+	{PN_POST, "/v1/frames", pn_stage_frame_route, 1},
+};
+
+const struct pn_route *pn_stage_routes(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}

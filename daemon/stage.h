@@ -1,0 +1,77 @@
+/* A stage: runs blocks [first, last) of the model on the frames it
+ * receives and forwards the result to the next node.
+ *
+ * The coordinator configures a stage for each run with
+ *
+ *   PUT /v1/stage   {"run": 7, "first": 0, "last": 8, "batch": 8,
+ *                    "wire": "f32" | "f16", "next": "HOST:PORT",
+ *                    "model_sha256": "64 hex digits"}
+ *
+ * which builds a plan for blocks [first, last) and up to `batch` images
+ * and answers 200 with the plan: {"run", "first", "last", "batch", "wire",
+ * "in": [h, w, c], "out": [h, w, c], "max_frame": bytes, "model_sha256"}.
+ * Incoming frames must then carry that run, first block, wire dtype and
+ * input shape; output frames go to `next` as POST /v1/frames with
+ * first_block = last, in the wire dtype, or as float32 logits when last
+ * is the block count (19; then `next` is the coordinator). A different
+ * model_sha256 is refused with 409 naming both hashes; a bad field with
+ * 400 naming it. Configuring again replaces the plan and drops what is
+ * queued for the old run, unless nothing changed.
+ *
+ *   GET /v1/stage     the configuration and counters (see pn_stage_status)
+ *   DELETE /v1/stage  drops the plan, the queue and unsent output
+ *   POST /v1/frames   a frame: 202 when queued, 503 + Retry-After when
+ *                     the queue is full, 4xx naming the bad field
+ */
+#ifndef PN_STAGE_H
+#define PN_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct pn_loop;
+struct pn_http;
+struct pn_req;
+struct pn_model;
+struct pn_stage;
+
+struct pn_stage_opts {
+	int queue_depth; /* frames waiting to be computed */
+	int out_depth; /* output frames not yet accepted by the next node */
+	int retry_s; /* how long an output frame is retried */
+	int max_batch;
+	const char *token; /* sent to the next node; may be NULL */
+};
+
+/* `http` (may be NULL for a stage inside the coordinator) gets its body
+ * limit raised to the largest valid frame of each plan. The model and the
+ * hash are borrowed and must outlive the stage. */
+struct pn_stage *pn_stage_new(struct pn_loop *l, struct pn_http *http, const struct pn_model *m,
+			      const char *model_path, const char *model_sha256,
+			      const struct pn_stage_opts *o);
+void pn_stage_free(struct pn_stage *s); /* NULL is fine */
+
+/* The routes above, with the stage as their context. */
+const struct pn_route *pn_stage_routes(size_t *n);
+
+/* PUT /v1/stage's work: returns the HTTP status and a JSON reply (the
+ * plan, or an error object), which the caller owns. */
+int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply);
+void pn_stage_reset(struct pn_stage *s);
+/* POST /v1/frames's work on a frame the caller hands over (the stage
+ * owns `buf` even on failure): the status, and on error a JSON object. */
+int pn_stage_submit(struct pn_stage *s, uint8_t *buf, size_t len, json_t **error);
+/* The POST /v1/frames handler (the coordinator reuses it). */
+void pn_stage_frame_route(struct pn_req *r, void *stage);
+/* 1 when a frame would be queued now. */
+int pn_stage_has_room(const struct pn_stage *s);
+/* Configuration and counters: frames_in, bytes_in, frames_out, bytes_out,
+ * compute_ns, queue_wait_ns, out_transfer_ns, out_acked, out_failed,
+ * rejected_busy, rejected_bad, queued, state, last_error. */
+json_t *pn_stage_status(const struct pn_stage *s);
+/* Stops taking frames and computing (shutdown). */
+void pn_stage_stop(struct pn_stage *s);
+
+#endif

@@ -1,0 +1,42 @@
+# kernels/: the compute library. No libevent, no sockets.
+# libpnops.a: the kernel tables and the scalar reference;
+# libpnkernels.a: model loading, the graph, preprocessing.
+noinst_LIBRARIES += kernels/libpnops.a kernels/libpnkernels.a
+kernels_libpnops_a_SOURCES = \
+	kernels/ops.h kernels/ops.c kernels/ref.h kernels/ops_ref.c \
+	kernels/conv_ref.c kernels/depthwise_ref.c kernels/pointwise_ref.c \
+	kernels/misc_ref.c
+kernels_libpnkernels_a_SOURCES = \
+	kernels/safetensors.h kernels/safetensors.c \
+	kernels/model.h kernels/model.c \
+	kernels/preprocess.h kernels/preprocess.c
+kernels_libpnkernels_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+PN_SIMD_LIBS =
+
+# Only the SIMD files get SIMD flags: each ISA is its own small library.
+if PN_X86
+noinst_LIBRARIES += kernels/libpn_avx2.a kernels/libpn_avx512.a
+kernels_libpn_avx2_a_SOURCES = kernels/x86.h kernels/ops_avx2.c \
+	kernels/pointwise_avx2.c kernels/depthwise_avx2.c \
+	kernels/conv_avx2.c kernels/misc_avx2.c
+kernels_libpn_avx2_a_CFLAGS = $(AM_CFLAGS) -mavx2 -mfma -mf16c
+kernels_libpn_avx512_a_SOURCES = kernels/x86.h kernels/ops_avx512.c \
+	kernels/pointwise_avx512.c kernels/depthwise_avx512.c \
+	kernels/conv_avx512.c kernels/misc_avx512.c
+kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c
+PN_SIMD_LIBS += kernels/libpn_avx2.a kernels/libpn_avx512.a
+endif
+
+if PN_NEON
+noinst_LIBRARIES += kernels/libpn_neon.a
+kernels_libpn_neon_a_SOURCES = kernels/neon.h kernels/ops_neon.c \
+	kernels/pointwise_neon.c kernels/depthwise_neon.c \
+	kernels/conv_neon.c kernels/misc_neon.c
+kernels_libpn_neon_a_CFLAGS = $(AM_CFLAGS) $(NEON_CFLAGS)
+PN_SIMD_LIBS += kernels/libpn_neon.a
+endif
+
+# ops.c names every ISA table and the tables may call the reference for
+# edge cases, hence the library twice.
+PN_OPS_LDADD = kernels/libpnops.a $(PN_SIMD_LIBS) kernels/libpnops.a -lm
+PN_KERNEL_LDADD = kernels/libpnkernels.a $(PN_OPS_LDADD) $(JANSSON_LIBS)

@@ -1,0 +1,25 @@
+/* The scalar reference kernels: plain C, the fallback on every CPU and
+ * the oracle the other variants are tested against. */
+#ifndef PN_REF_H
+#define PN_REF_H
+
+#include "ops.h"
+
+void pn_conv3x3_ref(const struct pn_conv_args *a);
+void pn_dw3x3_ref(const struct pn_dw_args *a);
+size_t pn_pw_packed_floats_ref(int k, int n);
+void pn_pw_pack_ref(const float *w, const float *bias, int k, int n, float *packed);
+void pn_pw_ref(const float *in, float *out, const float *packed, const float *residual, int m,
+	       int k, int n, int relu6);
+void pn_avgpool_ref(const float *in, float *out, int hw, int c);
+void pn_linear_ref(const float *in, float *out, const float *w, const float *bias, int k,
+		   int classes);
+void pn_f32_to_f16_ref(const float *in, uint16_t *out, size_t n);
+void pn_f16_to_f32_ref(const uint16_t *in, float *out, size_t n);
+
+static inline float pn_relu6(float x)
+{
+	return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
+}
+
+#endif

@@ -1,0 +1,168 @@
+# Sourced by the cluster tests: TAP output, real pipenetd processes on
+# loopback (port 0, read back from --port-file), a REST client, and a
+# trap that stops every process this test started.
+[ -n "${BASH_VERSION:-}" ] || {
+	echo "1..0 # SKIP the cluster tests need bash"
+	exit 0
+}
+set -u
+
+top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
+top_builddir=$(cd "${top_builddir:-.}" && pwd)
+W=${PN_TEST_WRAPPER:-}
+PIPENETD=$top_builddir/pipenetd
+PIPENET=$top_builddir/pipenet
+JGET=$top_builddir/tests/json-get
+shared=${PIPENET_SHARED:-$top_srcdir/../shared}
+DATA=$shared/data/cifar10/test_batch.bin
+MODEL32=$top_srcdir/models/mobilenetv2_cifar10_32.safetensors
+MODEL224=$top_srcdir/models/mobilenetv2_cifar10.safetensors
+# SLOW=1 under qemu-user or a sanitizer build: timing bounds widen.
+SLOW=0
+if [ -n "$W" ] || ldd "$PIPENETD" 2>/dev/null | grep -q 'lib[at]san'; then SLOW=1; fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/pn-cluster.XXXXXX")
+PIDS=()
+tap_n=0
+tap_bad=0
+
+ok() { # STATUS DESCRIPTION (STATUS 0 passes)
+	tap_n=$((tap_n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $tap_n - $2"
+	else
+		echo "not ok $tap_n - $2"
+		tap_bad=$((tap_bad + 1))
+	fi
+}
+check() { # DESCRIPTION COMMAND...
+	local d=$1
+	shift
+	if "$@"; then ok 0 "$d"; else ok 1 "$d"; fi
+}
+diag() { echo "# $*"; }
+skip_all() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+# Stops the daemons still running (SIGTERM, as a user would) and checks
+# that none of them reported a sanitizer error or a leak on the way out.
+tap_end() {
+	local p t reports
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do
+		for t in $(seq 100); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
+	reports=$(grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP"/*.log 2>/dev/null)
+	ok "$([ -z "$reports" ]; echo $?)" "no sanitizer reports from the daemons${reports:+: $reports}"
+	[ -n "$reports" ] && sed 's/^/# /' $reports | head -60
+	echo "1..$tap_n"
+	[ "$tap_bad" -eq 0 ]
+}
+
+cleanup() {
+	local p t
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for t in $(seq 50); do
+		local alive=0
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	if declare -F cleanup_more >/dev/null; then cleanup_more; fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+need_cluster() {
+	[ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
+	command -v curl >/dev/null || skip_all "curl is not installed (apt-get install curl)"
+	[ -f "$DATA" ] || skip_all "no CIFAR-10 test batch at $DATA (set PIPENET_SHARED)"
+}
+
+wait_file() { # FILE SECONDS
+	local i
+	for i in $(seq $(($2 * 10))); do
+		[ -s "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Commands put in front of pipenetd and curl (e.g. ip netns exec NS).
+NSX=()
+
+# start NAME ARGS...: a pipenetd on 127.0.0.1 port 0 (ARGS may override
+# --listen); sets PORT_NAME and PID_NAME, logs to $TMP/NAME.log.
+start() {
+	local name=$1
+	shift
+	rm -f "$TMP/$name.port"
+	"${NSX[@]}" $W "$PIPENETD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" "$@" \
+		2>"$TMP/$name.log" &
+	local pid=$!
+	PIDS+=("$pid")
+	eval "PID_$name=$pid"
+	if ! wait_file "$TMP/$name.port" 60; then
+		diag "$name did not start:"
+		sed 's/^/# /' "$TMP/$name.log"
+		return 1
+	fi
+	eval "PORT_$name=$(cat "$TMP/$name.port")"
+}
+
+# cluster MODEL [STAGE_ARGS [COORD_ARGS]]: stages s1 and s2, coordinator c.
+cluster() {
+	local model=$1 sargs=${2:-} cargs=${3:-}
+	# shellcheck disable=SC2086
+	start s1 --role stage --model "$model" $sargs &&
+		start s2 --role stage --model "$model" $sargs &&
+		start c --role coordinator --model "$model" \
+			--stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_s2" $cargs
+}
+
+# api METHOD HOST:PORT PATH [BODY]: the reply body in $TMP/reply, the
+# status in STATUS.
+api() {
+	local data=()
+	[ $# -ge 4 ] && data=(--data-binary "$4")
+	STATUS=$("${NSX[@]}" curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 60 -X "$1" \
+		-H 'Content-Type: application/json' "${data[@]}" "http://$2$3")
+}
+
+jget() { "$JGET" "$1" <"$TMP/reply"; }
+
+# run HOST:PORT JSON [SECONDS]: starts a run and waits until it ends;
+# RUN_ID, RUN_STATE, and the final run in $TMP/reply.
+run() {
+	local t
+	RUN_ID=
+	RUN_STATE=
+	api POST "$1" /api/v1/runs "$2"
+	if [ "$STATUS" != 201 ]; then
+		diag "POST /api/v1/runs: $STATUS $(cat "$TMP/reply")"
+		return 1
+	fi
+	RUN_ID=$(jget .id)
+	for t in $(seq $((${3:-120} * 10))); do
+		api GET "$1" "/api/v1/runs/$RUN_ID"
+		RUN_STATE=$(jget .state)
+		case $RUN_STATE in
+		done | failed | cancelled) return 0 ;;
+		esac
+		sleep 0.1
+	done
+	diag "run $RUN_ID still $RUN_STATE after ${3:-120} s"
+	return 1
+}
+
+# logits HOST:PORT ID FILE
+logits() {
+	"${NSX[@]}" curl -s -f --max-time 60 -o "$3" "http://$1/api/v1/runs/$2/logits"
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }

@@ -1,0 +1,83 @@
+# tests/: everything runs through Automake's TAP driver from `make check`.
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+SH_LOG_DRIVER = $(LOG_DRIVER)
+TEST_EXTENSIONS = .sh
+# C tests run under qemu-user in a cross build; scripts run as scripts.
+LOG_COMPILER = $(TEST_WRAPPER)
+SH_LOG_COMPILER = $(SHELL)
+AM_TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)' \
+	PN_TEST_WRAPPER='$(TEST_WRAPPER)'; export top_srcdir top_builddir PN_TEST_WRAPPER;
+
+EXTRA_DIST += tests/tap.h tests/bench-peers
+
+check_PROGRAMS += tests/test-kernels
+tests_test_kernels_SOURCES = tests/test-kernels.c tests/tap.h
+tests_test_kernels_LDADD = $(PN_OPS_LDADD)
+TESTS += tests/test-kernels
+# A micro-benchmark of the kernel tables, built on request only:
+# make tests/bench-kernels && tests/bench-kernels
+EXTRA_PROGRAMS = tests/bench-kernels
+tests_bench_kernels_SOURCES = tests/bench-kernels.c
+tests_bench_kernels_LDADD = $(PN_OPS_LDADD)
+
+check_PROGRAMS += tests/test-model
+tests_test_model_SOURCES = tests/test-model.c tests/tap.h
+tests_test_model_LDADD = $(PN_KERNEL_LDADD)
+TESTS += tests/test-model
+
+check_PROGRAMS += tests/test-dataset
+tests_test_dataset_SOURCES = tests/test-dataset.c tests/tap.h
+tests_test_dataset_CPPFLAGS = $(AM_CPPFLAGS) -DPN_TOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_test_dataset_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
+tests_test_dataset_LDADD = daemon/libpndaemon.a $(LIBJPEG_LIBS)
+TESTS += tests/test-dataset
+
+check_PROGRAMS += tests/test-safetensors
+tests_test_safetensors_SOURCES = tests/test-safetensors.c tests/tap.h
+tests_test_safetensors_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_safetensors_LDADD = $(PN_KERNEL_LDADD)
+TESTS += tests/test-safetensors
+
+TESTS += tests/format.sh
+EXTRA_DIST += tests/format.sh
+
+# Cross builds for the Raspberry Pis, tested under qemu-user (skipped when
+# PIPENET_SKIP_CROSS=1 or without the cross compiler and qemu); each keeps
+# its build folder under tests/ between runs.
+TESTS += tests/cross-aarch64.sh tests/cross-armhf.sh
+EXTRA_DIST += tests/cross-check tests/cross-aarch64.sh tests/cross-armhf.sh
+clean-local: clean-cross
+clean-cross:
+	-rm -rf tests/cross-aarch64 tests/cross-armhf
+.PHONY: clean-cross
+
+# pipenetd: the wire format, then real daemons on loopback.
+check_PROGRAMS += tests/test-frame
+tests_test_frame_SOURCES = tests/test-frame.c tests/tap.h
+tests_test_frame_LDADD = daemon/libpndaemon.a $(PN_OPS_LDADD)
+TESTS += tests/test-frame
+
+check_PROGRAMS += tests/test-planner
+tests_test_planner_SOURCES = tests/test-planner.c tests/tap.h daemon/planner.h daemon/planner.c
+tests_test_planner_LDADD = -lm
+TESTS += tests/test-planner
+
+check_PROGRAMS += tests/json-get tests/make-frame tests/logits-cmp
+tests_json_get_SOURCES = tests/json-get.c
+tests_json_get_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_json_get_LDADD = $(JANSSON_LIBS)
+tests_make_frame_SOURCES = tests/make-frame.c
+tests_make_frame_LDADD = daemon/libpndaemon.a $(PN_OPS_LDADD)
+tests_logits_cmp_SOURCES = tests/logits-cmp.c
+tests_logits_cmp_LDADD = -lm
+EXTRA_DIST += tests/cluster-lib.sh
+TESTS += tests/cluster-splits.sh
+EXTRA_DIST += tests/cluster-splits.sh
+TESTS += tests/cluster-frames.sh
+EXTRA_DIST += tests/cluster-frames.sh
+TESTS += tests/cluster-queue.sh
+EXTRA_DIST += tests/cluster-queue.sh
+TESTS += tests/cluster-control.sh
+EXTRA_DIST += tests/cluster-control.sh
+TESTS += tests/cluster-netns.sh
+EXTRA_DIST += tests/cluster-netns.sh

@@ -1,0 +1,171 @@
+/* The wire format: CRC32C, encode/validate round trips, and every field
+ * that pn_frame_validate must refuse, by name. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "ops.h"
+#include "tap.h"
+
+static const struct pn_frame_expect expect = {
+	.run = 42,
+	.first_block = 8,
+	.dtype = PN_DTYPE_F32,
+	.max_n = 4,
+	.h = 3,
+	.w = 5,
+	.c = 7,
+};
+
+/* A valid frame for `expect` with n images; caller frees. */
+static uint8_t *make(int dtype, int n, size_t *len)
+{
+	struct pn_frame_header h = {
+		.run = 42,
+		.seq = 9,
+		.first_block = 8,
+		.dtype = (uint8_t)dtype,
+		.n = (uint32_t)n,
+		.h = 3,
+		.w = 5,
+		.c = 7,
+	};
+	size_t count = (size_t)n * 3 * 5 * 7;
+	float *data = malloc(count * sizeof(float));
+	for (size_t i = 0; i < count; i++)
+		data[i] = (float)i * 0.25f - 3.0f;
+	*len = pn_frame_size(dtype, (size_t)n, 3, 5, 7);
+	uint8_t *buf = malloc(*len);
+	pn_frame_encode(&h, data, pn_ops_scalar.f32_to_f16, buf);
+	free(data);
+	return buf;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Applies `mutate` at byte `off` (a u32 when size is 4, a byte when 1),
+ * and checks that validation names `field`. */
+static void refuse(const char *what, size_t off, int size, uint32_t value, const char *field)
+{
+	size_t len;
+	uint8_t *buf = make(PN_DTYPE_F32, 2, &len);
+	if (size == 4)
+		put32(buf + off, value);
+	else if (size == 2) {
+		buf[off] = (uint8_t)value;
+		buf[off + 1] = (uint8_t)(value >> 8);
+	} else
+		buf[off] = (uint8_t)value;
+	struct pn_frame_header h;
+	struct pn_frame_error e;
+	int r = pn_frame_validate(buf, len, &expect, &h, &e);
+	tap_ok(r == -1 && strcmp(e.field, field) == 0, "%s is refused as field %s (%s: %s)", what,
+	       field, r ? e.field : "accepted", r ? e.detail : "");
+	free(buf);
+}
+
+int main(void)
+{
+	tap_ok(pn_crc32c(0, "123456789", 9) == 0xe3069283u, "CRC32C check value");
+	tap_ok(pn_crc32c(pn_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u,
+	       "CRC32C continues across calls");
+	uint8_t zeros[32] = {0};
+	tap_ok(pn_crc32c(0, zeros, 32) == 0x8a9136aau, "CRC32C of 32 zero bytes (RFC 3720)");
+
+	size_t len;
+	struct pn_frame_header h;
+	struct pn_frame_error e;
+	for (int dtype = PN_DTYPE_F32; dtype <= PN_DTYPE_F16; dtype++) {
+		uint8_t *buf = make(dtype, 3, &len);
+		struct pn_frame_expect x = expect;
+		x.dtype = dtype;
+		int r = pn_frame_validate(buf, len, &x, &h, &e);
+		tap_ok(r == 0 && h.run == 42 && h.seq == 9 && h.n == 3 &&
+			       len == PN_FRAME_HEADER + 3 * 105 * pn_dtype_size(dtype),
+		       "%s frame round trip (%s)", pn_dtype_name(dtype), r ? e.detail : "ok");
+		float out[3 * 105];
+		pn_frame_decode(&h, buf + PN_FRAME_HEADER, pn_ops_scalar.f16_to_f32, out);
+		int same = 1;
+		for (int i = 0; i < 3 * 105; i++)
+			same &= out[i] == (float)i * 0.25f - 3.0f;
+		tap_ok(same, "%s payload decodes to the same values", pn_dtype_name(dtype));
+		free(buf);
+	}
+
+	/* Byte offsets are the contract: check them directly. */
+	uint8_t *buf = make(PN_DTYPE_F32, 2, &len);
+	tap_ok(memcmp(buf, "PNFR", 4) == 0 && buf[4] == 1 && buf[6] == 48 && buf[8] == 42 &&
+		       buf[16] == 9 && buf[20] == 8 && buf[22] == 1 && buf[24] == 2 &&
+		       buf[28] == 3 && buf[32] == 5 && buf[36] == 7 && buf[40] == 2 * 105 * 4 % 256,
+	       "header fields sit at their documented offsets");
+	free(buf);
+
+	refuse("wrong magic", 0, 4, 0x12345678u, "magic");
+	refuse("wrong version", 4, 2, 2, "version");
+	refuse("wrong header_len", 6, 2, 64, "header_len");
+	refuse("another run", 8, 4, 41, "run");
+	refuse("another block", 20, 2, 9, "first_block");
+	refuse("unknown dtype", 22, 1, 3, "dtype");
+	refuse("nonzero reserved byte", 23, 1, 1, "reserved");
+	refuse("too many images", 24, 4, 5, "payload_len");
+	refuse("wrong height", 28, 4, 4, "payload_len");
+	refuse("payload_len off by one", 40, 4, 2 * 105 * 4 + 1, "payload_len");
+	refuse("bad CRC", 44, 4, 0xdeadbeefu, "crc");
+	refuse("flipped payload byte", PN_FRAME_HEADER + 17, 1, 0x55, "crc");
+
+	/* A consistent frame of another shape or batch names the field. */
+	struct pn_frame_header g = {
+		.run = 42, .first_block = 8, .dtype = PN_DTYPE_F32, .n = 5, .h = 3, .w = 5, .c = 7};
+	size_t glen = pn_frame_size(PN_DTYPE_F32, 5, 3, 5, 7);
+	float *zf = calloc(5 * 105, sizeof(float));
+	uint8_t *gb = malloc(glen);
+	pn_frame_encode(&g, zf, NULL, gb);
+	tap_ok(pn_frame_validate(gb, glen, &expect, &h, &e) == -1 && strcmp(e.field, "n") == 0,
+	       "a batch larger than the plan is refused as n");
+	g.n = 1;
+	g.c = 8;
+	glen = pn_frame_size(PN_DTYPE_F32, 1, 3, 5, 8);
+	pn_frame_encode(&g, zf, NULL, gb);
+	tap_ok(pn_frame_validate(gb, glen, &expect, &h, &e) == -1 && strcmp(e.field, "c") == 0,
+	       "another channel count is refused as c");
+	tap_ok(pn_frame_validate(gb, glen, NULL, &h, &e) == 0,
+	       "the same frame is structurally valid without a plan");
+	free(gb);
+	free(zf);
+
+	/* Every truncation is refused, none is read past its end. */
+	buf = make(PN_DTYPE_F16, 2, &len);
+	int all = 1;
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *t = malloc(cut ? cut : 1);
+		memcpy(t, buf, cut);
+		all &= pn_frame_validate(t, cut, NULL, &h, &e) == -1;
+		free(t);
+	}
+	tap_ok(all, "every truncation of a %zu-byte frame is refused", len);
+	free(buf);
+
+	/* Garbage: random bytes, with and without a valid magic. */
+	srand(1);
+	int refused = 0;
+	for (int i = 0; i < 2000; i++) {
+		size_t n = (size_t)(rand() % 200);
+		uint8_t *t = malloc(n ? n : 1);
+		for (size_t k = 0; k < n; k++)
+			t[k] = (uint8_t)rand();
+		if (i % 2 && n >= 8)
+			memcpy(t, "PNFR\1\0\60\0", 8);
+		refused += pn_frame_validate(t, n, &expect, &h, &e) == -1;
+		free(t);
+	}
+	tap_ok(refused == 2000, "2000 garbage bodies are refused");
+
+	tap_ok(pn_frame_size(PN_DTYPE_F32, 1u << 20, 1u << 10, 1u << 10, 4) == 0,
+	       "frame sizes past 4 GiB are refused");
+	tap_ok(pn_dtype_parse("f16") == PN_DTYPE_F16 && pn_dtype_parse("f64") == 0, "dtype names");
+	return tap_done();
+}
