@@ -91,8 +91,6 @@ struct pn_coord {
 	struct run *active;
 	struct pn_task *dispatcher;
 	struct pn_timer *tick;
-	float *input; /* one batch of preprocessed images */
-	size_t input_cap;
 	int stopping;
 };
 
@@ -231,45 +229,43 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 		rep->status ? (const char *)rep->body : "");
 }
 
-/* Preprocesses batch `b` into a frame; NULL after failing the run. */
+/* Batch `b` as a frame of source images (the first stage preprocesses
+ * them); NULL after failing the run. */
 static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
 {
-	struct pn_coord *c = r->c;
-	struct pn_shape in = pn_model_shape(c->m, 0);
-	size_t floats = pn_shape_floats(in);
 	size_t first = b * (size_t)r->batch;
 	size_t n = r->samples - first < (size_t)r->batch ? r->samples - first : (size_t)r->batch;
-	char err[256];
-	uint8_t rgb[PN_IMAGE_BYTES];
-	for (size_t i = 0; i < n; i++) {
-		size_t rec = r->offset + (first + i) * r->stride;
-		if (pn_dataset_get(r->ds, rec, rgb, &r->labels[first + i], err, sizeof(err)) != 0) {
-			end_run(r, RUN_FAILED, "%s", err);
-			return NULL;
-		}
-		pn_model_preprocess(c->m, rgb, c->input + i * floats);
-	}
 	struct pn_frame_header h = {
 		.run = (uint64_t)r->id,
 		.seq = (uint32_t)b,
 		.first_block = 0,
-		.dtype = (uint8_t)r->dtype,
+		.dtype = PN_DTYPE_U8,
 		.n = (uint32_t)n,
-		.h = (uint32_t)in.h,
-		.w = (uint32_t)in.w,
-		.c = (uint32_t)in.c,
+		.h = PN_IMAGE_SIDE,
+		.w = PN_IMAGE_SIDE,
+		.c = 3,
 	};
-	*len = pn_frame_size(r->dtype, n, (size_t)in.h, (size_t)in.w, (size_t)in.c);
+	*len = pn_frame_size(PN_DTYPE_U8, n, PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3);
 	uint8_t *buf = malloc(*len);
 	if (!buf) {
 		end_run(r, RUN_FAILED, "out of memory for batch %zu", b);
 		return NULL;
 	}
-	pn_frame_encode(&h, c->input, pn_model_ops(c->m)->f32_to_f16, buf);
+	char err[256];
+	for (size_t i = 0; i < n; i++) {
+		size_t rec = r->offset + (first + i) * r->stride;
+		if (pn_dataset_get(r->ds, rec, buf + PN_FRAME_HEADER + i * PN_IMAGE_BYTES,
+				   &r->labels[first + i], err, sizeof(err)) != 0) {
+			free(buf);
+			end_run(r, RUN_FAILED, "%s", err);
+			return NULL;
+		}
+	}
+	pn_frame_seal(&h, buf);
 	return buf;
 }
 
-/* One batch per loop turn, so preprocessing never holds the loop long. */
+/* One batch per loop turn, so reading the dataset never holds the loop long. */
 static void dispatch_cb(void *arg)
 {
 	struct pn_coord *c = arg;
@@ -395,13 +391,7 @@ static void configure(struct run *r)
 	r->done = calloc(r->nbatches, 1);
 	r->t_dispatch = calloc(r->nbatches, sizeof(uint64_t));
 	r->t_done = calloc(r->nbatches, sizeof(uint64_t));
-	size_t need = (size_t)r->batch * pn_shape_floats(pn_model_shape(c->m, 0));
-	if (need > c->input_cap) {
-		free(c->input);
-		c->input = malloc(need * sizeof(float));
-		c->input_cap = c->input ? need : 0;
-	}
-	if (!r->logits || !r->labels || !r->done || !r->t_dispatch || !r->t_done || !c->input) {
+	if (!r->logits || !r->labels || !r->done || !r->t_dispatch || !r->t_done) {
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
 	}
@@ -635,7 +625,7 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 		return NULL;
 	}
 	int dtype = pn_dtype_parse(wire);
-	if (!dtype) {
+	if (dtype != PN_DTYPE_F32 && dtype != PN_DTYPE_F16) {
 		snprintf(err, errlen, "wire must be \"f32\" or \"f16\"");
 		return NULL;
 	}
@@ -787,6 +777,8 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 			acked ? ms(counter(g->status, "out_transfer_ns")) / (double)acked : 0,
 			"rejected_busy", (json_int_t)counter(g->status, "rejected_busy"),
 			"out_failed", (json_int_t)counter(g->status, "out_failed"));
+		json_object_set_new(s, "max_step_ms",
+				    json_real(ms(counter(g->status, "max_step_ns"))));
 		json_array_append_new(arr, s);
 		if (per_batch > worst) {
 			worst = per_batch;
@@ -1047,6 +1039,5 @@ void pn_coord_free(struct pn_coord *c)
 	pn_stage_free(c->local);
 	pn_task_free(c->dispatcher);
 	pn_timer_free(c->tick);
-	free(c->input);
 	free(c);
 }

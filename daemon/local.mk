@@ -1,7 +1,7 @@
 # daemon/: pipenetd and the pipenet CLI. Knows nothing of SIMD.
 noinst_LIBRARIES += daemon/libpndaemon.a
 daemon_libpndaemon_a_SOURCES = \
-	daemon/dataset.h daemon/dataset.c
+	daemon/dataset.h daemon/dataset.c daemon/planner.h daemon/planner.c
 daemon_libpndaemon_a_SOURCES += \
 	daemon/log.h daemon/log.c daemon/loop.h daemon/loop.c \
 	daemon/http.h daemon/http.c daemon/client.h daemon/client.c \
@@ -14,7 +14,8 @@ PN_DAEMON_LDADD = daemon/libpndaemon.a $(PN_KERNEL_LDADD) $(LIBJPEG_LIBS)
 
 bin_PROGRAMS += pipenet
 pipenet_SOURCES = daemon/pipenet.c
-pipenet_LDADD = $(PN_DAEMON_LDADD)
+pipenet_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+pipenet_LDADD = $(PN_DAEMON_LDADD) $(JANSSON_LIBS)
 
 # pipenetd: stages and the coordinator (one binary, one event loop).
 bin_PROGRAMS += pipenetd

@@ -11,8 +11,11 @@
 #include "pipenet-config.h"
 #include "dataset.h"
 #include "model.h"
+#include "planner.h"
+#include <jansson.h>
 
 #define DEFAULT_MODEL "mobilenetv2_cifar10.safetensors"
+#define PN_MAX_BLOCKS_CLI 64
 
 static double now_s(void)
 {
@@ -254,18 +257,6 @@ static void usage_bench(FILE *f)
 		"and prints the median per block and in total, images/s, GFLOP/s and peak RSS.\n");
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
-	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static int cmd_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -309,55 +300,19 @@ static int cmd_bench(int argc, char **argv)
 		model_path = default_model();
 
 	char err[512];
+	double block_ms[PN_MAX_BLOCKS_CLI + 1];
 	struct pn_model *m = load_model(model_path);
-	struct pn_plan *plan = NULL;
-	double *samples = NULL;
 	if (!m)
 		goto out;
 	const int nb = pn_model_blocks(m);
-	plan = pn_plan_new(m, 0, nb, (int)batch, err, sizeof err);
-	samples = calloc((size_t)(nb + 1) * iters, sizeof *samples);
-	if (!plan || !samples) {
-		fprintf(stderr, "pipenet: %s\n", plan ? "out of memory" : err);
+	if (nb > PN_MAX_BLOCKS_CLI ||
+	    pn_model_profile(m, (int)batch, (int)iters, block_ms, err, sizeof err) < 0) {
+		fprintf(stderr, "pipenet: %s\n", nb > PN_MAX_BLOCKS_CLI ? "too many blocks" : err);
 		goto out;
 	}
-	/* A fixed pseudo-random image: the kernels' time does not depend on it. */
-	uint8_t rgb[PN_IMAGE_BYTES];
-	uint32_t x = 12345;
-	for (int i = 0; i < PN_IMAGE_BYTES; i++) {
-		x = x * 1103515245u + 12345u;
-		rgb[i] = (uint8_t)(x >> 24);
-	}
-	const size_t in_floats = pn_shape_floats(pn_plan_in_shape(plan));
-	for (int i = 0; i < batch; i++)
-		pn_model_preprocess(m, rgb, pn_plan_input(plan) + (size_t)i * in_floats);
-
-	pn_plan_run(plan, (int)batch); /* warm-up: caches, page faults */
-	for (long it = 0; it < iters; it++) {
-		double *row = samples + (size_t)it * (nb + 1);
-		double t0 = now_s();
-		pn_plan_start(plan, (int)batch);
-		for (int more = 1; more;) {
-			int blk = pn_plan_next_block(plan);
-			double s0 = now_s();
-			more = pn_plan_step(plan);
-			row[blk] += now_s() - s0;
-		}
-		row[nb] = now_s() - t0;
-	}
-	/* Median per block across iterations (column by column). */
-	double *col = malloc((size_t)iters * sizeof *col), block_ms[256];
-	if (!col)
-		goto out;
 	uint64_t macs = 0;
-	for (int b = 0; b <= nb; b++) {
-		for (long it = 0; it < iters; it++)
-			col[it] = samples[(size_t)it * (nb + 1) + b];
-		block_ms[b] = median(col, (int)iters) * 1e3;
-		if (b < nb)
-			macs += pn_model_block_macs(m, b);
-	}
-	free(col);
+	for (int b = 0; b < nb; b++)
+		macs += pn_model_block_macs(m, b);
 	double total_ms = block_ms[nb], ms_img = total_ms / batch;
 	double gflops = 2.0 * (double)macs / (ms_img * 1e-3) / 1e9;
 	long rss = peak_rss_kb();
@@ -389,8 +344,283 @@ static int cmd_bench(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	free(samples);
-	pn_plan_free(plan);
+	pn_model_free(m);
+	return rc;
+}
+
+/* ---- plan ---- */
+
+static void usage_plan(FILE *f)
+{
+	fprintf(f, "usage: pipenet plan [--model FILE] [--stages N] [--profile FILE] [--batch B]\n"
+		   "                    [--wire f32|f16] [--link-mbit M] [--link-latency-ms L]\n"
+		   "                    [--iters N] [--json]\n"
+		   "Predicts the throughput and latency of every split of the model over N stages\n"
+		   "and names the best, from a profile (JSON with \"stages\": [{\"block_ms\": "
+		   "[...]}],\n"
+		   "e.g. the coordinator's /api/v1/cluster, and optionally \"links\": "
+		   "[{\"latency_ms\",\n"
+		   "\"mbit_s\"}] for the N+1 hops) or from this machine's block times for N "
+		   "identical\n"
+		   "stages. Also compares replicated pipelines (groups of stages each running the\n"
+		   "whole model).\n");
+}
+
+struct plan_print {
+	int json, count;
+	const struct pn_split *best;
+};
+
+static void print_split(const struct pn_split *p, int json, int first)
+{
+	if (json) {
+		printf("%s{\"split\": [", first ? "" : ", ");
+		for (int s = 1; s < p->stages; s++)
+			printf("%s%d", s > 1 ? ", " : "", p->cuts[s]);
+		printf("], \"predicted_img_s\": %.3f, \"predicted_latency_ms\": %.3f, "
+		       "\"bottleneck_ms\": %.3f, \"bottleneck\": \"%s %d\"}",
+		       p->img_s, p->latency_ms, p->bottleneck_ms,
+		       p->bottleneck >= 0 ? "stage" : "hop",
+		       p->bottleneck >= 0 ? p->bottleneck : -p->bottleneck - 1);
+		return;
+	}
+	char cuts[128] = "";
+	size_t used = 0;
+	for (int s = 1; s < p->stages && used < sizeof cuts; s++)
+		used += (size_t)snprintf(cuts + used, sizeof cuts - used, "%s%d", s > 1 ? "," : "",
+					 p->cuts[s]);
+	printf("split %-12s %9.2f img/s %9.2f ms latency, bottleneck %s %d (%.2f ms)\n", cuts,
+	       p->img_s, p->latency_ms, p->bottleneck >= 0 ? "stage" : "hop",
+	       p->bottleneck >= 0 ? p->bottleneck : -p->bottleneck - 1, p->bottleneck_ms);
+}
+
+static int print_each(const struct pn_split *p, void *arg)
+{
+	struct plan_print *pp = arg;
+	print_split(p, pp->json, pp->count == 0);
+	return ++pp->count >= 10000; /* the listing is bounded; the best is exact */
+}
+
+/* Reads the per-stage block times (and links, when given) of a profile. */
+static int read_profile(const char *path, int nb, int *stages, double *block_ms, double *lat,
+			double *bw)
+{
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *st = json_object_get(root, "stages");
+	int rc = -1;
+	if (!root) {
+		fprintf(stderr, "pipenet: %s: line %d: %s\n", path, jerr.line, jerr.text);
+		return -1;
+	}
+	if (!json_is_array(st) || json_array_size(st) < 1 ||
+	    json_array_size(st) > PN_PLANNER_MAX_STAGES) {
+		fprintf(stderr, "pipenet: %s: \"stages\" must be an array of 1..%d stages\n", path,
+			PN_PLANNER_MAX_STAGES);
+		goto out;
+	}
+	*stages = (int)json_array_size(st);
+	for (int s = 0; s < *stages; s++) {
+		json_t *ms = json_object_get(json_array_get(st, (size_t)s), "block_ms");
+		if (!json_is_array(ms) || (int)json_array_size(ms) != nb) {
+			fprintf(stderr, "pipenet: %s: stages[%d].block_ms must list %d numbers\n",
+				path, s, nb);
+			goto out;
+		}
+		for (int b = 0; b < nb; b++) {
+			json_t *v = json_array_get(ms, (size_t)b);
+			if (!json_is_number(v) || json_number_value(v) < 0) {
+				fprintf(stderr,
+					"pipenet: %s: stages[%d].block_ms[%d] is not a "
+					"number >= 0\n",
+					path, s, b);
+				goto out;
+			}
+			block_ms[s * nb + b] = json_number_value(v);
+		}
+	}
+	json_t *links = json_object_get(root, "links");
+	if (links) {
+		if (!json_is_array(links) || (int)json_array_size(links) != *stages + 1) {
+			fprintf(stderr, "pipenet: %s: \"links\" must list %d hops\n", path,
+				*stages + 1);
+			goto out;
+		}
+		for (int h = 0; h <= *stages; h++) {
+			json_t *l = json_array_get(links, (size_t)h);
+			json_t *la = json_object_get(l, "latency_ms"),
+			       *mb = json_object_get(l, "mbit_s");
+			if (!json_is_number(la) || !json_is_number(mb) ||
+			    json_number_value(la) < 0 || json_number_value(mb) < 0) {
+				fprintf(stderr,
+					"pipenet: %s: links[%d] needs latency_ms and mbit_s "
+					">= 0\n",
+					path, h);
+				goto out;
+			}
+			lat[h] = json_number_value(la);
+			bw[h] = json_number_value(mb) * 1e6 / 8 / 1e3; /* bytes per ms */
+		}
+	}
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
+static int cmd_plan(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"model", required_argument, NULL, 'm'},
+		{"stages", required_argument, NULL, 's'},
+		{"profile", required_argument, NULL, 'p'},
+		{"batch", required_argument, NULL, 'b'},
+		{"wire", required_argument, NULL, 'w'},
+		{"link-mbit", required_argument, NULL, 'l'},
+		{"link-latency-ms", required_argument, NULL, 'L'},
+		{"iters", required_argument, NULL, 'i'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *model_path = NULL, *profile = NULL;
+	long stages = 2, batch = 8, iters = 5, mbit = 1000;
+	double link_lat = 0.2;
+	int json = 0, f16 = 0, c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "m:s:p:b:w:l:L:i:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			model_path = optarg;
+			break;
+		case 's':
+			if (parse_count("--stages", optarg, 1, PN_PLANNER_MAX_STAGES, &stages) < 0)
+				return 2;
+			break;
+		case 'p':
+			profile = optarg;
+			break;
+		case 'b':
+			if (parse_count("--batch", optarg, 1, 4096, &batch) < 0)
+				return 2;
+			break;
+		case 'w':
+			if (strcmp(optarg, "f32") && strcmp(optarg, "f16")) {
+				fprintf(stderr, "pipenet: --wire is f32 or f16\n");
+				return 2;
+			}
+			f16 = !strcmp(optarg, "f16");
+			break;
+		case 'l':
+			if (parse_count("--link-mbit", optarg, 1, 1000000, &mbit) < 0)
+				return 2;
+			break;
+		case 'L': {
+			char *end;
+			link_lat = strtod(optarg, &end);
+			if (*end || end == optarg || !(link_lat >= 0 && link_lat < 1e6)) {
+				fprintf(stderr,
+					"pipenet: --link-latency-ms \"%s\": expected ms >= 0\n",
+					optarg);
+				return 2;
+			}
+			break;
+		}
+		case 'i':
+			if (parse_count("--iters", optarg, 1, 1000, &iters) < 0)
+				return 2;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			usage_plan(stdout);
+			return 0;
+		default:
+			usage_plan(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage_plan(stderr);
+		return 2;
+	}
+	if (!model_path)
+		model_path = default_model();
+
+	char err[512];
+	struct pn_model *m = load_model(model_path);
+	if (!m)
+		return 1;
+	const int nb = pn_model_blocks(m);
+	static double block_ms[PN_PLANNER_MAX_STAGES * PN_PLANNER_MAX_BLOCKS];
+	double cut_bytes[PN_PLANNER_MAX_BLOCKS + 1];
+	double lat[PN_PLANNER_MAX_STAGES + 1], bw[PN_PLANNER_MAX_STAGES + 1];
+	int ns = (int)stages;
+	for (int h = 0; h <= PN_PLANNER_MAX_STAGES; h++) {
+		lat[h] = link_lat;
+		bw[h] = (double)mbit * 1e6 / 8 / 1e3;
+	}
+	if (nb > PN_PLANNER_MAX_BLOCKS)
+		goto out;
+	if (profile) {
+		if (read_profile(profile, nb, &ns, block_ms, lat, bw) < 0)
+			goto out;
+	} else {
+		double own[PN_PLANNER_MAX_BLOCKS + 1];
+		if (!json)
+			fprintf(stderr,
+				"pipenet: timing every block on this machine (batch %ld)...\n",
+				batch);
+		if (pn_model_profile(m, (int)batch, (int)iters, own, err, sizeof err) < 0) {
+			fprintf(stderr, "pipenet: %s\n", err);
+			goto out;
+		}
+		for (int s = 0; s < ns; s++)
+			memcpy(block_ms + (size_t)s * nb, own, (size_t)nb * sizeof *own);
+	}
+	/* Bytes crossing each cut: the frame header and the activations. */
+	for (int cut = 0; cut <= nb; cut++)
+		cut_bytes[cut] = 48.0 + (double)batch *
+						(double)pn_shape_floats(pn_model_shape(m, cut)) *
+						(f16 ? 2.0 : 4.0);
+	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw};
+	if (pn_split_check(&costs, err, sizeof err) < 0) {
+		fprintf(stderr, "pipenet: %s\n", err);
+		goto out;
+	}
+	struct pn_split best;
+	pn_split_best(&costs, &best);
+	int groups[PN_PLANNER_MAX_STAGES];
+	static struct pn_split gplans[PN_PLANNER_MAX_STAGES];
+	double gtotal;
+	int ng = pn_split_best_groups(&costs, groups, gplans, &gtotal);
+
+	struct plan_print pp = {json, 0, &best};
+	if (json) {
+		printf("{\"batch_size\": %ld, \"wire\": \"%s\", \"stages\": %d, \"candidates\": [",
+		       batch, f16 ? "f16" : "f32", ns);
+		pn_split_each(&costs, print_each, &pp);
+		printf("], \"best\": ");
+		print_split(&best, 1, 1);
+		printf(", \"replication\": {\"groups\": [");
+		for (int g = 0; g < ng; g++)
+			printf("%s%d", g ? ", " : "", groups[g]);
+		printf("], \"predicted_img_s\": %.3f}}\n", gtotal);
+	} else {
+		printf("%d stages, batch %ld, %s wire, %s\n", ns, batch, f16 ? "f16" : "f32",
+		       profile ? profile : "identical stages timed on this machine");
+		pn_split_each(&costs, print_each, &pp);
+		printf("best: ");
+		print_split(&best, 0, 1);
+		printf("replication: %d group%s (", ng, ng > 1 ? "s" : "");
+		for (int g = 0; g < ng; g++)
+			printf("%s%d", g ? " + " : "", groups[g]);
+		printf(" stages) %.2f img/s, %.2fx the best single pipeline\n", gtotal,
+		       best.img_s > 0 ? gtotal / best.img_s : 0.0);
+	}
+	rc = 0;
+out:
 	pn_model_free(m);
 	return rc;
 }
@@ -404,6 +634,7 @@ static const struct {
 } commands[] = {
 	{"classify", cmd_classify, "classify a CIFAR-10 file or JPEG folder on this machine"},
 	{"bench", cmd_bench, "time every block of the model on this machine"},
+	{"plan", cmd_plan, "predict every split over N stages and choose the best"},
 };
 
 static void usage(FILE *f)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "dataset.h"
 #include "frame.h"
 #include "http.h"
 #include "log.h"
@@ -24,6 +25,7 @@ struct counters {
 	uint64_t frames_in, bytes_in, frames_out, bytes_out;
 	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
 	uint64_t out_acked, out_failed, rejected_busy, rejected_bad;
+	uint64_t max_step_ns; /* the longest loop turn spent computing */
 };
 
 struct pn_stage {
@@ -37,7 +39,7 @@ struct pn_stage {
 
 	/* The current run; plan is NULL until configured. */
 	struct pn_plan *plan;
-	int out_dtype;
+	int wire, out_dtype;
 	char next[300];
 	struct pn_peer *peer;
 	struct pn_frame_expect expect;
@@ -45,9 +47,12 @@ struct pn_stage {
 	struct qitem *queue; /* ring of o.queue_depth */
 	int qhead, qlen;
 
-	/* The job in progress. */
+	/* The job in progress: source images still to preprocess (one a
+	 * turn, from job_images), then the plan's steps. */
 	int busy;
 	struct pn_frame_header job;
+	uint8_t *job_images;
+	uint32_t job_prepped;
 	struct pn_task *step;
 
 	struct counters c;
@@ -82,6 +87,8 @@ void pn_stage_reset(struct pn_stage *s)
 {
 	pn_task_cancel(s->step);
 	s->busy = 0;
+	free(s->job_images);
+	s->job_images = NULL;
 	while (s->qlen) {
 		free(s->queue[s->qhead].buf);
 		s->qhead = (s->qhead + 1) % s->o.queue_depth;
@@ -123,10 +130,11 @@ static json_t *shape_json(struct pn_shape sh)
 
 static json_t *plan_json(const struct pn_stage *s)
 {
-	return json_pack("{s:I, s:i, s:i, s:i, s:s, s:s, s:o, s:o, s:I, s:s}", "run",
+	return json_pack("{s:I, s:i, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:s}", "run",
 			 (json_int_t)s->expect.run, "first", pn_plan_first(s->plan), "last",
 			 pn_plan_last(s->plan), "batch", pn_plan_batch(s->plan), "wire",
-			 pn_dtype_name(s->expect.dtype), "next", s->next, "in",
+			 pn_dtype_name(s->wire), "next", s->next, "in_dtype",
+			 pn_dtype_name(s->expect.dtype), "in",
 			 shape_json(pn_plan_in_shape(s->plan)), "out",
 			 shape_json(pn_plan_out_shape(s->plan)), "max_frame",
 			 (json_int_t)pn_frame_size(s->expect.dtype, (size_t)s->expect.max_n,
@@ -165,7 +173,7 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		return 400;
 	}
 	int dtype = pn_dtype_parse(wire);
-	if (!dtype) {
+	if (dtype != PN_DTYPE_F32 && dtype != PN_DTYPE_F16) {
 		*reply = error_json("bad configuration", "wire must be \"f32\" or \"f16\"");
 		return 400;
 	}
@@ -178,8 +186,8 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		return 409;
 	}
 	if (s->plan && s->expect.run == (uint64_t)run && pn_plan_first(s->plan) == first &&
-	    pn_plan_last(s->plan) == last && pn_plan_batch(s->plan) == batch &&
-	    s->expect.dtype == dtype && strcmp(s->next, next) == 0) {
+	    pn_plan_last(s->plan) == last && pn_plan_batch(s->plan) == batch && s->wire == dtype &&
+	    strcmp(s->next, next) == 0) {
 		*reply = plan_json(s);
 		return 200;
 	}
@@ -200,22 +208,26 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 	s->plan = plan;
 	s->peer = peer;
 	snprintf(s->next, sizeof(s->next), "%s", next);
-	struct pn_shape in = pn_plan_in_shape(plan);
+	/* Block 0 takes source images (u8 records); the others activations. */
+	struct pn_shape in = first == 0 ? (struct pn_shape){PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3}
+					: pn_plan_in_shape(plan);
 	s->expect = (struct pn_frame_expect){
 		.run = (uint64_t)run,
 		.first_block = (int)first,
-		.dtype = dtype,
+		.dtype = first == 0 ? PN_DTYPE_U8 : dtype,
 		.max_n = (int)batch,
 		.h = in.h,
 		.w = in.w,
 		.c = in.c,
 	};
+	s->wire = dtype;
 	s->out_dtype = last == blocks ? PN_DTYPE_F32 : dtype;
 	memset(&s->c, 0, sizeof(s->c));
 	s->last_error[0] = '\0';
 	if (s->http)
-		pn_http_set_max_body(s->http, pn_frame_size(dtype, (size_t)batch, (size_t)in.h,
-							    (size_t)in.w, (size_t)in.c));
+		pn_http_set_max_body(s->http,
+				     pn_frame_size(s->expect.dtype, (size_t)batch, (size_t)in.h,
+						   (size_t)in.w, (size_t)in.c));
 	pn_info("run %lld: blocks [%lld, %lld), batch %lld, wire %s, next %s", run, first, last,
 		batch, wire, next);
 	*reply = plan_json(s);
@@ -253,14 +265,33 @@ static void start_job(struct pn_stage *s)
 	s->qlen--;
 	uint64_t now = pn_now_ns();
 	s->c.queue_wait_ns += now - it->t_arrive;
-	pn_frame_decode(&it->h, it->buf + PN_FRAME_HEADER, pn_model_ops(s->model)->f16_to_f32,
-			pn_plan_input(s->plan));
-	free(it->buf);
-	it->buf = NULL;
 	s->job = it->h;
-	pn_plan_start(s->plan, (int)it->h.n);
 	s->busy = 1;
+	if (it->h.dtype == PN_DTYPE_U8) {
+		s->job_images = it->buf; /* preprocessed by the next steps */
+		s->job_prepped = 0;
+	} else {
+		pn_frame_decode(&it->h, it->buf + PN_FRAME_HEADER,
+				pn_model_ops(s->model)->f16_to_f32, pn_plan_input(s->plan));
+		free(it->buf);
+		pn_plan_start(s->plan, (int)it->h.n);
+	}
+	it->buf = NULL;
 	s->c.compute_ns += pn_now_ns() - now;
+}
+
+/* One source image into the plan's input; the plan starts after the last. */
+static void preprocess_one(struct pn_stage *s)
+{
+	size_t floats = pn_shape_floats(pn_plan_in_shape(s->plan));
+	uint32_t i = s->job_prepped++;
+	pn_model_preprocess(s->model, s->job_images + PN_FRAME_HEADER + (size_t)i * PN_IMAGE_BYTES,
+			    pn_plan_input(s->plan) + i * floats);
+	if (s->job_prepped == s->job.n) {
+		free(s->job_images);
+		s->job_images = NULL;
+		pn_plan_start(s->plan, (int)s->job.n);
+	}
 }
 
 static void finish_job(struct pn_stage *s)
@@ -301,9 +332,14 @@ static void step_cb(void *arg)
 	if (!s->busy)
 		return;
 	uint64_t t0 = pn_now_ns();
-	if (!pn_plan_step(s->plan))
+	if (s->job_images)
+		preprocess_one(s);
+	else if (!pn_plan_step(s->plan))
 		finish_job(s);
-	s->c.compute_ns += pn_now_ns() - t0;
+	uint64_t dt = pn_now_ns() - t0;
+	s->c.compute_ns += dt;
+	if (dt > s->c.max_step_ns)
+		s->c.max_step_ns = dt;
 	if (!s->busy)
 		start_job(s); /* waits for out_cb when the next node lags */
 	if (s->busy)
@@ -401,7 +437,8 @@ static void reset_route(struct pn_req *r, void *arg)
 json_t *pn_stage_status(const struct pn_stage *s)
 {
 	json_t *j = json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:s}",
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, "
+		"s:s}",
 		"state",
 		s->stopping ? "stopping"
 		: !s->plan  ? "idle"
@@ -413,9 +450,9 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		(json_int_t)s->c.queue_wait_ns, "out_transfer_ns", (json_int_t)s->c.out_transfer_ns,
 		"out_acked", (json_int_t)s->c.out_acked, "out_failed", (json_int_t)s->c.out_failed,
 		"rejected_busy", (json_int_t)s->c.rejected_busy, "rejected_bad",
-		(json_int_t)s->c.rejected_bad, "out_pending",
-		(json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued", s->qlen,
-		"queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+		(json_int_t)s->c.rejected_bad, "max_step_ns", (json_int_t)s->c.max_step_ns,
+		"out_pending", (json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued",
+		s->qlen, "queue_depth", s->o.queue_depth, "model_sha256", s->sha);
 	if (j && s->plan)
 		json_object_set_new(j, "plan", plan_json(s));
 	if (j && s->last_error[0])

@@ -9,9 +9,11 @@
  *
  * which builds a plan for blocks [first, last) and up to `batch` images
  * and answers 200 with the plan: {"run", "first", "last", "batch", "wire",
- * "in": [h, w, c], "out": [h, w, c], "max_frame": bytes, "model_sha256"}.
+ * "next", "in_dtype", "in": [h, w, c], "out": [h, w, c], "max_frame":
+ * bytes, "model_sha256"}.
  * Incoming frames must then carry that run, first block, wire dtype and
- * input shape; output frames go to `next` as POST /v1/frames with
+ * input shape (for first = 0: u8 source images of 32 x 32 x 3, which the
+ * stage preprocesses); output frames go to `next` as POST /v1/frames with
  * first_block = last, in the wire dtype, or as float32 logits when last
  * is the block count (19; then `next` is the coordinator). A different
  * model_sha256 is refused with 409 naming both hashes; a bad field with
@@ -69,7 +71,8 @@ void pn_stage_frame_route(struct pn_req *r, void *stage);
 int pn_stage_has_room(const struct pn_stage *s);
 /* Configuration and counters: frames_in, bytes_in, frames_out, bytes_out,
  * compute_ns, queue_wait_ns, out_transfer_ns, out_acked, out_failed,
- * rejected_busy, rejected_bad, queued, state, last_error. */
+ * rejected_busy, rejected_bad, max_step_ns (the longest single compute
+ * turn), queued, state, last_error. */
 json_t *pn_stage_status(const struct pn_stage *s);
 /* Stops taking frames and computing (shutdown). */
 void pn_stage_stop(struct pn_stage *s);

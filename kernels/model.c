@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model.h"
 #include "preprocess.h"
@@ -843,4 +844,74 @@ void pn_plan_run(struct pn_plan *p, int n)
 	pn_plan_start(p, n);
 	while (pn_plan_step(p))
 		;
+}
+
+/* ---- profiling ---- */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int pn_model_profile(const struct pn_model *m, int batch, int iters, double *block_ms, char *err,
+		     size_t errlen)
+{
+	const int nb = m->nblocks;
+	if (iters < 1) {
+		snprintf(err, errlen, "profile needs at least one iteration");
+		return -1;
+	}
+	struct pn_plan *p = pn_plan_new(m, 0, nb, batch, err, errlen);
+	double *samples = calloc((size_t)(nb + 1) * iters, sizeof *samples);
+	double *col = malloc((size_t)iters * sizeof *col);
+	if (!p || !samples || !col) {
+		if (p)
+			snprintf(err, errlen, "out of memory");
+		pn_plan_free(p);
+		free(samples);
+		free(col);
+		return -1;
+	}
+	/* A fixed pseudo-random image: the kernels' time does not depend on it. */
+	uint8_t rgb[3 * 32 * 32];
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof rgb; i++) {
+		x = x * 1103515245u + 12345u;
+		rgb[i] = (uint8_t)(x >> 24);
+	}
+	for (int i = 0; i < batch; i++)
+		pn_model_preprocess(m, rgb, p->in + (size_t)i * p->in_floats);
+
+	pn_plan_run(p, batch); /* warm-up: caches, page faults */
+	for (int it = 0; it < iters; it++) {
+		double *row = samples + (size_t)it * (nb + 1);
+		double t0 = now_ms();
+		pn_plan_start(p, batch);
+		for (int more = 1; more;) {
+			int blk = p->blk;
+			double s0 = now_ms();
+			more = pn_plan_step(p);
+			row[blk] += now_ms() - s0;
+		}
+		row[nb] = now_ms() - t0;
+	}
+	for (int b = 0; b <= nb; b++) {
+		for (int it = 0; it < iters; it++)
+			col[it] = samples[(size_t)it * (nb + 1) + b];
+		qsort(col, (size_t)iters, sizeof *col, cmp_double);
+		block_ms[b] =
+			iters % 2 ? col[iters / 2] : 0.5 * (col[iters / 2 - 1] + col[iters / 2]);
+	}
+	pn_plan_free(p);
+	free(samples);
+	free(col);
+	return 0;
 }

@@ -75,6 +75,13 @@ int pn_plan_next_block(const struct pn_plan *p);
 /* Start and step to the end. */
 void pn_plan_run(struct pn_plan *p, int n);
 
+/* Times every block on this CPU for a batch: one warm-up run, then the
+ * median over `iters` runs, per block (block_ms[0..blocks)) and in total
+ * (block_ms[blocks]), in ms per batch, on a fixed synthetic image. Takes
+ * about (iters + 1) x the model's time; 0, or -1 with err. */
+int pn_model_profile(const struct pn_model *m, int batch, int iters, double *block_ms, char *err,
+		     size_t errlen);
+
 /* Preprocessing per MODEL-CARD.md: CIFAR record (planar RGB 32x32 bytes)
  * -> normalised, resized to input_size, NHWC floats of shape(0). */
 void pn_model_preprocess(const struct pn_model *m, const uint8_t *rgb, float *out);

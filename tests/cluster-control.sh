@@ -52,7 +52,7 @@ for i in $(seq 3000); do
 done
 diag "$polls health polls during the run: worst ${worst_c} ms (coordinator), ${worst_s} ms (stage 1); $slow over 100 ms"
 check "the run with the token finishes ($state)" [ "$state" = done ]
-diag "$(jget .throughput_img_s) img/s; stage compute ms/batch: $(jget .stages[0].compute_ms_per_batch), $(jget .stages[1].compute_ms_per_batch)"
+diag "$(jget .throughput_img_s) img/s; stage compute ms/batch: $(jget .stages[0].compute_ms_per_batch), $(jget .stages[1].compute_ms_per_batch); longest compute turn: $(jget .stages[0].max_step_ms), $(jget .stages[1].max_step_ms) ms"
 check "health answers within $max_ms ms while the cluster computes (worst $worst_c / $worst_s ms)" \
 	[ $worst_c -lt $max_ms -a $worst_s -lt $max_ms ]
 

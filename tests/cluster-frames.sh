@@ -33,19 +33,21 @@ refused() {
 	ok "$([ "$STATUS" = "$want" ] && [ "$got" = "$field" ]; echo $?)" \
 		"$name: $STATUS (want $want), field ${got:-none} (want $field)"
 }
+# Stage 1 takes blocks from 0: batches of up to 8 source images (u8).
 shape="8 32 32 3"
-refused "wrong magic" 400 magic $run1 50 0 f32 $shape magic
-refused "wrong version" 400 version $run1 50 0 f32 $shape version
-refused "truncated body" 400 payload_len $run1 50 0 f32 $shape truncate
-refused "length mismatch" 400 payload_len $run1 50 0 f32 $shape length
-refused "bad CRC" 400 crc $run1 50 0 f32 $shape crc
-refused "shape mismatch" 400 h $run1 50 0 f32 8 16 32 3
-refused "channel mismatch" 400 c $run1 50 0 f32 8 32 32 2
-refused "block mismatch" 400 first_block $run1 50 4 f32 $shape
-refused "dtype mismatch" 400 dtype $run1 50 0 f16 $shape
-post "batch too large" $run1 50 0 f32 9 32 32 3
-check "batch too large: 413, over the largest valid frame" [ "$STATUS" = 413 ]
-refused "another run" 409 run 777 50 0 f32 $shape
+refused "wrong magic" 400 magic $run1 50 0 u8 $shape magic
+refused "wrong version" 400 version $run1 50 0 u8 $shape version
+refused "truncated body" 400 payload_len $run1 50 0 u8 $shape truncate
+refused "length mismatch" 400 payload_len $run1 50 0 u8 $shape length
+refused "bad CRC" 400 crc $run1 50 0 u8 $shape crc
+refused "shape mismatch" 400 h $run1 50 0 u8 8 16 32 3
+refused "channel mismatch" 400 c $run1 50 0 u8 8 32 32 2
+refused "block mismatch" 400 first_block $run1 50 4 u8 $shape
+refused "dtype mismatch" 400 dtype $run1 50 0 f16 2 32 32 3
+refused "batch too large" 400 n $run1 50 0 u8 9 32 32 3
+refused "another run" 409 run 777 50 0 u8 $shape
+post "a frame over the largest valid one" $run1 50 0 f32 $shape
+check "a frame over the largest valid one: 413" [ "$STATUS" = 413 ]
 
 head -c 1000 /dev/urandom >"$TMP/garbage.bin"
 printf 'XXXX' | dd of="$TMP/garbage.bin" conv=notrunc 2>/dev/null
@@ -89,7 +91,7 @@ api DELETE $C /api/v1/health
 check "a wrong method: 405" [ "$STATUS" = 405 ]
 
 api GET $S /v1/stage
-check "stage 1 counted the refused frames ($(jget .rejected_bad))" [ "$(jget .rejected_bad)" -ge 11 ]
+check "stage 1 counted the refused frames ($(jget .rejected_bad))" [ "$(jget .rejected_bad)" -ge 13 ]
 
 run $C "{$q}" 60
 check "a valid run after all that finishes" [ "$RUN_STATE" = done ]

@@ -63,9 +63,9 @@ diag "$(jget .throughput_img_s) img/s over ${RATE_MBIT} Mbit/s links"
 
 # expected_ms BYTES FRAMES: the time one frame takes at the link rate.
 expected_ms() { awk -v b="$1" -v f="$2" -v r=$RATE_MBIT 'BEGIN { printf "%.2f", b / f * 8 / (r * 1000) }'; }
-# At least the link time; natively also not far above it (under qemu or a
-# sanitizer the receiver's loop turns dominate).
-within() { awk -v m="$1" -v e="$2" -v slow=$SLOW 'BEGIN { exit !(m >= 0.8 * e && (slow || m <= 3 * e + 5)) }'; }
+# At least the time the link needs (unshaped, a veth moves these frames in
+# well under a millisecond); above it, the receiver's loop turns add.
+within() { awk -v m="$1" -v e="$2" 'BEGIN { exit !(m >= 0.8 * e) }'; }
 m=$(jget .input_hop.transfer_ms_per_frame)
 e=$(expected_ms "$(jget .input_hop.bytes)" "$(jget .input_hop.frames)")
 check "coordinator -> stage 1: $m ms a frame, $e ms at the link rate" within "$m" "$e"

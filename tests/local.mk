@@ -6,7 +6,8 @@ TEST_EXTENSIONS = .sh
 LOG_COMPILER = $(TEST_WRAPPER)
 SH_LOG_COMPILER = $(SHELL)
 AM_TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)' \
-	PN_TEST_WRAPPER='$(TEST_WRAPPER)'; export top_srcdir top_builddir PN_TEST_WRAPPER;
+	PN_TEST_WRAPPER='$(TEST_WRAPPER)' PN_FUZZING='$(PN_FUZZING)'; \
+	export top_srcdir top_builddir PN_TEST_WRAPPER PN_FUZZING;
 
 EXTRA_DIST += tests/tap.h tests/bench-peers
 
@@ -58,8 +59,8 @@ tests_test_frame_LDADD = daemon/libpndaemon.a $(PN_OPS_LDADD)
 TESTS += tests/test-frame
 
 check_PROGRAMS += tests/test-planner
-tests_test_planner_SOURCES = tests/test-planner.c tests/tap.h daemon/planner.h daemon/planner.c
-tests_test_planner_LDADD = -lm
+tests_test_planner_SOURCES = tests/test-planner.c tests/tap.h
+tests_test_planner_LDADD = daemon/libpndaemon.a -lm
 TESTS += tests/test-planner
 
 check_PROGRAMS += tests/json-get tests/make-frame tests/logits-cmp
@@ -81,3 +82,40 @@ TESTS += tests/cluster-control.sh
 EXTRA_DIST += tests/cluster-control.sh
 TESTS += tests/cluster-netns.sh
 EXTRA_DIST += tests/cluster-netns.sh
+# The main job and the cluster benchmark (run by hand, not by make check).
+EXTRA_DIST += scripts/demo tests/bench-cluster
+
+TESTS += tests/cli-plan.sh
+EXTRA_DIST += tests/cli-plan.sh
+
+# Fuzz targets, one per parser, built from the project's own objects.
+PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg
+check_PROGRAMS += $(PN_FUZZ_TARGETS)
+if FUZZING
+PN_FUZZ_MAIN =
+PN_FUZZ_LINK_FLAGS = $(AM_LDFLAGS) -fsanitize=fuzzer
+else
+# Without libFuzzer a small main replays the corpus.
+check_LIBRARIES = tests/libfuzzmain.a
+tests_libfuzzmain_a_SOURCES = tests/fuzz/standalone.c
+PN_FUZZ_MAIN = tests/libfuzzmain.a
+PN_FUZZ_LINK_FLAGS = $(AM_LDFLAGS)
+endif
+tests_fuzz_safetensors_SOURCES = tests/fuzz/safetensors.c
+tests_fuzz_safetensors_LDADD = $(PN_FUZZ_MAIN) $(PN_KERNEL_LDADD)
+tests_fuzz_safetensors_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+tests_fuzz_jpeg_SOURCES = tests/fuzz/jpeg.c
+tests_fuzz_jpeg_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
+tests_fuzz_jpeg_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+TESTS += tests/fuzz.sh
+EXTRA_DIST += tests/fuzz.sh tests/fuzz/standalone.c tests/fuzz/corpus
+
+# The dashboard in headless Chromium (playwright-core from npm, installed
+# into tests/browser/ of the build folder with the screenshots).
+TESTS += tests/browser.sh
+EXTRA_DIST += tests/browser.sh tests/browser/dashboard.mjs tests/browser/package.json
+clean-local: clean-browser
+clean-browser:
+	-rm -rf tests/browser/node_modules tests/browser/*.png
+	-test "$(srcdir)" = . || rm -f tests/browser/package.json
+.PHONY: clean-browser

@@ -40,7 +40,13 @@ int main(int argc, char **argv)
 		return 1;
 	for (size_t i = 0; i < count; i++)
 		data[i] = (float)(i % 1000) / 500.0f - 1.0f;
-	pn_frame_encode(&h, data, pn_ops_scalar.f32_to_f16, buf);
+	if (h.dtype == PN_DTYPE_U8) {
+		for (size_t i = 0; i < count; i++)
+			buf[PN_FRAME_HEADER + i] = (uint8_t)(i * 13);
+		pn_frame_seal(&h, buf);
+	} else {
+		pn_frame_encode(&h, data, pn_ops_scalar.f32_to_f16, buf);
+	}
 	const char *fault = argc == 10 ? argv[9] : "";
 	if (strcmp(fault, "magic") == 0)
 		buf[0] ^= 0xff;

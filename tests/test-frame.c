@@ -96,6 +96,24 @@ int main(void)
 		free(buf);
 	}
 
+	/* Source images travel as u8 records, sealed in place. */
+	uint8_t img[PN_FRAME_HEADER + 2 * 3 * 4 * 4];
+	for (size_t i = PN_FRAME_HEADER; i < sizeof(img); i++)
+		img[i] = (uint8_t)(i * 7);
+	struct pn_frame_header u = {
+		.run = 42, .dtype = PN_DTYPE_U8, .n = 2, .h = 4, .w = 4, .c = 3};
+	pn_frame_seal(&u, img);
+	struct pn_frame_expect ux = {.run = 42,
+				     .first_block = 0,
+				     .dtype = PN_DTYPE_U8,
+				     .max_n = 2,
+				     .h = 4,
+				     .w = 4,
+				     .c = 3};
+	tap_ok(pn_frame_validate(img, sizeof(img), &ux, &h, &e) == 0 && h.payload_len == 96 &&
+		       img[22] == 3,
+	       "u8 image frame: sealed in place, 1 byte an element");
+
 	/* Byte offsets are the contract: check them directly. */
 	uint8_t *buf = make(PN_DTYPE_F32, 2, &len);
 	tap_ok(memcmp(buf, "PNFR", 4) == 0 && buf[4] == 1 && buf[6] == 48 && buf[8] == 42 &&
@@ -109,7 +127,7 @@ int main(void)
 	refuse("wrong header_len", 6, 2, 64, "header_len");
 	refuse("another run", 8, 4, 41, "run");
 	refuse("another block", 20, 2, 9, "first_block");
-	refuse("unknown dtype", 22, 1, 3, "dtype");
+	refuse("unknown dtype", 22, 1, 4, "dtype");
 	refuse("nonzero reserved byte", 23, 1, 1, "reserved");
 	refuse("too many images", 24, 4, 5, "payload_len");
 	refuse("wrong height", 28, 4, 4, "payload_len");
