@@ -3,25 +3,40 @@
  * (dispatch to logits), compute and queue wait in each stage, transfer
  * time by the sender of each hop. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "pipenet-config.h"
 #include "client.h"
 #include "coord.h"
 #include "dataset.h"
+#include "events.h"
 #include "frame.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "model.h"
+#include "planner.h"
 #include "stage.h"
+#include "webfiles.h"
 
-#define MAX_STAGES 32
+#define MAX_STAGES PN_PLANNER_MAX_STAGES
 #define MAX_RANGES (MAX_STAGES + 1)
+#define MAX_BLOCKS PN_PLANNER_MAX_BLOCKS
 #define MAX_RUNS 64
+#define MAX_EPOCHS 32
 #define CONTROL_RETRY_MS 3000
+#define PING_MS 2000
+#define PROFILES 4 /* batch sizes whose block times a node keeps */
+#define PROFILE_POLL_MS 250
+#define SSE_MAX_CLIENTS 32
+#define RATE_TICKS 4 /* img_s_now is measured over the last 3 s */
+#define MAX_HOPS 64 /* (from, to) pairs counted in pipenet_hop_bytes_total */
 
 enum run_state {
 	RUN_QUEUED,
@@ -43,6 +58,17 @@ struct node {
 	int gets; /* GETs outstanding */
 	int final_wait; /* the run's closing GET is among them */
 	uint64_t last_contact_ns;
+	int index;
+	int up; /* -1 unknown, 0 down, 1 up */
+	struct pn_peer *probe; /* health pings and block time requests */
+	int probing; /* a ping outstanding */
+	struct {
+		int batch; /* 0: empty */
+		double ms[MAX_BLOCKS];
+	} prof[PROFILES];
+	int prof_next; /* the slot replaced next */
+	int prof_want; /* the batch being measured, 0 none */
+	struct pn_timer *prof_timer;
 };
 
 /* A block range of a run: on a node, or on the coordinator (node NULL). */
@@ -50,6 +76,16 @@ struct range {
 	int first, last;
 	struct node *node;
 	json_t *status; /* the stage's last counters */
+	/* Figures over the interval between the last two counters. */
+	uint64_t prev_frames, prev_compute, prev_queue, prev_t;
+	double recent_compute_ms, recent_queue_ms, utilisation;
+};
+
+/* One plan of a run: the split it ran with and what it did. */
+struct epoch {
+	int points[MAX_RANGES], npoints;
+	size_t images, batches;
+	uint64_t t_start, t_last;
 };
 
 struct run {
@@ -74,13 +110,28 @@ struct run {
 	uint64_t t_created, t_start, t_first_done, t_last_done, t_end, t_progress;
 	size_t first_done_images;
 	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+
+	/* Live re-split: the current epoch, and the split waiting for the
+	 * batches in flight to drain (draining = 1). */
+	int epoch, nepochs;
+	struct epoch epochs[MAX_EPOCHS];
+	int draining, next_points[MAX_RANGES], next_npoints;
+	int window_auto; /* max_inflight was not given: ranges + 1 */
+	uint64_t rate_t[RATE_TICKS];
+	size_t rate_images[RATE_TICKS];
+	int rate_n;
+};
+
+struct hop_count {
+	char from[300], to[300];
+	uint64_t bytes;
 };
 
 struct pn_coord {
 	struct pn_loop *loop;
 	struct pn_http *http;
 	const struct pn_model *m;
-	const char *sha;
+	const char *sha, *model_path;
 	struct pn_coord_opts o;
 	char advertise[300];
 	struct node nodes[MAX_STAGES];
@@ -92,10 +143,32 @@ struct pn_coord {
 	struct pn_task *dispatcher;
 	struct pn_timer *tick;
 	int stopping;
+	int ticks;
+
+	int default_points[MAX_RANGES], default_npoints, default_set;
+	struct pn_events *events;
+	struct pn_plan *cls; /* one image through the whole model: classify */
+
+	/* Metrics since start. */
+	uint64_t images_total, batches_total, duplicates_total, runs_failed, runs_done,
+		runs_cancelled, stage_down_total, classified_total;
+	struct hop_count hops[MAX_HOPS];
+	int nhops;
+	struct pn_hist latency;
+	struct pn_hist compute[MAX_STAGES + 1]; /* per node; the last: the coordinator */
 };
+
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+					0.25,  0.5,    1,     2.5,  5,	   10,	 30};
+static const double compute_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					0.1,	0.25,  0.5,    1,     2.5,  5,	   10};
 
 static void start_next(struct pn_coord *c);
 static void finish(struct run *r);
+static json_t *run_json(const struct run *r);
+static void check_drain(struct run *r);
+static int send_configs(struct run *r);
+static void default_points(struct pn_coord *c, int *points, int *npoints);
 
 static const char *const state_names[] = {"queued", "running", "running",  "running",
 					  "done",   "failed",  "cancelled"};
@@ -103,6 +176,11 @@ static const char *const state_names[] = {"queued", "running", "running",  "runn
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
+}
+
+static double ms_since(uint64_t now, uint64_t then)
+{
+	return now > then ? ms(now - then) : 0;
 }
 
 /* ---- stages ---- */
@@ -140,16 +218,62 @@ static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 	r->first_hop = NULL;
 	pn_dataset_free(r->ds);
 	r->ds = NULL;
+	r->draining = 0;
 	if (state == RUN_FAILED)
 		pn_error("run %d failed: %s", r->id, r->error);
 	else
 		pn_info("run %d %s: %zu images, %zu batches", r->id, state_names[state],
 			r->images_done, r->batches_done);
+	c->runs_failed += state == RUN_FAILED;
+	c->runs_done += state == RUN_DONE;
+	c->runs_cancelled += state == RUN_CANCELLED;
+	pn_events_emit(c->events, "run", run_json(r));
 	if (c->active == r) {
 		c->active = NULL;
 		pn_task_cancel(c->dispatcher);
 		start_next(c);
 	}
+}
+
+static uint64_t counter(json_t *status, const char *key)
+{
+	return (uint64_t)json_integer_value(json_object_get(status, key));
+}
+
+/* New counters of a range (taken): the figures of the interval since the
+ * previous ones, and the compute time histogram. */
+static void set_status(struct run *r, struct range *g, json_t *status)
+{
+	struct pn_coord *c = r->c;
+	uint64_t now = pn_now_ns();
+	uint64_t frames = counter(status, "frames_in"), compute = counter(status, "compute_ns");
+	uint64_t queue = counter(status, "queue_wait_ns");
+	if (!g->status || frames < g->prev_frames || compute < g->prev_compute) {
+		g->prev_frames = g->prev_compute = g->prev_queue = 0;
+		g->prev_t = r->t_start > g->prev_t ? r->t_start : g->prev_t;
+		if (!g->prev_t)
+			g->prev_t = now;
+	}
+	uint64_t df = frames - g->prev_frames, dc = compute - g->prev_compute;
+	uint64_t dq = queue >= g->prev_queue ? queue - g->prev_queue : 0;
+	if (df) {
+		g->recent_compute_ms = ms(dc) / (double)df;
+		g->recent_queue_ms = ms(dq) / (double)df;
+		int h = g->node ? g->node->index : MAX_STAGES;
+		pn_hist_observe(&c->compute[h], (double)dc / 1e9 / (double)df, df);
+	}
+	if (now > g->prev_t && (df || now - g->prev_t > 2000000000u)) {
+		double u = (double)dc / (double)(now - g->prev_t);
+		g->utilisation = u > 1 ? 1 : u;
+	}
+	if (df || now - g->prev_t > 2000000000u) {
+		g->prev_frames = frames;
+		g->prev_compute = compute;
+		g->prev_queue = queue;
+		g->prev_t = now;
+	}
+	json_decref(g->status);
+	g->status = status;
 }
 
 static void stats_cb(const struct pn_reply *rep, void *arg)
@@ -162,8 +286,10 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		n->final_wait = 0;
 	if (rep->status == 200)
 		j = json_loadb((const char *)rep->body, rep->len, 0, NULL);
-	if (j)
+	if (j) {
 		n->last_contact_ns = pn_now_ns();
+		n->up = 1;
+	}
 	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING)) {
 		json_decref(j);
 		return;
@@ -173,9 +299,11 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 			continue;
 		json_t *plan = json_object_get(j, "plan");
 		json_int_t run = json_integer_value(json_object_get(plan, "run"));
-		if (j && run == r->id) {
-			json_decref(r->ranges[i].status);
-			r->ranges[i].status = json_incref(j);
+		/* Counters of this run under this epoch's plan only. */
+		if (j && run == r->id &&
+		    json_integer_value(json_object_get(plan, "first")) == r->ranges[i].first &&
+		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last) {
+			set_status(r, &r->ranges[i], json_incref(j));
 			json_t *le = json_object_get(j, "last_error");
 			if (json_is_string(le) && r->state == RUN_RUNNING) {
 				json_decref(j);
@@ -197,8 +325,7 @@ static void fetch_stats(struct run *r)
 	for (int i = 0; i < r->nranges; i++) {
 		struct range *g = &r->ranges[i];
 		if (!g->node) {
-			json_decref(g->status);
-			g->status = pn_stage_status(r->c->local);
+			set_status(r, g, pn_stage_status(r->c->local));
 		} else if (r->state == RUN_FINISHING || g->node->gets == 0) {
 			if (pn_peer_send(g->node->stats, PN_GET, "/v1/stage", NULL, NULL, 0,
 					 CONTROL_RETRY_MS, stats_cb, g->node) != 0)
@@ -221,6 +348,7 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 		r->hop_frames++;
 		r->hop_transfer_ns += rep->transfer_ns;
 		pn_task_schedule(r->c->dispatcher);
+		check_drain(r);
 		return;
 	}
 	end_run(r, RUN_FAILED, "stage %s did not take a batch: %s%.*s",
@@ -270,7 +398,7 @@ static void dispatch_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
-	if (!r || r->state != RUN_RUNNING || r->inflight >= r->window ||
+	if (!r || r->state != RUN_RUNNING || r->draining || r->inflight >= r->window ||
 	    r->next_batch >= r->nbatches)
 		return;
 	int local = r->ranges[0].node == NULL;
@@ -308,6 +436,8 @@ static void begin(struct run *r)
 {
 	struct pn_coord *c = r->c;
 	char err[256];
+	pn_peer_free(r->first_hop);
+	r->first_hop = NULL;
 	if (r->ranges[0].node) {
 		r->first_hop = pn_peer_new(c->loop, r->ranges[0].node->address, c->o.token, err,
 					   sizeof(err));
@@ -317,10 +447,17 @@ static void begin(struct run *r)
 		}
 	}
 	r->state = RUN_RUNNING;
-	r->t_start = r->t_progress = pn_now_ns();
-	pn_info("run %d: %zu images in %zu batches, %s, window %d, wire %s", r->id, r->samples,
-		r->nbatches, r->pipelined ? "pipelined" : "sequential", r->window,
-		pn_dtype_name(r->dtype));
+	r->t_progress = pn_now_ns();
+	r->epochs[r->epoch].t_start = r->t_progress;
+	if (r->epoch == 0) {
+		r->t_start = r->t_progress;
+		pn_info("run %d: %zu images in %zu batches, %s, window %d, wire %s", r->id,
+			r->samples, r->nbatches, r->pipelined ? "pipelined" : "sequential",
+			r->window, pn_dtype_name(r->dtype));
+		pn_events_emit(c->events, "run", run_json(r));
+	} else {
+		pn_info("run %d: epoch %d running", r->id, r->epoch);
+	}
 	pn_task_schedule(c->dispatcher);
 }
 
@@ -395,6 +532,17 @@ static void configure(struct run *r)
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
 	}
+	if (send_configs(r) == 0 && r->pending == 0)
+		begin(r);
+}
+
+/* PUT /v1/stage to every range of the run's current split (the own stage
+ * directly); r->pending counts the replies awaited. 0, or -1 after failing
+ * the run. */
+static int send_configs(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	r->state = RUN_CONFIGURING;
 	r->pending = 0;
 	for (int i = 0; i < r->nranges; i++) {
 		json_t *cfg = stage_config(r, i), *reply = NULL;
@@ -407,7 +555,7 @@ static void configure(struct run *r)
 				end_run(r, RUN_FAILED, "the coordinator's own stage: %s",
 					d ? d : "?");
 				json_decref(reply);
-				return;
+				return -1;
 			}
 			json_decref(reply);
 			continue;
@@ -418,12 +566,11 @@ static void configure(struct run *r)
 		if (!body || pn_peer_send(n->ctl, PN_PUT, "/v1/stage", "application/json", body,
 					  strlen(body), CONTROL_RETRY_MS, config_cb, n) != 0) {
 			end_run(r, RUN_FAILED, "cannot reach stage %s", n->address);
-			return;
+			return -1;
 		}
 		r->pending++;
 	}
-	if (r->pending == 0)
-		begin(r);
+	return 0;
 }
 
 static void start_next(struct pn_coord *c)
@@ -459,13 +606,162 @@ static int argmax(const float *v, int n)
 	return best;
 }
 
+/* Bytes of a frame of n images crossing the cut before block `cut`: source
+ * images into block 0, logits after the last block, activations between. */
+static size_t cut_bytes(const struct pn_coord *c, int cut, size_t n, int dtype)
+{
+	int nb = pn_model_blocks(c->m);
+	if (cut == 0)
+		return pn_frame_size(PN_DTYPE_U8, n, PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3);
+	struct pn_shape sh = pn_model_shape(c->m, cut);
+	return pn_frame_size(cut == nb ? PN_DTYPE_F32 : dtype, n, (size_t)sh.h, (size_t)sh.w,
+			     (size_t)sh.c);
+}
+
+static const char *range_address(const struct run *r, int i)
+{
+	return i < 0 || i >= r->nranges || !r->ranges[i].node ? "coordinator"
+							      : r->ranges[i].node->address;
+}
+
+/* pipenet_hop_bytes_total: the frames of a finished batch on every hop. */
+static void count_hops(struct run *r, size_t n)
+{
+	struct pn_coord *c = r->c;
+	for (int i = 0; i <= r->nranges; i++) {
+		const char *from = range_address(r, i - 1), *to = range_address(r, i);
+		if (strcmp(from, to) == 0)
+			continue; /* the coordinator's own range: no network */
+		int k;
+		for (k = 0; k < c->nhops; k++)
+			if (strcmp(c->hops[k].from, from) == 0 && strcmp(c->hops[k].to, to) == 0)
+				break;
+		if (k == c->nhops) {
+			if (k == MAX_HOPS)
+				continue;
+			snprintf(c->hops[k].from, sizeof(c->hops[k].from), "%s", from);
+			snprintf(c->hops[k].to, sizeof(c->hops[k].to), "%s", to);
+			c->nhops++;
+		}
+		int cut = i < r->nranges ? r->ranges[i].first : pn_model_blocks(c->m);
+		c->hops[k].bytes += cut_bytes(c, cut, n, r->dtype);
+	}
+}
+
+static json_t *accuracy_json(const struct run *r)
+{
+	return r->labelled ? json_real((double)r->correct / (double)r->labelled) : json_null();
+}
+
+static json_t *points_json(const int *points, int n)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(a, json_integer(points[i]));
+	return a;
+}
+
+/* The "batch" event (see /tmp/sse-schema.md in the README). */
+static json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
+{
+	json_t *stages = json_array();
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		json_array_append_new(
+			stages,
+			json_pack("{s:i, s:s, s:f, s:f, s:I, s:I}", "index", i, "address",
+				  range_address(r, i), "compute_ms", g->recent_compute_ms,
+				  "queue_ms", g->recent_queue_ms, "bytes_in",
+				  (json_int_t)cut_bytes(r->c, g->first, n, r->dtype), "bytes_out",
+				  (json_int_t)cut_bytes(r->c, g->last, n, r->dtype)));
+	}
+	json_t *j = json_pack("{s:i, s:i, s:I, s:f, s:i, s:I, s:I, s:o}", "run", r->id, "seq",
+			      (int)seq, "images", (json_int_t)n, "latency_ms",
+			      ms(r->t_done[seq] - r->t_dispatch[seq]), "epoch", r->epoch,
+			      "images_done", (json_int_t)r->images_done, "samples",
+			      (json_int_t)r->samples, "stages", stages);
+	json_object_set_new(j, "accuracy", accuracy_json(r));
+	return j;
+}
+
+static double wall_time(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double epoch_img_s(const struct epoch *ep)
+{
+	return ep->t_last > ep->t_start
+		       ? (double)ep->images / ((double)(ep->t_last - ep->t_start) / 1e9)
+		       : 0;
+}
+
+/* Block ranges of a split: k points make k + 1 ranges; with one more range
+ * than nodes the coordinator computes the first. */
+static void apply_points(struct run *r, const int *points, int npoints)
+{
+	struct pn_coord *c = r->c;
+	int blocks = pn_model_blocks(c->m);
+	for (int i = 0; i < r->nranges; i++)
+		json_decref(r->ranges[i].status);
+	memset(r->ranges, 0, sizeof(r->ranges));
+	r->nranges = npoints + 1;
+	int local = r->nranges - c->nnodes; /* 1: the coordinator takes the first range */
+	for (int i = 0; i < r->nranges; i++) {
+		r->ranges[i].first = i ? points[i - 1] : 0;
+		r->ranges[i].last = i < npoints ? points[i] : blocks;
+		r->ranges[i].node = i < local ? NULL : &c->nodes[i - local];
+	}
+	struct epoch *ep = &r->epochs[r->epoch];
+	memcpy(ep->points, points, (size_t)npoints * sizeof(int));
+	ep->npoints = npoints;
+}
+
+/* Every batch of the old plan is in: reconfigure the stages for the new
+ * split (same run, new epoch) and go on. */
+static void resplit(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	struct epoch *old = &r->epochs[r->epoch];
+	json_t *ev = json_pack("{s:i, s:f, s:o, s:o, s:i, s:f, s:n}", "run", r->id, "time",
+			       wall_time(), "from", points_json(old->points, old->npoints), "to",
+			       points_json(r->next_points, r->next_npoints), "epoch", r->epoch + 1,
+			       "img_s_before", epoch_img_s(old), "img_s_after");
+	int had_local = r->ranges[0].node == NULL;
+	r->epoch++;
+	r->nepochs = r->epoch + 1;
+	memset(&r->epochs[r->epoch], 0, sizeof(r->epochs[0]));
+	apply_points(r, r->next_points, r->next_npoints);
+	if (r->pipelined && r->window_auto)
+		r->window = r->nranges + 1;
+	r->draining = 0;
+	if (had_local && r->ranges[0].node)
+		pn_stage_reset(c->local);
+	pn_info("run %d: re-split at batch %zu, epoch %d", r->id, r->next_batch, r->epoch);
+	pn_events_emit(c->events, "resplit", ev);
+	if (send_configs(r) == 0 && r->pending == 0)
+		begin(r);
+}
+
+static void check_drain(struct run *r)
+{
+	if (!r->draining || r->state != RUN_RUNNING || r->inflight ||
+	    (r->first_hop && pn_peer_pending(r->first_hop)) || r->next_batch >= r->nbatches)
+		return;
+	resplit(r);
+}
+
 static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, size_t len)
 {
 	struct run *r = c->active;
 	int classes = pn_model_num_classes(c->m);
 	struct pn_frame_header h;
 	struct pn_frame_error e;
-	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING)) {
+	/* While a re-split reconfigures the stages, a late duplicate may come. */
+	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING &&
+		   !(r->state == RUN_CONFIGURING && r->epoch > 0))) {
 		free(buf);
 		pn_reply_error(q, 409, "no run", "no run is taking logits now");
 		return;
@@ -499,6 +795,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	if (r->done[h.seq]) {
 		free(buf);
 		r->duplicates++;
+		c->duplicates_total++;
 		pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 1));
 		return;
 	}
@@ -523,11 +820,22 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	r->batches_done++;
 	r->images_done += h.n;
 	r->inflight--;
+	struct epoch *ep = &r->epochs[r->epoch];
+	ep->images += h.n;
+	ep->batches++;
+	ep->t_last = now;
+	c->images_total += h.n;
+	c->batches_total++;
+	pn_hist_observe(&c->latency, (double)(now - r->t_dispatch[h.seq]) / 1e9, 1);
+	count_hops(r, h.n);
 	pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 0));
-	if (r->batches_done == r->nbatches)
+	pn_events_emit(c->events, "batch", batch_json(r, h.seq, h.n));
+	if (r->batches_done == r->nbatches) {
 		finish(r);
-	else
+	} else {
 		pn_task_schedule(c->dispatcher);
+		check_drain(r);
+	}
 }
 
 static void frames_route(struct pn_req *q, void *arg)
@@ -552,20 +860,216 @@ static void frames_route(struct pn_req *q, void *arg)
 	pn_reply_json(q, status, status == 202 ? json_pack("{s:b}", "queued", 1) : error);
 }
 
-/* ---- the 1 s tick: counters and stall watch ---- */
+/* ---- the stages: health and block times ---- */
+
+static void probe_cb(const struct pn_reply *rep, void *arg)
+{
+	struct node *n = arg;
+	n->probing = 0;
+	if (rep->status == 200) {
+		n->last_contact_ns = pn_now_ns();
+		n->up = 1;
+	} else if (n->up != 0) {
+		n->up = 0;
+		n->c->stage_down_total++;
+		pn_warn("stage %s does not answer: %s", n->address,
+			rep->status ? "bad status" : rep->error);
+	}
+}
+
+static void ping(struct node *n)
+{
+	if (n->probing || n->gets)
+		return; /* the counters' GET tells as much */
+	if (pn_peer_send(n->probe, PN_GET, "/api/v1/health", NULL, NULL, 0, 0, probe_cb, n) == 0)
+		n->probing = 1;
+}
+
+static const double *node_profile(const struct node *n, int batch)
+{
+	for (int i = 0; i < PROFILES; i++)
+		if (n->prof[i].batch == batch)
+			return n->prof[i].ms;
+	return NULL;
+}
+
+static void profile_ask(struct node *n);
+
+static void profile_cb(const struct pn_reply *rep, void *arg)
+{
+	struct node *n = arg;
+	int nb = pn_model_blocks(n->c->m);
+	json_t *j = rep->status ? json_loadb((const char *)rep->body, rep->len, 0, NULL) : NULL;
+	json_t *ms = json_object_get(j, "block_ms");
+	if (rep->status == 200 && json_is_array(ms) && (int)json_array_size(ms) == nb &&
+	    json_integer_value(json_object_get(j, "batch")) == n->prof_want) {
+		int slot = n->prof_next;
+		n->prof_next = (n->prof_next + 1) % PROFILES;
+		n->prof[slot].batch = n->prof_want;
+		for (int b = 0; b < nb; b++)
+			n->prof[slot].ms[b] = json_number_value(json_array_get(ms, (size_t)b));
+		n->prof_want = 0;
+		n->last_contact_ns = pn_now_ns();
+		n->up = 1;
+	} else if (rep->status == 202 || rep->status == 503) {
+		pn_timer_arm(n->prof_timer, PROFILE_POLL_MS); /* measuring: ask again */
+	} else {
+		pn_warn("stage %s: no block times for batch %d (%d)", n->address, n->prof_want,
+			rep->status);
+		n->prof_want = 0;
+	}
+	json_decref(j);
+}
+
+static void profile_ask(struct node *n)
+{
+	char body[64];
+	snprintf(body, sizeof(body), "{\"batch\": %d}", n->prof_want);
+	char *b = strdup(body);
+	if (!b || pn_peer_send(n->probe, PN_POST, "/v1/profile", "application/json", b, strlen(b),
+			       0, profile_cb, n) != 0)
+		n->prof_want = 0;
+}
+
+static void profile_timer_cb(void *arg)
+{
+	struct node *n = arg;
+	if (n->prof_want)
+		profile_ask(n);
+}
+
+/* 1 when every stage's block times for `batch` are known; else asks the
+ * stages that lack them (one batch size at a time each). */
+static int want_profiles(struct pn_coord *c, int batch)
+{
+	int have = 1;
+	for (int i = 0; i < c->nnodes; i++) {
+		struct node *n = &c->nodes[i];
+		if (node_profile(n, batch))
+			continue;
+		have = 0;
+		if (!n->prof_want) {
+			n->prof_want = batch;
+			profile_ask(n);
+		}
+	}
+	return have;
+}
+
+/* ---- the 1 s tick: counters, stall watch, summary event ---- */
+
+static double img_s_now(struct run *r, uint64_t now)
+{
+	int k = r->rate_n < RATE_TICKS ? r->rate_n : RATE_TICKS;
+	int oldest = (r->rate_n - k) % RATE_TICKS;
+	if (k == 0 || now <= r->rate_t[oldest])
+		return 0;
+	return (double)(r->images_done - r->rate_images[oldest]) /
+	       ((double)(now - r->rate_t[oldest]) / 1e9);
+}
+
+static double hop_transfer_ms(const struct run *r, int i)
+{
+	if (i == 0 && !r->ranges[0].node)
+		return 0; /* the coordinator's own range: no network */
+	if (i == 0)
+		return r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0;
+	json_t *st = r->ranges[i - 1].status;
+	uint64_t acked = counter(st, "out_acked");
+	return acked ? ms(counter(st, "out_transfer_ns")) / (double)acked : 0;
+}
+
+static int predicted(struct pn_coord *c, const struct run *r, struct pn_split *out);
+
+static json_t *summary_json(struct pn_coord *c)
+{
+	struct run *r = c->active;
+	uint64_t now = pn_now_ns();
+	json_t *j = json_pack("{s:f}", "time", wall_time());
+	if (!r || r->state == RUN_QUEUED) {
+		int points[MAX_RANGES], npoints;
+		default_points(c, points, &npoints);
+		json_object_set_new(j, "run", json_null());
+		json_object_set_new(j, "state", json_string("idle"));
+		json_object_set_new(j, "split", points_json(points, npoints));
+		json_object_set_new(j, "inflight", json_integer(0));
+		json_object_set_new(j, "stages", json_array());
+		json_object_set_new(j, "hops", json_array());
+		json_object_set_new(j, "bottleneck", json_null());
+		json_object_set_new(j, "predicted_img_s", json_null());
+		return j;
+	}
+	double wall = r->t_start ? (double)(now - r->t_start) / 1e9 : 0;
+	json_object_set_new(j, "run", json_integer(r->id));
+	json_object_set_new(j, "state", json_string(state_names[r->state]));
+	json_object_set_new(j, "img_s_now", json_real(img_s_now(r, now)));
+	json_object_set_new(j, "img_s_overall",
+			    json_real(wall > 0 ? (double)r->images_done / wall : 0));
+	json_object_set_new(j, "accuracy", accuracy_json(r));
+	json_object_set_new(j, "images_done", json_integer((json_int_t)r->images_done));
+	json_object_set_new(j, "samples", json_integer((json_int_t)r->samples));
+	json_object_set_new(j, "inflight", json_integer(r->inflight));
+	json_object_set_new(j, "split",
+			    points_json(r->epochs[r->epoch].points, r->epochs[r->epoch].npoints));
+	json_object_set_new(j, "epoch", json_integer(r->epoch));
+	json_t *stages = json_array(), *hops = json_array();
+	double worst = -1;
+	json_t *bottleneck = json_null();
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		json_array_append_new(stages,
+				      json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f}", "index", i,
+						"address", range_address(r, i), "first", g->first,
+						"last", g->last, "utilisation", g->utilisation,
+						"compute_ms_per_batch", g->recent_compute_ms,
+						"queue_ms_per_batch", g->recent_queue_ms));
+		if (g->recent_compute_ms > worst) {
+			worst = g->recent_compute_ms;
+			json_decref(bottleneck);
+			bottleneck = json_pack("{s:s, s:i}", "kind", "stage", "index", i);
+		}
+	}
+	for (int i = 0; i <= r->nranges; i++) {
+		int cut = i < r->nranges ? r->ranges[i].first : pn_model_blocks(c->m);
+		/* Hops are not named the bottleneck: the sender's transfer time
+		 * includes the receiver's wait for its own compute step. */
+		json_array_append_new(
+			hops, json_pack("{s:s, s:s, s:I, s:f}", "from", range_address(r, i - 1),
+					"to", range_address(r, i), "bytes_per_batch",
+					(json_int_t)cut_bytes(c, cut, (size_t)r->batch, r->dtype),
+					"transfer_ms_per_batch", hop_transfer_ms(r, i)));
+	}
+	json_object_set_new(j, "stages", stages);
+	json_object_set_new(j, "hops", hops);
+	json_object_set_new(j, "bottleneck", worst > 0 ? bottleneck : json_null());
+	if (worst <= 0)
+		json_decref(bottleneck);
+	struct pn_split p;
+	json_object_set_new(j, "predicted_img_s",
+			    predicted(c, r, &p) == 0 ? json_real(p.img_s) : json_null());
+	return j;
+}
 
 static void tick_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
 	pn_timer_arm(c->tick, 1000);
-	if (!r || r->state != RUN_RUNNING)
-		return;
-	if (pn_now_ns() - r->t_progress > (uint64_t)c->o.stall_s * 1000000000u) {
-		end_run(r, RUN_FAILED, "no batch finished for %d s (stall_s)", c->o.stall_s);
-		return;
+	if (c->ticks++ % (PING_MS / 1000) == 0)
+		for (int i = 0; i < c->nnodes; i++)
+			ping(&c->nodes[i]);
+	if (r && r->state == RUN_RUNNING) {
+		if (pn_now_ns() - r->t_progress > (uint64_t)c->o.stall_s * 1000000000u) {
+			end_run(r, RUN_FAILED, "no batch finished for %d s (stall_s)",
+				c->o.stall_s);
+		} else {
+			fetch_stats(r);
+			r->rate_t[r->rate_n % RATE_TICKS] = pn_now_ns();
+			r->rate_images[r->rate_n % RATE_TICKS] = r->images_done;
+			r->rate_n++;
+		}
 	}
-	fetch_stats(r);
+	pn_events_emit(c->events, "summary", summary_json(c));
 }
 
 /* ---- requests ---- */
@@ -601,8 +1105,86 @@ static int auto_split(const struct pn_model *m, int k, int *points)
 	return k - 1;
 }
 
-static const char *const run_keys[] = {"dataset", "offset", "stride",	    "samples", "batch_size",
-				       "mode",	  "split",  "max_inflight", "wire",    NULL};
+/* The split points of a run or PUT /api/v1/split: "auto" (MACs balanced
+ * over the stages) or increasing block numbers, one range per stage (or
+ * one more, computed by the coordinator). 0, or -1 with the reason. */
+static int parse_points(struct pn_coord *c, json_t *split, int *points, int *npoints, char *err,
+			size_t errlen)
+{
+	int blocks = pn_model_blocks(c->m);
+	*npoints = 0;
+	if (c->nnodes > blocks) {
+		snprintf(err, errlen, "%d stages for %d blocks: some would have nothing to do",
+			 c->nnodes, blocks);
+		return -1;
+	}
+	if (json_is_string(split) && strcmp(json_string_value(split), "auto") == 0) {
+		*npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
+		return 0;
+	}
+	if (!json_is_array(split)) {
+		snprintf(err, errlen, "split must be \"auto\" or an array of block numbers");
+		return -1;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(split, i, v)
+	{
+		if (!json_is_integer(v)) {
+			snprintf(err, errlen, "split[%zu] must be an integer", i);
+			return -1;
+		}
+		json_int_t p = json_integer_value(v);
+		if (p < 1 || p >= blocks) {
+			snprintf(err, errlen,
+				 "split[%zu] = %" JSON_INTEGER_FORMAT
+				 " is out of range: split points are blocks 1 to %d",
+				 i, p, blocks - 1);
+			return -1;
+		}
+		if (i && p <= points[i - 1]) {
+			snprintf(err, errlen,
+				 "split[%zu] = %" JSON_INTEGER_FORMAT
+				 " does not come after %d: split points must increase",
+				 i, p, points[i - 1]);
+			return -1;
+		}
+		if (i >= (size_t)c->nnodes) {
+			snprintf(
+				err, errlen,
+				"split has %zu points, which make %zu block ranges for %d stages: "
+				"give "
+				"%d points (or %d to have the coordinator compute the first range)",
+				json_array_size(split), json_array_size(split) + 1, c->nnodes,
+				c->nnodes - 1, c->nnodes);
+			return -1;
+		}
+		points[(*npoints)++] = (int)p;
+	}
+	if (*npoints + 1 < c->nnodes) {
+		snprintf(err, errlen,
+			 "split has %d points, which make %d block ranges for %d stages: give %d "
+			 "points (or %d to have the coordinator compute the first range)",
+			 *npoints, *npoints + 1, c->nnodes, c->nnodes - 1, c->nnodes);
+		return -1;
+	}
+	return 0;
+}
+
+/* The split a run gets when it names none: the last PUT /api/v1/split, or auto. */
+static void default_points(struct pn_coord *c, int *points, int *npoints)
+{
+	if (c->default_set) {
+		memcpy(points, c->default_points, sizeof(c->default_points));
+		*npoints = c->default_npoints;
+	} else {
+		*npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
+	}
+}
+
+static const char *const run_keys[] = {"dataset",    "offset", "stride", "samples",
+				       "batch_size", "mode",   "split",	 "max_inflight",
+				       "wire",	     "queue",  NULL};
 
 /* A run from a POST body; NULL with a message. */
 static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
@@ -619,6 +1201,11 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	    pn_json_int(j, "max_inflight", 0, 1024, 0, &window, err, errlen) ||
 	    pn_json_str(j, "wire", "f32", &wire, err, errlen))
 		return NULL;
+	json_t *queue = json_object_get(j, "queue");
+	if (queue && !json_is_boolean(queue)) {
+		snprintf(err, errlen, "queue must be true or false");
+		return NULL;
+	}
 	int pipelined = strcmp(mode, "pipelined") == 0;
 	if (!pipelined && strcmp(mode, "sequential") != 0) {
 		snprintf(err, errlen, "mode must be \"pipelined\" or \"sequential\"");
@@ -629,43 +1216,12 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 		snprintf(err, errlen, "wire must be \"f32\" or \"f16\"");
 		return NULL;
 	}
-	int points[MAX_RANGES], npoints = 0, blocks = pn_model_blocks(c->m);
+	int points[MAX_RANGES], npoints = 0;
 	json_t *split = json_object_get(j, "split");
-	if (c->nnodes > blocks) {
-		snprintf(err, errlen, "%d stages for %d blocks: some would have nothing to do",
-			 c->nnodes, blocks);
+	if (!split)
+		default_points(c, points, &npoints);
+	else if (parse_points(c, split, points, &npoints, err, errlen) != 0)
 		return NULL;
-	}
-	if (!split || (json_is_string(split) && strcmp(json_string_value(split), "auto") == 0)) {
-		npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
-	} else if (json_is_array(split) && json_array_size(split) <= (size_t)c->nnodes) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(split, i, v)
-		{
-			json_int_t p = json_integer_value(v);
-			if (!json_is_integer(v) || p < 1 || p >= blocks ||
-			    (i && p <= points[i - 1])) {
-				snprintf(err, errlen,
-					 "split must list increasing block numbers from 1 to %d",
-					 blocks - 1);
-				return NULL;
-			}
-			points[npoints++] = (int)p;
-		}
-	} else {
-		snprintf(err, errlen,
-			 "split must be \"auto\" or a list of at most %d block numbers", c->nnodes);
-		return NULL;
-	}
-	int nranges = npoints + 1;
-	if (nranges < c->nnodes || nranges > c->nnodes + 1 || nranges > MAX_RANGES) {
-		snprintf(err, errlen,
-			 "split gives %d block ranges for %d stages: give %d split points (or %d "
-			 "to have the coordinator compute the first range)",
-			 nranges, c->nnodes, c->nnodes - 1, c->nnodes);
-		return NULL;
-	}
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r || !(r->dataset = strdup(dataset))) {
 		free(r);
@@ -679,14 +1235,10 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	r->batch = (int)batch;
 	r->pipelined = pipelined;
 	r->dtype = dtype;
-	r->nranges = nranges;
-	int local = nranges - c->nnodes; /* 1: the coordinator takes the first range */
-	for (int i = 0; i < nranges; i++) {
-		r->ranges[i].first = i ? points[i - 1] : 0;
-		r->ranges[i].last = i < npoints ? points[i] : blocks;
-		r->ranges[i].node = i < local ? NULL : &c->nodes[i - local];
-	}
-	r->window = !pipelined ? 1 : window ? (int)window : nranges + 1;
+	r->nepochs = 1;
+	apply_points(r, points, npoints);
+	r->window_auto = pipelined && !window;
+	r->window = !pipelined ? 1 : window ? (int)window : r->nranges + 1;
 	r->t_created = pn_now_ns();
 	return r;
 }
@@ -735,11 +1287,6 @@ static json_t *latency_json(const struct run *r)
 	return j;
 }
 
-static uint64_t counter(json_t *status, const char *key)
-{
-	return (uint64_t)json_integer_value(json_object_get(status, key));
-}
-
 static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 {
 	const struct pn_model *m = r->c->m;
@@ -779,6 +1326,7 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 			"out_failed", (json_int_t)counter(g->status, "out_failed"));
 		json_object_set_new(s, "max_step_ms",
 				    json_real(ms(counter(g->status, "max_step_ns"))));
+		json_object_set_new(s, "utilisation", json_real(g->utilisation));
 		json_array_append_new(arr, s);
 		if (per_batch > worst) {
 			worst = per_batch;
@@ -832,6 +1380,24 @@ static json_t *run_json(const struct run *r)
 			  "transfer_ms_per_frame",
 			  r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0));
 	json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
+	json_object_set_new(j, "epoch", json_integer(r->epoch));
+	json_object_set_new(j, "resplit_pending",
+			    r->draining ? points_json(r->next_points, r->next_npoints)
+					: json_null());
+	json_t *epochs = json_array();
+	for (int e = 0; e < r->nepochs; e++) {
+		const struct epoch *ep = &r->epochs[e];
+		json_t *o = json_pack("{s:i, s:o, s:I, s:I, s:f}", "epoch", e, "split",
+				      points_json(ep->points, ep->npoints), "images",
+				      (json_int_t)ep->images, "batches", (json_int_t)ep->batches,
+				      "img_s", epoch_img_s(ep));
+		json_object_set_new(o, "started_s",
+				    ep->t_start && r->t_start
+					    ? json_real((double)(ep->t_start - r->t_start) / 1e9)
+					    : json_null());
+		json_array_append_new(epochs, o);
+	}
+	json_object_set_new(j, "epochs", epochs);
 	return j;
 }
 
@@ -871,9 +1437,22 @@ static void runs_post(struct pn_req *q, void *arg)
 	if (!j)
 		return;
 	struct run *r = parse_run(c, j, err, sizeof(err));
+	int queue = json_is_true(json_object_get(j, "queue"));
 	json_decref(j);
 	if (!r) {
 		pn_reply_error(q, 400, "bad run", "%s", err);
+		return;
+	}
+	struct run *busy = c->active;
+	for (int i = 0; i < c->nruns && !busy; i++)
+		if (c->runs[i]->state == RUN_QUEUED)
+			busy = c->runs[i];
+	if (busy && !queue) {
+		run_free(r);
+		pn_reply_error(q, 409, "conflict",
+			       "run %d is %s: wait for it, cancel it (DELETE /api/v1/runs/%d), or "
+			       "send \"queue\": true to run after it",
+			       busy->id, state_names[busy->state], busy->id);
 		return;
 	}
 	if (make_room(c) != 0) {
@@ -884,6 +1463,7 @@ static void runs_post(struct pn_req *q, void *arg)
 	}
 	r->id = ++c->next_id;
 	c->runs[c->nruns++] = r;
+	want_profiles(c, r->batch); /* for the planner's prediction beside the run */
 	pn_info("run %d: %s, offset %zu, stride %zu, samples %zu, batch %d", r->id, r->dataset,
 		r->offset, r->stride, r->samples, r->batch);
 	start_next(c);
@@ -937,13 +1517,500 @@ static void run_logits(struct pn_req *q, void *arg)
 			       r->samples * (size_t)pn_model_num_classes(c->m) * sizeof(float));
 }
 
+/* ---- cluster, plan, split ---- */
+
+static json_t *model_json(const struct pn_coord *c)
+{
+	json_t *classes = json_array();
+	for (int i = 0; i < pn_model_num_classes(c->m); i++)
+		json_array_append_new(classes, json_string(pn_model_classes(c->m)[i]));
+	return json_pack("{s:s, s:s, s:i, s:i, s:o}", "path", c->model_path, "sha256", c->sha,
+			 "input_size", pn_model_input_size(c->m), "blocks", pn_model_blocks(c->m),
+			 "classes", classes);
+}
+
+/* The block range node i computes now: the running run's, else the
+ * default split's. */
+static void node_range(struct pn_coord *c, int i, int *first, int *last)
+{
+	struct run *r = c->active;
+	if (r && r->state != RUN_QUEUED) {
+		for (int k = 0; k < r->nranges; k++)
+			if (r->ranges[k].node == &c->nodes[i]) {
+				*first = r->ranges[k].first;
+				*last = r->ranges[k].last;
+				return;
+			}
+	}
+	int points[MAX_RANGES], n;
+	default_points(c, points, &n);
+	int k = i + (n + 1 - c->nnodes); /* the range of node i */
+	*first = k ? points[k - 1] : 0;
+	*last = k < n ? points[k] : pn_model_blocks(c->m);
+}
+
+static void cluster_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	struct run *r = c->active;
+	int batch = r && r->state != RUN_QUEUED ? r->batch : 8;
+	json_t *stages = json_array();
+	uint64_t now = pn_now_ns();
+	for (int i = 0; i < c->nnodes; i++) {
+		struct node *n = &c->nodes[i];
+		int first, last;
+		node_range(c, i, &first, &last);
+		const double *prof = node_profile(n, batch);
+		int pb = batch;
+		for (int k = 0; !prof && k < PROFILES; k++)
+			if (n->prof[k].batch) {
+				prof = n->prof[k].ms;
+				pb = n->prof[k].batch;
+			}
+		json_t *ms = json_array();
+		for (int b = 0; b < pn_model_blocks(c->m); b++)
+			json_array_append_new(ms, prof ? json_real(prof[b]) : json_null());
+		json_t *s = json_pack("{s:i, s:s, s:s, s:i, s:i, s:o}", "index", i, "address",
+				      n->address, "state",
+				      n->up < 0 ? "unknown"
+				      : n->up	? "up"
+						: "down",
+				      "first", first, "last", last, "block_ms", ms);
+		json_object_set_new(s, "last_contact_ms",
+				    n->last_contact_ns
+					    ? json_real(ms_since(now, n->last_contact_ns))
+					    : json_null());
+		json_object_set_new(s, "block_ms_batch", prof ? json_integer(pb) : json_null());
+		json_array_append_new(stages, s);
+	}
+	int points[MAX_RANGES], npoints;
+	default_points(c, points, &npoints);
+	pn_reply_json(q, 200,
+		      json_pack("{s:o, s:i, s:o, s:o, s:o}", "stages", stages, "blocks",
+				pn_model_blocks(c->m), "model", model_json(c), "split",
+				points_json(points, npoints), "run",
+				r ? json_integer(r->id) : json_null()));
+	if (!want_profiles(c, batch))
+		pn_debug("measuring the stages' block times for batch %d", batch);
+}
+
+/* Costs for the planner over the stages (one range each) at `batch`,
+ * from their measured block times; -1 when some are not known yet. */
+struct costs {
+	struct pn_split_costs k;
+	double block_ms[MAX_STAGES * MAX_BLOCKS];
+	double cut[MAX_BLOCKS + 1];
+	double lat[MAX_STAGES + 1], bw[MAX_STAGES + 1];
+};
+
+static int make_costs(struct pn_coord *c, int batch, int dtype, double link_mbit, double link_ms,
+		      struct costs *k)
+{
+	int nb = pn_model_blocks(c->m);
+	if (c->nnodes < 1 || c->nnodes > nb || nb > MAX_BLOCKS)
+		return -1;
+	for (int i = 0; i < c->nnodes; i++) {
+		const double *p = node_profile(&c->nodes[i], batch);
+		if (!p)
+			return -1;
+		memcpy(k->block_ms + i * nb, p, (size_t)nb * sizeof(double));
+	}
+	for (int cut = 0; cut <= nb; cut++)
+		k->cut[cut] = (double)cut_bytes(c, cut, (size_t)batch, dtype);
+	for (int h = 0; h <= c->nnodes; h++) {
+		k->lat[h] = link_ms;
+		k->bw[h] = link_mbit > 0 ? link_mbit * 1e6 / 8 / 1e3 : 0; /* bytes per ms */
+	}
+	k->k = (struct pn_split_costs){.stages = c->nnodes,
+				       .blocks = nb,
+				       .batch = batch,
+				       .block_ms = k->block_ms,
+				       .cut_bytes = k->cut,
+				       .hop_latency_ms = k->lat,
+				       .hop_bytes_per_ms = k->bw};
+	return 0;
+}
+
+/* The planner's prediction for a run's current split (stages only). */
+static int predicted(struct pn_coord *c, const struct run *r, struct pn_split *out)
+{
+	static struct costs k;
+	const struct epoch *ep = &r->epochs[r->epoch];
+	if (r->nranges != c->nnodes || make_costs(c, r->batch, r->dtype, 0, 0, &k) != 0)
+		return -1;
+	return pn_split_evaluate(&k.k, ep->points, out);
+}
+
+static json_t *split_json(const struct pn_split *p)
+{
+	json_t *cuts = json_array();
+	for (int s = 1; s < p->stages; s++)
+		json_array_append_new(cuts, json_integer(p->cuts[s]));
+	json_t *stage_ms = json_array();
+	for (int s = 0; s < p->stages; s++)
+		json_array_append_new(stage_ms, json_real(p->stage_ms[s]));
+	return json_pack(
+		"{s:o, s:f, s:f, s:f, s:{s:s, s:i}, s:o}", "split", cuts, "predicted_img_s",
+		p->img_s, "predicted_latency_ms", p->latency_ms, "bottleneck_ms", p->bottleneck_ms,
+		"bottleneck", "kind", p->bottleneck >= 0 ? "stage" : "hop", "index",
+		p->bottleneck >= 0 ? p->bottleneck : -p->bottleneck - 1, "stage_ms", stage_ms);
+}
+
+static int add_candidate(const struct pn_split *p, void *arg)
+{
+	json_array_append_new(arg, split_json(p));
+	return json_array_size(arg) >= 5000; /* bounded; the best is exact anyway */
+}
+
+/* A number from the query string; 0, or -1 after answering 400. */
+static int query_num(struct pn_req *q, const char *key, double min, double max, double def,
+		     double *out)
+{
+	char buf[64], *end;
+	const char *v = pn_req_query(q, key, buf, sizeof(buf));
+	*out = def;
+	if (!v)
+		return 0;
+	*out = strtod(v, &end);
+	if (!*v || *end || !(*out >= min && *out <= max)) {
+		pn_reply_error(q, 400, "bad query", "%s must be a number from %g to %g", key, min,
+			       max);
+		return -1;
+	}
+	return 0;
+}
+
+static void plan_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	static struct costs k;
+	double batch, mbit, lat;
+	char wbuf[16];
+	const char *wire = pn_req_query(q, "wire", wbuf, sizeof(wbuf));
+	int dtype = wire ? pn_dtype_parse(wire) : PN_DTYPE_F32;
+	if (dtype != PN_DTYPE_F32 && dtype != PN_DTYPE_F16) {
+		pn_reply_error(q, 400, "bad query", "wire must be f32 or f16");
+		return;
+	}
+	if (query_num(q, "batch_size", 1, c->o.max_batch, 8, &batch) ||
+	    query_num(q, "link_mbit", 0, 1e6, 0, &mbit) ||
+	    query_num(q, "link_latency_ms", 0, 1e4, 0, &lat))
+		return;
+	if (batch != (int)batch) {
+		pn_reply_error(q, 400, "bad query", "batch_size must be a whole number");
+		return;
+	}
+	if (c->nnodes < 1) {
+		pn_reply_error(q, 409, "no stages", "the coordinator has no stages to plan for");
+		return;
+	}
+	if (!want_profiles(c, (int)batch) || make_costs(c, (int)batch, dtype, mbit, lat, &k) != 0) {
+		char down[256] = "";
+		for (int i = 0; i < c->nnodes; i++)
+			if (c->nodes[i].up == 0)
+				snprintf(down + strlen(down), sizeof(down) - strlen(down), " %s",
+					 c->nodes[i].address);
+		pn_reply_header(q, "Retry-After", "1");
+		if (down[0])
+			pn_reply_error(q, 503, "stage down", "no block times from:%s", down);
+		else
+			pn_reply_error(q, 503, "measuring",
+				       "the stages are measuring their block times for batch %d; "
+				       "ask again in a second",
+				       (int)batch);
+		return;
+	}
+	int nb = pn_model_blocks(c->m);
+	json_t *blocks = json_array();
+	for (int b = 0; b < nb; b++) {
+		json_t *per = json_array();
+		for (int i = 0; i < c->nnodes; i++)
+			json_array_append_new(per, json_real(k.block_ms[i * nb + b]));
+		json_array_append_new(
+			blocks, json_pack("{s:i, s:o, s:I, s:I, s:I}", "block", b, "ms", per,
+					  "macs", (json_int_t)pn_model_block_macs(c->m, b),
+					  "params", (json_int_t)pn_model_block_params(c->m, b),
+					  "out_bytes", (json_int_t)k.cut[b + 1]));
+	}
+	json_t *cands = json_array();
+	struct pn_split best;
+	pn_split_each(&k.k, add_candidate, cands);
+	json_t *j = json_pack("{s:i, s:s, s:i, s:o, s:o, s:I}", "batch_size", (int)batch, "wire",
+			      pn_dtype_name(dtype), "stages", c->nnodes, "blocks", blocks,
+			      "candidates", cands, "input_bytes", (json_int_t)k.cut[0]);
+	json_object_set_new(j, "best",
+			    pn_split_best(&k.k, &best) == 0 ? split_json(&best) : json_null());
+	json_object_set_new(j, "links", json_pack("{s:f, s:f}", "mbit_s", mbit, "latency_ms", lat));
+	pn_reply_json(q, 200, j);
+}
+
+static void split_put(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	static const char *const keys[] = {"split", NULL};
+	char err[300];
+	int points[MAX_RANGES], npoints;
+	json_t *j = pn_req_json(q);
+	if (!j)
+		return;
+	json_t *split = json_object_get(j, "split");
+	int bad = pn_json_known(j, keys, err, sizeof(err));
+	if (!bad && !split) {
+		snprintf(err, sizeof(err), "split is required");
+		bad = 1;
+	}
+	if (!bad)
+		bad = parse_points(c, split, points, &npoints, err, sizeof(err));
+	json_decref(j);
+	if (bad) {
+		pn_reply_error(q, 400, "bad split", "%s", err);
+		return;
+	}
+	struct run *r = c->active;
+	if (r && r->state == RUN_CONFIGURING) {
+		pn_reply_header(q, "Retry-After", "1");
+		pn_reply_error(q, 409, "busy", "run %d is configuring its stages; try again",
+			       r->id);
+		return;
+	}
+	memcpy(c->default_points, points, sizeof(points));
+	c->default_npoints = npoints;
+	c->default_set = 1;
+	if (!r || r->state != RUN_RUNNING) {
+		pn_info("split for the next run set");
+		pn_reply_json(q, 200,
+			      json_pack("{s:o, s:i, s:n}", "split", points_json(points, npoints),
+					"epoch", 0, "run"));
+		return;
+	}
+	const struct epoch *ep = &r->epochs[r->epoch];
+	if (!r->draining && ep->npoints == npoints &&
+	    memcmp(ep->points, points, (size_t)npoints * sizeof(int)) == 0) {
+		pn_reply_json(q, 200,
+			      json_pack("{s:o, s:i, s:i}", "split", points_json(points, npoints),
+					"epoch", r->epoch, "run", r->id));
+		return;
+	}
+	if (r->epoch + 1 >= MAX_EPOCHS) {
+		pn_reply_error(q, 409, "too many re-splits", "run %d has had %d splits", r->id,
+			       MAX_EPOCHS);
+		return;
+	}
+	memcpy(r->next_points, points, sizeof(points));
+	r->next_npoints = npoints;
+	r->draining = 1;
+	pn_info("run %d: re-split requested; draining %d batches", r->id, r->inflight);
+	pn_reply_json(q, 200,
+		      json_pack("{s:o, s:i, s:i}", "split", points_json(points, npoints), "epoch",
+				r->epoch + 1, "run", r->id));
+	check_drain(r);
+}
+
+/* ---- events, classify, metrics, files ---- */
+
+static void events_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	struct run *r = c->active;
+	if (!r)
+		for (int i = c->nruns - 1; i >= 0 && !r; i--)
+			r = c->runs[i];
+	json_t *cluster = json_array();
+	for (int i = 0; i < c->nnodes; i++) {
+		int first, last;
+		node_range(c, i, &first, &last);
+		const struct node *n = &c->nodes[i];
+		json_array_append_new(cluster, json_pack("{s:s, s:s, s:i, s:i}", "address",
+							 n->address, "state",
+							 n->up < 0 ? "unknown"
+							 : n->up   ? "up"
+								   : "down",
+							 "first", first, "last", last));
+	}
+	json_t *hello = json_pack("{s:s, s:o, s:{s:o, s:i, s:o}}", "version", PACKAGE_VERSION,
+				  "run", r ? run_json(r) : json_null(), "cluster", "stages",
+				  cluster, "blocks", pn_model_blocks(c->m), "model", model_json(c));
+	pn_events_attach(c->events, q, hello);
+}
+
+static void classify_post(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	char err[256];
+	double k;
+	int classes = pn_model_num_classes(c->m);
+	if (query_num(q, "k", 1, classes, classes < 5 ? classes : 5, &k))
+		return;
+	size_t len;
+	uint8_t *jpeg = pn_req_body_take(q, &len), rgb[PN_IMAGE_BYTES];
+	if (!jpeg) {
+		pn_reply_error(q, 400, "bad image", "body: send one JPEG image");
+		return;
+	}
+	int rc = pn_jpeg_decode(jpeg, len, rgb, err, sizeof(err));
+	free(jpeg);
+	if (rc != 0) {
+		pn_reply_error(q, 400, "bad image", "body: %s", err);
+		return;
+	}
+	if (!c->cls &&
+	    !(c->cls = pn_plan_new(c->m, 0, pn_model_blocks(c->m), 1, err, sizeof(err)))) {
+		pn_reply_error(q, 503, "cannot classify", "%s", err);
+		return;
+	}
+	/* One image, about as long as one batch step of a stage. */
+	uint64_t t0 = pn_now_ns();
+	pn_model_preprocess(c->m, rgb, pn_plan_input(c->cls));
+	pn_plan_run(c->cls, 1);
+	const float *logits = pn_plan_output(c->cls);
+	double t = ms(pn_now_ns() - t0), maxv = logits[0], sum = 0;
+	for (int i = 1; i < classes; i++)
+		maxv = logits[i] > maxv ? logits[i] : maxv;
+	for (int i = 0; i < classes; i++)
+		sum += exp(logits[i] - maxv);
+	int order[1024];
+	int n = classes < 1024 ? classes : 1024;
+	for (int i = 0; i < n; i++)
+		order[i] = i;
+	for (int i = 0; i < (int)k && i < n; i++)
+		for (int m = i + 1; m < n; m++)
+			if (logits[order[m]] > logits[order[i]]) {
+				int tmp = order[i];
+				order[i] = order[m];
+				order[m] = tmp;
+			}
+	json_t *top = json_array(), *all = json_array();
+	for (int i = 0; i < (int)k && i < n; i++)
+		json_array_append_new(top, json_pack("{s:i, s:s, s:f, s:f}", "index", order[i],
+						     "class", pn_model_classes(c->m)[order[i]],
+						     "score", exp(logits[order[i]] - maxv) / sum,
+						     "logit", (double)logits[order[i]]));
+	for (int i = 0; i < classes; i++)
+		json_array_append_new(all, json_real(logits[i]));
+	c->classified_total++;
+	pn_reply_json(q, 200,
+		      json_pack("{s:o, s:o, s:f, s:i}", "top", top, "logits", all, "ms", t,
+				"input_size", pn_model_input_size(c->m)));
+}
+
+static void metrics_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	char *text = NULL, l1[256], l2[256], lab[600];
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f) {
+		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
+		return;
+	}
+	struct run *r = c->active;
+	uint64_t e4, e5;
+	pn_http_error_counts(c->http, &e4, &e5);
+	pn_metric_family(f, "pipenet_images_total", "counter", "Images classified by runs.");
+	pn_metric_sample(f, "pipenet_images_total", "", (double)c->images_total);
+	pn_metric_family(f, "pipenet_batches_total", "counter", "Batches whose logits came back.");
+	pn_metric_sample(f, "pipenet_batches_total", "", (double)c->batches_total);
+	pn_metric_family(f, "pipenet_classify_requests_total", "counter",
+			 "Images classified by POST /api/v1/classify.");
+	pn_metric_sample(f, "pipenet_classify_requests_total", "", (double)c->classified_total);
+	pn_metric_family(f, "pipenet_runs_total", "counter", "Runs ended, by final state.");
+	pn_metric_sample(f, "pipenet_runs_total", "state=\"done\"", (double)c->runs_done);
+	pn_metric_sample(f, "pipenet_runs_total", "state=\"failed\"", (double)c->runs_failed);
+	pn_metric_sample(f, "pipenet_runs_total", "state=\"cancelled\"", (double)c->runs_cancelled);
+	pn_metric_family(
+		f, "pipenet_hop_bytes_total", "counter",
+		"Frame bytes of finished batches sent over each hop (sender to receiver).");
+	for (int i = 0; i < c->nhops; i++) {
+		snprintf(lab, sizeof(lab), "from=\"%s\",to=\"%s\"",
+			 pn_metric_label(c->hops[i].from, l1, sizeof(l1)),
+			 pn_metric_label(c->hops[i].to, l2, sizeof(l2)));
+		pn_metric_sample(f, "pipenet_hop_bytes_total", lab, (double)c->hops[i].bytes);
+	}
+	pn_metric_family(f, "pipenet_errors_total", "counter", "Errors, by kind.");
+	pn_metric_sample(f, "pipenet_errors_total", "kind=\"http_4xx\"", (double)e4);
+	pn_metric_sample(f, "pipenet_errors_total", "kind=\"http_5xx\"", (double)e5);
+	pn_metric_sample(f, "pipenet_errors_total", "kind=\"run_failed\"", (double)c->runs_failed);
+	pn_metric_sample(f, "pipenet_errors_total", "kind=\"duplicate_logits\"",
+			 (double)c->duplicates_total);
+	pn_metric_sample(f, "pipenet_errors_total", "kind=\"stage_down\"",
+			 (double)c->stage_down_total);
+	pn_metric_sample(f, "pipenet_errors_total", "kind=\"events_client_dropped\"",
+			 (double)pn_events_dropped(c->events));
+	pn_metric_family(f, "pipenet_inflight_batches", "gauge",
+			 "Batches dispatched whose logits have not come back.");
+	pn_metric_sample(f, "pipenet_inflight_batches", "",
+			 r && r->state == RUN_RUNNING ? r->inflight : 0);
+	pn_metric_family(f, "pipenet_stage_up", "gauge",
+			 "1 when the stage answered its last health check, 0 when not.");
+	for (int i = 0; i < c->nnodes; i++) {
+		snprintf(lab, sizeof(lab), "stage=\"%s\"",
+			 pn_metric_label(c->nodes[i].address, l1, sizeof(l1)));
+		pn_metric_sample(f, "pipenet_stage_up", lab, c->nodes[i].up == 1);
+	}
+	pn_metric_family(f, "pipenet_stage_utilisation", "gauge",
+			 "Busy fraction of each range's stage over the last interval of the "
+			 "running run.");
+	for (int i = 0; r && r->state == RUN_RUNNING && i < r->nranges; i++) {
+		snprintf(lab, sizeof(lab), "stage=\"%s\",range=\"%d\"",
+			 pn_metric_label(range_address(r, i), l1, sizeof(l1)), i);
+		pn_metric_sample(f, "pipenet_stage_utilisation", lab, r->ranges[i].utilisation);
+	}
+	pn_metric_family(f, "pipenet_event_clients", "gauge", "Open event streams.");
+	pn_metric_sample(f, "pipenet_event_clients", "", pn_events_clients(c->events));
+	pn_metric_family(f, "pipenet_batch_latency_seconds", "histogram",
+			 "Batch latency, dispatch to logits.");
+	pn_metric_hist(f, "pipenet_batch_latency_seconds", "", &c->latency);
+	pn_metric_family(f, "pipenet_stage_compute_seconds", "histogram",
+			 "Compute time per batch of each stage (averaged over each 1 s report).");
+	for (int i = 0; i <= c->nnodes; i++) {
+		int h = i < c->nnodes ? i : MAX_STAGES;
+		if (i == c->nnodes && !c->compute[h].count)
+			continue;
+		snprintf(lab, sizeof(lab), "stage=\"%s\"",
+			 pn_metric_label(i < c->nnodes ? c->nodes[i].address : "coordinator", l1,
+					 sizeof(l1)));
+		pn_metric_hist(f, "pipenet_stage_compute_seconds", lab, &c->compute[h]);
+	}
+	if (fclose(f) != 0 || !text) {
+		free(text);
+		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
+		return;
+	}
+	pn_reply_bytes(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	free(text);
+}
+
+static void web_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	pn_web_serve(q, c->o.web_root, pn_req_arg(q, 0));
+}
+
+static void chartjs_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	if (!c->o.chartjs || !*c->o.chartjs)
+		pn_reply_error(q, 404, "not found", "no chartjs file is set");
+	else
+		pn_web_serve_file(q, c->o.chartjs);
+}
+
+/* The coordinator's routes (GET /api/v1/health is the daemon's). */
 static const struct pn_route routes[] = {
 	{PN_POST, "/v1/frames", frames_route, 1},
+	{PN_GET, "/api/v1/cluster", cluster_get, 0},
 	{PN_POST, "/api/v1/runs", runs_post, 1},
 	{PN_GET, "/api/v1/runs", runs_list, 0},
 	{PN_GET, "/api/v1/runs/*", run_get, 0},
 	{PN_DELETE, "/api/v1/runs/*", run_delete, 1},
 	{PN_GET, "/api/v1/runs/*/logits", run_logits, 0},
+	{PN_PUT, "/api/v1/split", split_put, 1},
+	{PN_GET, "/api/v1/events", events_get, 0},
+	{PN_POST, "/api/v1/classify", classify_post, 1},
+	{PN_GET, "/api/v1/plan", plan_get, 0},
+	{PN_GET, "/metrics", metrics_get, 0},
+	{PN_GET, "/chart.js", chartjs_get, 0},
+	{PN_GET, "/**", web_get, 0},
 };
 
 const struct pn_route *pn_coord_routes(size_t *n)
@@ -967,7 +2034,13 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->http = http;
 	c->m = m;
 	c->sha = model_sha256;
+	c->model_path = model_path;
 	c->o = *o;
+	pn_hist_init(&c->latency, latency_bounds,
+		     (int)(sizeof(latency_bounds) / sizeof(latency_bounds[0])));
+	for (int i = 0; i <= MAX_STAGES; i++)
+		pn_hist_init(&c->compute[i], compute_bounds,
+			     (int)(sizeof(compute_bounds) / sizeof(compute_bounds[0])));
 	snprintf(c->advertise, sizeof(c->advertise), "%s", o->advertise);
 	const char *p = o->stages ? o->stages : "";
 	while (*p) {
@@ -982,14 +2055,16 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 		addr[n] = '\0';
 		struct node *nd = &c->nodes[c->nnodes];
 		nd->c = c;
+		nd->index = c->nnodes;
+		nd->up = -1;
 		snprintf(nd->address, sizeof(nd->address), "%s", addr);
+		c->nnodes++; /* pn_coord_free frees what was made */
 		nd->ctl = pn_peer_new(l, addr, o->token, err, errlen);
 		nd->stats = nd->ctl ? pn_peer_new(l, addr, o->token, err, errlen) : NULL;
-		if (!nd->stats) {
-			pn_peer_free(nd->ctl);
+		nd->probe = nd->stats ? pn_peer_new(l, addr, o->token, err, errlen) : NULL;
+		nd->prof_timer = nd->probe ? pn_timer_new(l, profile_timer_cb, nd) : NULL;
+		if (!nd->prof_timer)
 			goto fail;
-		}
-		c->nnodes++;
 		p += n + (p[n] == ',');
 	}
 	struct pn_stage_opts so = {
@@ -1002,15 +2077,21 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->local = pn_stage_new(l, NULL, m, model_path, model_sha256, &so);
 	c->dispatcher = pn_task_new(l, dispatch_cb, c);
 	c->tick = pn_timer_new(l, tick_cb, c);
-	if (!c->local || !c->dispatcher || !c->tick) {
+	c->events = pn_events_new(l, SSE_MAX_CLIENTS, o->events_buffer_bytes);
+	if (!c->local || !c->dispatcher || !c->tick || !c->events) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	/* Logits frames of the largest batch; the own stage's input frames
-	 * arrive by function call, not over HTTP. */
-	pn_http_set_max_body(http, pn_frame_size(PN_DTYPE_F32, (size_t)o->max_batch, 1, 1,
-						 (size_t)pn_model_num_classes(m)));
+	/* API bodies (a JPEG to classify), or logits frames of the largest
+	 * batch; the own stage's input frames arrive by function call. */
+	size_t logits = pn_frame_size(PN_DTYPE_F32, (size_t)o->max_batch, 1, 1,
+				      (size_t)pn_model_num_classes(m));
+	pn_http_set_max_body(http, logits > o->max_body_bytes ? logits : o->max_body_bytes);
 	pn_timer_arm(c->tick, 1000);
+	for (int i = 0; i < c->nnodes; i++)
+		ping(&c->nodes[i]);
+	/* The dashboard's default batch size, measured while idle. */
+	want_profiles(c, 8 <= o->max_batch ? 8 : o->max_batch);
 	return c;
 fail:
 	pn_coord_free(c);
@@ -1032,10 +2113,14 @@ void pn_coord_free(struct pn_coord *c)
 		return;
 	for (int i = 0; i < c->nruns; i++)
 		run_free(c->runs[i]);
+	pn_events_free(c->events);
 	for (int i = 0; i < c->nnodes; i++) {
 		pn_peer_free(c->nodes[i].ctl);
 		pn_peer_free(c->nodes[i].stats);
+		pn_peer_free(c->nodes[i].probe);
+		pn_timer_free(c->nodes[i].prof_timer);
 	}
+	pn_plan_free(c->cls);
 	pn_stage_free(c->local);
 	pn_task_free(c->dispatcher);
 	pn_timer_free(c->tick);

@@ -26,6 +26,10 @@ struct pn_coord_opts {
 	const char *stages; /* comma-separated HOST:PORT, may be NULL */
 	const char *advertise; /* HOST:PORT the stages send logits to */
 	const char *token; /* may be NULL */
+	const char *web_root; /* the dashboard's files; may be NULL */
+	const char *chartjs; /* served at /chart.js; may be NULL */
+	size_t max_body_bytes; /* API request bodies */
+	size_t events_buffer_bytes; /* per event stream client */
 	int stall_s, retry_s, max_batch, queue_depth, out_depth;
 };
 

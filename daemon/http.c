@@ -33,6 +33,16 @@ struct pn_http {
 	int closing;
 	struct table tables[MAX_TABLES];
 	int ntables;
+	uint64_t replies_4xx, replies_5xx;
+};
+
+struct pn_stream {
+	struct evhttp_request *req;
+	struct evhttp_connection *evcon; /* NULL once the peer is gone */
+	int orphan; /* libevent left the request to us when the peer went */
+	size_t max_buffered;
+	void (*on_close)(void *arg);
+	void *arg;
 };
 
 struct pn_req {
@@ -88,13 +98,25 @@ static int method_of(struct evhttp_request *req)
 }
 
 /* Matches `path` against a route pattern; '*' segments are captured into
- * r->args (copied into r->argbuf). */
+ * r->args (copied into r->argbuf); a final "**" matches the rest of the
+ * path, which becomes the next argument. */
 static int match(struct pn_req *r, const char *pattern)
 {
 	const char *p = pattern, *s = r->path;
 	char *out = r->argbuf;
 	int nargs = 0;
-	while (*p && *s) {
+	while (*p) {
+		if (strcmp(p, "**") == 0) {
+			size_t n = strlen(s);
+			if (nargs == MAX_ARGS ||
+			    (size_t)(out - r->argbuf) + n + 1 > sizeof(r->argbuf))
+				return 0;
+			memcpy(out, s, n + 1);
+			r->args[nargs++] = out;
+			return 1;
+		}
+		if (!*s)
+			break;
 		if (*p == '*') {
 			size_t n = strcspn(s, "/");
 			if (n == 0 || nargs == MAX_ARGS ||
@@ -146,13 +168,15 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	}
 	strcpy(r.path, path);
 	int method = method_of(req);
-	int path_known = 0;
+	int allowed = 0; /* methods of the routes whose path matched */
 	for (int t = 0; t < h->ntables; t++) {
 		for (size_t i = 0; i < h->tables[t].n; i++) {
 			const struct pn_route *rt = &h->tables[t].routes[i];
 			if (!match(&r, rt->path))
 				continue;
-			path_known = 1;
+			/* A catch-all (ending in two stars) does not make a path known. */
+			if (!strstr(rt->path, "**"))
+				allowed |= rt->method;
 			if (!(rt->method & method))
 				continue;
 			if (h->closing && strcmp(rt->path, "/api/v1/health") != 0) {
@@ -171,10 +195,22 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
-	if (path_known)
-		pn_reply_error(&r, 405, "method not allowed", "%s does not take this method",
-			       r.path);
-	else
+	if (allowed) {
+		static const struct {
+			int m;
+			const char *name;
+		} names[] = {{PN_GET, "GET, HEAD"},
+			     {PN_POST, "POST"},
+			     {PN_PUT, "PUT"},
+			     {PN_DELETE, "DELETE"}};
+		char allow[64] = "";
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (allowed & names[i].m)
+				snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow),
+					 "%s%s", allow[0] ? ", " : "", names[i].name);
+		pn_reply_header(&r, "Allow", allow);
+		pn_reply_error(&r, 405, "method not allowed", "%s takes %s", r.path, allow);
+	} else
 		pn_reply_error(&r, 404, "not found", "no route for %s", r.path);
 }
 
@@ -365,6 +401,10 @@ void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, cons
 	if (out && len)
 		evbuffer_add(out, data, len);
 	pn_reply_header(r, "Content-Type", content_type);
+	if (status >= 500)
+		r->h->replies_5xx++;
+	else if (status >= 400)
+		r->h->replies_4xx++;
 	evhttp_send_reply(r->req, status, reason(status), out);
 	if (out)
 		evbuffer_free(out);
@@ -377,7 +417,7 @@ void pn_reply_json(struct pn_req *r, int status, json_t *body)
 {
 	if (!body)
 		body = json_object();
-	char *text = json_dumps(body, JSON_COMPACT);
+	char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(13));
 	json_decref(body);
 	if (!text) {
 		pn_reply_bytes(r, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
@@ -454,4 +494,105 @@ int pn_json_known(json_t *obj, const char *const *known, char *err, size_t errle
 		}
 	}
 	return 0;
+}
+
+void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5xx)
+{
+	*c4xx = h->replies_4xx;
+	*c5xx = h->replies_5xx;
+}
+
+const char *pn_req_query(const struct pn_req *r, const char *key, char *buf, size_t buflen)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq kv;
+	const char *v;
+	if (!q || evhttp_parse_query_str(q, &kv) != 0)
+		return NULL;
+	v = evhttp_find_header(&kv, key);
+	if (v)
+		snprintf(buf, buflen, "%s", v);
+	evhttp_clear_headers(&kv);
+	return v ? buf : NULL;
+}
+
+/* ---- streamed replies ---- */
+
+/* libevent frees the connection after this returns. */
+static void stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct pn_stream *s = arg;
+	/* A reply in progress is detached from a failed connection, not freed. */
+	s->orphan = s->req && !evhttp_request_get_connection(s->req);
+	s->evcon = NULL;
+	if (s->on_close)
+		s->on_close(s->arg);
+}
+
+struct pn_stream *pn_reply_stream(struct pn_req *r, const char *content_type, size_t max_buffered,
+				  void (*on_close)(void *arg), void *arg)
+{
+	struct pn_stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		pn_reply_error(r, 503, "out of memory", "cannot open a stream");
+		return NULL;
+	}
+	s->req = r->req;
+	s->evcon = evhttp_request_get_connection(r->req);
+	s->max_buffered = max_buffered;
+	s->on_close = on_close;
+	s->arg = arg;
+	r->replied = 1;
+	pn_reply_header(r, "Content-Type", content_type);
+	pn_reply_header(r, "Cache-Control", "no-store");
+	pn_reply_header(r, "X-Accel-Buffering", "no");
+	evhttp_connection_set_closecb(s->evcon, stream_closed, s);
+	/* A fixed, small kernel buffer: otherwise send buffer autotuning lets
+	 * megabytes pile up for a client that stopped reading before the
+	 * max_buffered bound sees any of it. */
+	int sndbuf = 32 * 1024;
+	setsockopt(bufferevent_getfd(evhttp_connection_get_bufferevent(s->evcon)), SOL_SOCKET,
+		   SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	evhttp_send_reply_start(r->req, 200, "OK");
+	return s;
+}
+
+int pn_stream_write(struct pn_stream *s, const void *data, size_t len)
+{
+	if (!s->evcon)
+		return -1;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) + len > s->max_buffered)
+		return -1;
+	struct evbuffer *b = evbuffer_new();
+	if (!b || evbuffer_add(b, data, len) != 0) {
+		if (b)
+			evbuffer_free(b);
+		return -1;
+	}
+	evhttp_send_reply_chunk(s->req, b);
+	evbuffer_free(b);
+	return 0;
+}
+
+size_t pn_stream_buffered(const struct pn_stream *s)
+{
+	if (!s->evcon)
+		return 0;
+	return evbuffer_get_length(
+		bufferevent_get_output(evhttp_connection_get_bufferevent(s->evcon)));
+}
+
+void pn_stream_free(struct pn_stream *s)
+{
+	if (!s)
+		return;
+	if (s->evcon) {
+		evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+		evhttp_connection_free(s->evcon);
+	} else if (s->orphan) {
+		evhttp_request_free(s->req);
+	}
+	free(s);
 }

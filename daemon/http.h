@@ -31,8 +31,11 @@ enum pn_method {
 #define PN_HTTP_MIN_BODY (64 * 1024)
 
 /* One row per route. `path` segments equal to "*" match any one segment,
- * which handlers read with pn_req_arg(r, 0), (r, 1)... `auth`: the route
- * needs "Authorization: Bearer TOKEN" when a token is configured. */
+ * which handlers read with pn_req_arg(r, 0), (r, 1)...; a path ending in
+ * "**" matches any rest (the next argument), and serves only its method:
+ * it does not turn other methods on unknown paths into 405. `auth`: the
+ * route needs "Authorization: Bearer TOKEN" when a token is configured.
+ * A path that matches with another method is answered 405 with Allow. */
 struct pn_route {
 	int method;
 	const char *path;
@@ -61,10 +64,15 @@ int pn_http_add_routes(struct pn_http *h, const struct pn_route *routes, size_t 
 void pn_http_set_max_body(struct pn_http *h, size_t bytes);
 /* While closing, every route but GET /api/v1/health answers 503. */
 void pn_http_set_closing(struct pn_http *h, int closing);
+/* Replies sent with a 4xx and a 5xx status so far. */
+void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5xx);
 
 const char *pn_req_path(const struct pn_req *r);
 const char *pn_req_arg(const struct pn_req *r, int i);
 const char *pn_req_header(const struct pn_req *r, const char *name);
+/* The decoded value of `key` in the query string, copied into buf; NULL
+ * when absent. */
+const char *pn_req_query(const struct pn_req *r, const char *key, char *buf, size_t buflen);
 size_t pn_req_body_len(const struct pn_req *r);
 /* Moves the body into a new malloc'd buffer (NULL if empty or out of
  * memory); the caller owns it. */
@@ -80,6 +88,21 @@ void pn_reply_error(struct pn_req *r, int status, const char *error, const char 
 void pn_reply_header(struct pn_req *r, const char *name, const char *value);
 void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, const void *data,
 		    size_t len);
+
+/* A streamed reply (Server-Sent Events): starts a 200 with chunked
+ * encoding, which answers the request. The stream belongs to the caller,
+ * who frees it; `on_close(arg)` is called once if the peer goes away
+ * first (the stream is then dead, and may be freed from on_close). */
+struct pn_stream;
+struct pn_stream *pn_reply_stream(struct pn_req *r, const char *content_type, size_t max_buffered,
+				  void (*on_close)(void *arg), void *arg);
+/* Queues data: -1 (nothing queued) when the peer is gone or when more than
+ * max_buffered bytes would wait unsent: a slow reader is to be dropped. */
+int pn_stream_write(struct pn_stream *s, const void *data, size_t len);
+size_t pn_stream_buffered(const struct pn_stream *s);
+/* Closes the connection if still open; NULL is fine. Not from within a
+ * callback of the stream's own connection other than on_close. */
+void pn_stream_free(struct pn_stream *s);
 
 /* Reading JSON request fields: each names the key in its message.
  * `def` < min makes the key required. 0 or -1. */

@@ -7,7 +7,9 @@ daemon_libpndaemon_a_SOURCES += \
 	daemon/http.h daemon/http.c daemon/client.h daemon/client.c \
 	daemon/frame.h daemon/frame.c daemon/sha256.h daemon/sha256.c \
 	daemon/settings.h daemon/settings.c daemon/stage.h daemon/stage.c \
-	daemon/coord.h daemon/coord.c
+	daemon/coord.h daemon/coord.c daemon/events.h daemon/events.c \
+	daemon/notify.h daemon/notify.c \
+	daemon/metrics.h daemon/metrics.c daemon/webfiles.h daemon/webfiles.c
 daemon_libpndaemon_a_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
 daemon_libpndaemon_a_CFLAGS += $(LIBEVENT_CFLAGS) $(JANSSON_CFLAGS)
 PN_DAEMON_LDADD = daemon/libpndaemon.a $(PN_KERNEL_LDADD) $(LIBJPEG_LIBS)

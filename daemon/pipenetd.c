@@ -12,6 +12,7 @@
 #include "log.h"
 #include "loop.h"
 #include "model.h"
+#include "notify.h"
 #include "sha256.h"
 #include "settings.h"
 #include "stage.h"
@@ -26,6 +27,8 @@ struct daemon {
 	struct pn_coord *coord;
 	char sha[65];
 	char address[300];
+	struct pn_timer *watchdog;
+	uint64_t watchdog_ms;
 	uint64_t t_start;
 	int signals;
 };
@@ -41,9 +44,32 @@ static void health_route(struct pn_req *r, void *arg)
 				(double)(pn_now_ns() - d->t_start) / 1e9));
 }
 
+/* Ready: the model is loaded and, on a stage, a coordinator has
+ * configured a run; 503 with the reason otherwise. */
+static void ready_route(struct pn_req *r, void *arg)
+{
+	struct daemon *d = arg;
+	const char *why = d->signals ? "stopping"
+			  : d->stage && !pn_stage_configured(d->stage)
+				  ? "not configured by a coordinator yet"
+				  : NULL;
+	pn_reply_json(r, why ? 503 : 200,
+		      json_pack("{s:b, s:s, s:s?}", "ready", why == NULL, "role", d->cfg.role,
+				"reason", why));
+}
+
 static const struct pn_route common_routes[] = {
 	{PN_GET, "/api/v1/health", health_route, 0},
+	{PN_GET, "/api/v1/ready", ready_route, 0},
 };
+
+/* systemd's watchdog: ping at half the interval it set. */
+static void watchdog_cb(void *arg)
+{
+	struct daemon *d = arg;
+	pn_notify("WATCHDOG=1");
+	pn_timer_arm(d->watchdog, (int64_t)d->watchdog_ms);
+}
 
 /* First signal: stop taking work, cancel what runs, leave shortly after
  * (replies in flight still go out). Second: leave now. */
@@ -55,6 +81,7 @@ static void on_signal(int signo, void *arg)
 		return;
 	}
 	pn_info("signal %d: stopping", signo);
+	pn_notify("STOPPING=1");
 	pn_http_set_closing(d->http, 1);
 	if (d->stage)
 		pn_stage_stop(d->stage);
@@ -138,6 +165,12 @@ static int start(struct daemon *d)
 	char host[256];
 	int port;
 	pn_parse_hostport(listen, host, sizeof(host), &port, err, sizeof(err));
+	if ((!c->token || !*c->token) && strcmp(host, "127.0.0.1") != 0 &&
+	    strcmp(host, "localhost") != 0 && strcmp(host, "::1") != 0 &&
+	    strcmp(host, "[::1]") != 0)
+		pn_warn("listening on %s without a token: anyone who reaches this address can "
+			"control the %s (set --token)",
+			listen, c->role);
 	snprintf(d->address, sizeof(d->address), "%s:%d",
 		 strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, pn_http_port(d->http));
 	pn_http_add_routes(d->http, common_routes, 1, d);
@@ -147,6 +180,10 @@ static int start(struct daemon *d)
 			.stages = c->stages,
 			.advertise = c->advertise ? c->advertise : d->address,
 			.token = c->token,
+			.web_root = c->web_root,
+			.chartjs = c->chartjs,
+			.max_body_bytes = (size_t)c->max_body_bytes,
+			.events_buffer_bytes = (size_t)c->events_buffer_bytes,
 			.stall_s = c->stall_s,
 			.retry_s = c->retry_s,
 			.max_batch = c->max_batch,
@@ -187,11 +224,22 @@ static int start(struct daemon *d)
 		return -1;
 	pn_info("%s listening on %s:%d (model %s, sha256 %.12s, kernels %s)", c->role, host,
 		pn_http_port(d->http), c->model, d->sha, d->ops->name);
+	uint64_t usec = pn_notify_watchdog_usec();
+	if (usec) {
+		d->watchdog_ms = usec / 2000 ? usec / 2000 : 1;
+		d->watchdog = pn_timer_new(d->loop, watchdog_cb, d);
+		if (!d->watchdog)
+			return -1;
+		pn_timer_arm(d->watchdog, (int64_t)d->watchdog_ms);
+	}
+	if (pn_notify("READY=1") != 0)
+		pn_warn("could not notify systemd (NOTIFY_SOCKET=%s)", getenv("NOTIFY_SOCKET"));
 	return 0;
 }
 
 static void stop(struct daemon *d)
 {
+	pn_timer_free(d->watchdog);
 	pn_coord_free(d->coord);
 	pn_stage_free(d->stage);
 	pn_http_free(d->http);

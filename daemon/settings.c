@@ -13,6 +13,9 @@
 #ifndef PN_PKGDATADIR
 #define PN_PKGDATADIR "/usr/local/share/pipenet"
 #endif
+#ifndef PN_CHARTJS
+#define PN_CHARTJS "/usr/share/javascript/chart.js/chart.min.js"
+#endif
 
 enum kind {
 	STR,
@@ -46,7 +49,11 @@ static const struct key keys[] = {
 	KEY(stages, LIST, 0, 0, "H:P,H:P", "coordinator: the stage daemons, in pipeline order"),
 	KEY(token, STR, 0, 0, "TOKEN",
 	    "cluster token: required on control routes and between nodes"),
-	KEY(web_root, STR, 0, 0, "DIR", "coordinator: the dashboard's files"),
+	{"api_token", STR, offsetof(struct pn_config, token), 0, 0, "TOKEN", "the same as token"},
+	KEY(web_root, STR, 0, 0, "DIR",
+	    "coordinator: the dashboard's files (default: the installed ones)"),
+	KEY(chartjs, STR, 0, 0, "FILE",
+	    "coordinator: the Chart.js served at /chart.js (default " PN_CHARTJS ")"),
 	KEY(log_level, STR, 0, 0, "LEVEL", "error, warn, info (default) or debug"),
 	KEY(port_file, STR, 0, 0, "FILE", "write the port actually listened on to FILE"),
 	KEY(queue_depth, INT, 1, 1024, "N",
@@ -58,6 +65,11 @@ static const struct key keys[] = {
 	KEY(stall_s, INT, 1, 86400, "S",
 	    "coordinator: fail a run after S seconds without a finished batch (default 120)"),
 	KEY(max_batch, INT, 1, 4096, "N", "largest batch_size a run may ask for (default 256)"),
+	KEY(max_body_bytes, INT, 1024, 1 << 30, "BYTES",
+	    "coordinator: largest API request body, e.g. a JPEG to classify (default 1048576)"),
+	KEY(events_buffer_bytes, INT, 16384, 1 << 26, "BYTES",
+	    "coordinator: unsent bytes an event stream client may have before it is dropped "
+	    "(default 262144)"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -82,12 +94,15 @@ void pn_config_init(struct pn_config *c)
 	c->retry_s = 30;
 	c->stall_s = 120;
 	c->max_batch = 256;
+	c->max_body_bytes = 1024 * 1024;
+	c->events_buffer_bytes = 256 * 1024;
+	c->chartjs = strdup(PN_CHARTJS);
 }
 
 void pn_config_free(struct pn_config *c)
 {
 	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].kind != INT) {
+		if (keys[i].kind != INT && *str_at(c, &keys[i])) {
 			free(*str_at(c, &keys[i]));
 			*str_at(c, &keys[i]) = NULL;
 		}
@@ -274,6 +289,11 @@ int pn_config_check(struct pn_config *c, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
+	}
+	if (!c->web_root && access(PN_PKGDATADIR "/web/index.html", R_OK) == 0 &&
+	    !(c->web_root = strdup(PN_PKGDATADIR "/web"))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
 	int coord = strcmp(c->role, "coordinator") == 0;
 	if (!coord && strcmp(c->role, "stage") != 0) {

@@ -16,11 +16,14 @@ struct pn_config {
 	char *web_root;
 	char *log_level;
 	char *port_file;
+	char *chartjs; /* the Chart.js file served at /chart.js */
 	int queue_depth;
 	int out_depth;
 	int retry_s;
 	int stall_s;
 	int max_batch;
+	int max_body_bytes; /* API request bodies (frames have their own cap) */
+	int events_buffer_bytes; /* unsent bytes an event stream client may have */
 };
 
 /* Defaults for every key. */

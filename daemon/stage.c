@@ -28,6 +28,27 @@ struct counters {
 	uint64_t max_step_ns; /* the longest loop turn spent computing */
 };
 
+/* Block times for one batch size, measured by a resumable job (one block
+ * of one image per loop turn, like a frame) as pn_model_profile does:
+ * a warm-up pass, then the median of `iters` passes per block. */
+#define PROFILE_CACHE 8
+#define PROFILE_MAX_ITERS 15
+
+struct profile {
+	int batch, iters;
+	double *block_ms; /* [blocks]; NULL while measuring */
+	double total_ms;
+};
+
+struct profiler {
+	struct pn_plan *plan; /* the job in progress, or NULL */
+	int batch, iters, pass; /* pass 0 is the warm-up */
+	double *samples; /* [iters][blocks] */
+	struct pn_task *step;
+	struct profile done[PROFILE_CACHE];
+	int next; /* the cache slot replaced next */
+};
+
 struct pn_stage {
 	struct pn_loop *loop;
 	struct pn_http *http;
@@ -57,9 +78,11 @@ struct pn_stage {
 
 	struct counters c;
 	char last_error[512];
+	struct profiler prof;
 };
 
 static void step_cb(void *arg);
+static void profile_step(void *arg);
 
 struct pn_stage *pn_stage_new(struct pn_loop *l, struct pn_http *http, const struct pn_model *m,
 			      const char *model_path, const char *model_sha256,
@@ -76,7 +99,8 @@ struct pn_stage *pn_stage_new(struct pn_loop *l, struct pn_http *http, const str
 	s->o = *o;
 	s->queue = calloc((size_t)o->queue_depth, sizeof(*s->queue));
 	s->step = pn_task_new(l, step_cb, s);
-	if (!s->queue || !s->step) {
+	s->prof.step = pn_task_new(l, profile_step, s);
+	if (!s->queue || !s->step || !s->prof.step) {
 		pn_stage_free(s);
 		return NULL;
 	}
@@ -108,6 +132,11 @@ void pn_stage_free(struct pn_stage *s)
 	if (s->queue)
 		pn_stage_reset(s);
 	pn_task_free(s->step);
+	pn_task_free(s->prof.step);
+	pn_plan_free(s->prof.plan);
+	free(s->prof.samples);
+	for (int i = 0; i < PROFILE_CACHE; i++)
+		free(s->prof.done[i].block_ms);
 	free(s->queue);
 	free(s);
 }
@@ -460,10 +489,156 @@ json_t *pn_stage_status(const struct pn_stage *s)
 	return j;
 }
 
+/* ---- profiling ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void profile_end(struct pn_stage *s)
+{
+	struct profiler *p = &s->prof;
+	int nb = pn_model_blocks(s->model);
+	struct profile *out = &p->done[p->next];
+	double col[PROFILE_MAX_ITERS];
+	double *ms = malloc((size_t)nb * sizeof(double));
+	if (ms) {
+		free(out->block_ms);
+		*out = (struct profile){.batch = p->batch, .iters = p->iters, .block_ms = ms};
+		for (int b = 0; b < nb; b++) {
+			for (int i = 0; i < p->iters; i++)
+				col[i] = p->samples[i * nb + b];
+			qsort(col, (size_t)p->iters, sizeof(double), cmp_double);
+			ms[b] = p->iters % 2 ? col[p->iters / 2]
+					     : 0.5 * (col[p->iters / 2 - 1] + col[p->iters / 2]);
+			out->total_ms += ms[b];
+		}
+		p->next = (p->next + 1) % PROFILE_CACHE;
+		pn_info("profiled batch %d: %.2f ms a batch", p->batch, out->total_ms);
+	}
+	pn_plan_free(p->plan);
+	p->plan = NULL;
+	free(p->samples);
+	p->samples = NULL;
+}
+
+static void profile_step(void *arg)
+{
+	struct pn_stage *s = arg;
+	struct profiler *p = &s->prof;
+	if (!p->plan || s->stopping)
+		return;
+	int nb = pn_model_blocks(s->model);
+	int blk = pn_plan_next_block(p->plan);
+	uint64_t t0 = pn_now_ns();
+	int more = pn_plan_step(p->plan);
+	if (p->pass > 0)
+		p->samples[(p->pass - 1) * nb + blk] += (double)(pn_now_ns() - t0) / 1e6;
+	if (!more && p->pass++ == p->iters) {
+		profile_end(s);
+		return;
+	}
+	if (!more)
+		pn_plan_start(p->plan, p->batch);
+	pn_task_schedule(p->step);
+}
+
+static const struct profile *profile_find(const struct pn_stage *s, int batch)
+{
+	for (int i = 0; i < PROFILE_CACHE; i++)
+		if (s->prof.done[i].block_ms && s->prof.done[i].batch == batch)
+			return &s->prof.done[i];
+	return NULL;
+}
+
+/* Starts measuring `batch`: 0, or -1 with a message. */
+static int profile_start(struct pn_stage *s, int batch, int iters, char *err, size_t errlen)
+{
+	struct profiler *p = &s->prof;
+	int nb = pn_model_blocks(s->model);
+	p->plan = pn_plan_new(s->model, 0, nb, batch, err, errlen);
+	p->samples = calloc((size_t)iters * (size_t)nb, sizeof(double));
+	if (!p->plan || !p->samples) {
+		if (p->plan)
+			snprintf(err, errlen, "out of memory");
+		pn_plan_free(p->plan);
+		p->plan = NULL;
+		free(p->samples);
+		p->samples = NULL;
+		return -1;
+	}
+	/* A fixed pseudo-random image: the kernels' time does not depend on it. */
+	uint8_t rgb[PN_IMAGE_BYTES];
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof(rgb); i++) {
+		x = x * 1103515245u + 12345u;
+		rgb[i] = (uint8_t)(x >> 24);
+	}
+	size_t floats = pn_shape_floats(pn_plan_in_shape(p->plan));
+	for (int i = 0; i < batch; i++)
+		pn_model_preprocess(s->model, rgb, pn_plan_input(p->plan) + (size_t)i * floats);
+	p->batch = batch;
+	p->iters = iters;
+	p->pass = 0;
+	pn_plan_start(p->plan, batch);
+	pn_task_schedule(p->step);
+	return 0;
+}
+
+/* POST /v1/profile {"batch": B, "iters": N}: 200 with the block times
+ * when they are known, else 202 while they are measured (ask again); 503
+ * while another batch size is being measured. */
+static void profile_route(struct pn_req *r, void *arg)
+{
+	struct pn_stage *s = arg;
+	static const char *const keys[] = {"batch", "iters", NULL};
+	char err[256];
+	long long batch, iters;
+	json_t *j = pn_req_json(r);
+	if (!j)
+		return;
+	int bad = pn_json_known(j, keys, err, sizeof(err)) ||
+		  pn_json_int(j, "batch", 1, s->o.max_batch, 8, &batch, err, sizeof(err)) ||
+		  pn_json_int(j, "iters", 1, PROFILE_MAX_ITERS, 3, &iters, err, sizeof(err));
+	json_decref(j);
+	if (bad) {
+		pn_reply_error(r, 400, "bad request", "%s", err);
+		return;
+	}
+	const struct profile *pr = profile_find(s, (int)batch);
+	if (pr) {
+		json_t *ms = json_array();
+		for (int b = 0; b < pn_model_blocks(s->model); b++)
+			json_array_append_new(ms, json_real(pr->block_ms[b]));
+		pn_reply_json(r, 200,
+			      json_pack("{s:i, s:i, s:o, s:f, s:s}", "batch", pr->batch, "iters",
+					pr->iters, "block_ms", ms, "total_ms", pr->total_ms,
+					"model_sha256", s->sha));
+		return;
+	}
+	if (s->stopping) {
+		pn_reply_error(r, 503, "shutting down", "this stage is stopping");
+		return;
+	}
+	if (s->prof.plan && s->prof.batch != batch) {
+		pn_reply_header(r, "Retry-After", "1");
+		pn_reply_error(r, 503, "busy", "measuring batch %d first", s->prof.batch);
+		return;
+	}
+	if (!s->prof.plan && profile_start(s, (int)batch, (int)iters, err, sizeof(err)) != 0) {
+		pn_reply_error(r, 503, "cannot profile", "%s", err);
+		return;
+	}
+	pn_reply_json(r, 202,
+		      json_pack("{s:s, s:i, s:i, s:i}", "state", "profiling", "batch",
+				s->prof.batch, "pass", s->prof.pass, "passes", s->prof.iters + 1));
+}
+
 static const struct pn_route routes[] = {
-	{PN_PUT, "/v1/stage", config_route, 1},
-	{PN_GET, "/v1/stage", status_route, 1},
-	{PN_DELETE, "/v1/stage", reset_route, 1},
+	{PN_POST, "/v1/profile", profile_route, 1},	  {PN_PUT, "/v1/stage", config_route, 1},
+	{PN_GET, "/v1/stage", status_route, 1},		  {PN_DELETE, "/v1/stage", reset_route, 1},
 	{PN_POST, "/v1/frames", pn_stage_frame_route, 1},
 };
 
@@ -471,4 +646,9 @@ const struct pn_route *pn_stage_routes(size_t *n)
 {
 	*n = sizeof(routes) / sizeof(routes[0]);
 	return routes;
+}
+
+int pn_stage_configured(const struct pn_stage *s)
+{
+	return s->plan != NULL;
 }

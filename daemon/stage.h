@@ -24,6 +24,13 @@
  *   DELETE /v1/stage  drops the plan, the queue and unsent output
  *   POST /v1/frames   a frame: 202 when queued, 503 + Retry-After when
  *                     the queue is full, 4xx naming the bad field
+ *   POST /v1/profile  {"batch": B, "iters": 3}: this stage's time for every
+ *                     block on a batch of B, measured by a resumable job
+ *                     (one block of one image a turn, so the stage keeps
+ *                     answering): 202 {"state": "profiling"} while it
+ *                     measures (ask again), then 200 {"batch", "iters",
+ *                     "block_ms": [ms per batch, one per block], "total_ms"};
+ *                     the last few batch sizes are kept
  */
 #ifndef PN_STAGE_H
 #define PN_STAGE_H
@@ -69,6 +76,8 @@ int pn_stage_submit(struct pn_stage *s, uint8_t *buf, size_t len, json_t **error
 void pn_stage_frame_route(struct pn_req *r, void *stage);
 /* 1 when a frame would be queued now. */
 int pn_stage_has_room(const struct pn_stage *s);
+/* Nonzero once a coordinator has configured a run (the stage has a plan). */
+int pn_stage_configured(const struct pn_stage *s);
 /* Configuration and counters: frames_in, bytes_in, frames_out, bytes_out,
  * compute_ns, queue_wait_ns, out_transfer_ns, out_acked, out_failed,
  * rejected_busy, rejected_bad, max_step_ns (the longest single compute

@@ -27,3 +27,9 @@ uninstall-local:
 	-rmdir $(DESTDIR)$(pkgsysconfdir) 2>/dev/null
 
 dist_man_MANS = man/pipenet.1 man/pipenetd.8
+
+# For tests/install.sh: where this build installs things.
+pn-print-dirs:
+	@echo "bindir=$(bindir) pkgdatadir=$(pkgdatadir) sysconfdir=$(sysconfdir)" \
+		"mandir=$(mandir) systemdunitdir=$(systemdunitdir)"
+.PHONY: pn-print-dirs

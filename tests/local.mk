@@ -82,6 +82,9 @@ TESTS += tests/cluster-control.sh
 EXTRA_DIST += tests/cluster-control.sh
 TESTS += tests/cluster-netns.sh
 EXTRA_DIST += tests/cluster-netns.sh
+# The REST API, live re-split and the event stream.
+TESTS += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
+EXTRA_DIST += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
 # The main job and the cluster benchmark (run by hand, not by make check).
 EXTRA_DIST += scripts/demo tests/bench-cluster
 
@@ -89,7 +92,7 @@ TESTS += tests/cli-plan.sh
 EXTRA_DIST += tests/cli-plan.sh
 
 # Fuzz targets, one per parser, built from the project's own objects.
-PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg
+PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config
 check_PROGRAMS += $(PN_FUZZ_TARGETS)
 if FUZZING
 PN_FUZZ_MAIN =
@@ -107,6 +110,13 @@ tests_fuzz_safetensors_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 tests_fuzz_jpeg_SOURCES = tests/fuzz/jpeg.c
 tests_fuzz_jpeg_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
 tests_fuzz_jpeg_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+tests_fuzz_frame_SOURCES = tests/fuzz/frame.c
+tests_fuzz_frame_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
+tests_fuzz_frame_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+tests_fuzz_config_SOURCES = tests/fuzz/config.c
+tests_fuzz_config_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_fuzz_config_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(JANSSON_LIBS)
+tests_fuzz_config_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 TESTS += tests/fuzz.sh
 EXTRA_DIST += tests/fuzz.sh tests/fuzz/standalone.c tests/fuzz/corpus
 

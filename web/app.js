@@ -594,6 +594,7 @@
 		ch.data.datasets[0].backgroundColor = shown.map((c) => stageColour(c.stage));
 		ch.options.scales.y.title.text = anyMs ? 'ms per batch' : 'M MACs (no timings yet)';
 		ch.pnMarks = split.map((p) => ({ x: p - 0.5, label: `split ${p}` }));
+		S.drawnSplit = split.slice();
 		S.blockShown = shown;
 		redraw(ch);
 		/* The legend: each stage's share of the time. */
@@ -656,6 +657,9 @@
 			ch.data.datasets[0].data = cands.map((c) => c.predicted_img_s ?? null);
 			ch.data.datasets[0].backgroundColor = cands.map((c) => (sameSplit(c.split, split) ? C.accent
 				: best && sameSplit(c.split, best.split) ? C.good : C.bar));
+			/* the best split keeps a green outline when it is also the current one */
+			ch.data.datasets[0].borderColor = cands.map((c) => (best && sameSplit(c.split, best.split) ? C.good : 'transparent'));
+			ch.data.datasets[0].borderWidth = cands.map((c) => (best && sameSplit(c.split, best.split) ? 2 : 0));
 			ch.pnLines = m ? [{ y: m.v, label: `measured ${num(m.v)} img/s`, colour: C.mark, dash: [5, 4] }] : [];
 			const top = Math.max(0, ...cands.map((c) => c.predicted_img_s || 0), m ? m.v : 0);
 			ch.options.scales.y.suggestedMax = top * 1.12;
@@ -694,6 +698,15 @@
 		planTimer = setTimeout(() => loadPlan(force), delay || 0);
 	}
 
+	function renderModel() {
+		const m = S.cluster && S.cluster.model;
+		if (!m || typeof m !== 'object') return;
+		const name = str(m.path).split('/').pop().replace(/\.safetensors$/, '');
+		const sha = str(m.sha256).slice(0, 12);
+		$('model').textContent = [name, m.input_size ? `${m.input_size}×${m.input_size}` : ''].filter(Boolean).join(' · ');
+		$('model').title = [str(m.path), sha ? 'sha256 ' + str(m.sha256) : ''].filter(Boolean).join('\n');
+	}
+
 	async function loadCluster() {
 		try {
 			S.cluster = await api('GET', 'cluster');
@@ -701,6 +714,7 @@
 			if (!S.cluster) $('pipe-note').textContent = apiErrorText(e).join(' ');
 			return;
 		}
+		renderModel();
 		renderPipeline();
 		if (!S.plan) renderBlocks();
 	}
@@ -776,6 +790,10 @@
 		$('k-split').textContent = splitText(split);
 		$('k-epoch').textContent = S.summary && S.summary.epoch !== undefined ? `epoch ${S.summary.epoch}` : '';
 		$('k-inflight').textContent = s.inflight !== undefined && s.state === 'running' ? String(s.inflight) : '–';
+		const bn = s.bottleneck;
+		const bst = bn && bn.kind === 'stage' && Array.isArray(s.stages) ? s.stages.find((x) => x.index === bn.index) : null;
+		$('k-bottleneck').textContent = bn && bn.kind ? `${str(bn.kind)} ${str(bn.index ?? '')}`.trim() : '–';
+		$('k-bottleneck-unit').textContent = bst ? `${pct(bst.utilisation, 0)} busy` : '';
 		const l = S.latencies.slice(-50).sort((a, b) => a - b);
 		$('k-lat').textContent = l.length ? num(l[(l.length - 1) >> 1]) : '–';
 	}
@@ -802,7 +820,10 @@
 		const st = d.cluster && Array.isArray(d.cluster.stages) ? d.cluster.stages.length : null;
 		log(`connected to the coordinator` + (st !== null ? `: ${st} stage${st === 1 ? '' : 's'}` : '') +
 			(d.run ? `, run ${str(d.run.id)} ${str(d.run.state)}` : ''));
-		if (d.cluster) S.cluster = d.cluster;
+		if (d.cluster) {
+			S.cluster = d.cluster;
+			renderModel();
+		}
 		if (d.run) {
 			rememberRun(d.run);
 			if (d.run.state === 'running' && d.run.id !== S.chartRun) {
@@ -830,7 +851,6 @@
 	}
 
 	function onSummary(d) {
-		const prevSplit = S.split;
 		S.summary = d;
 		if (Array.isArray(d.split)) S.split = d.split;
 		if (d.epoch !== undefined) S.epoch = d.epoch;
@@ -862,7 +882,7 @@
 		renderKpis();
 		renderPipeline();
 		syncSplitInput();
-		if (!sameSplit(prevSplit, S.split)) renderBlocks();
+		if (!sameSplit(S.drawnSplit, activeSplit())) renderBlocks();
 		renderPlan();
 	}
 
@@ -931,6 +951,7 @@
 		}
 		if (r.state === 'running' && r.id !== S.chartRun) resetTimeCharts(r.id);
 		if (Array.isArray(r.split) && (r.state === 'running' || r.state === 'queued')) S.split = r.split;
+		if (!sameSplit(S.drawnSplit, activeSplit())) renderBlocks();
 		renderKpis();
 		renderPlan();
 		schedulePlan(false, 300);
@@ -1044,7 +1065,8 @@
 		setStatus('run-status', 'starting…');
 		try {
 			const r = await api('POST', 'runs', body);
-			setStatus('run-status', `run ${str(r && r.id)} started.`);
+			if (r && r.state === 'failed') setStatus('run-status', `run ${str(r.id)} failed: ${str(r.error)}`, true);
+			else setStatus('run-status', `run ${str(r && r.id)} ${r && r.state === 'queued' ? 'queued' : 'started'}.`);
 			if (r) onRun(r);
 		} catch (e) {
 			const [what, detail] = apiErrorText(e);

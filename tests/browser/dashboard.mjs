@@ -98,7 +98,7 @@ try {
 			await page.click('#token-ok');
 		}
 	}
-	ok(await until(page, () => /started/.test(document.getElementById('run-status').textContent)),
+	ok(await until(page, () => /run \d+ (started|queued)/.test(document.getElementById('run-status').textContent)),
 		`a run starts from the form: "${await page.textContent('#run-status')}"`);
 	if (TOKEN) ok(await page.evaluate(() => !!sessionStorage.getItem('pipenet.token')), 'the token is kept in sessionStorage');
 

@@ -1,0 +1,188 @@
+#!/bin/bash
+# The coordinator's REST API with curl against real daemons: every route's
+# success and its errors (404, 405 with Allow, 400 naming the field, 401
+# without the token, 409 for a conflicting run, 413 before the body is
+# read), classify on a JPEG, the plan's and the cluster's shape, the
+# dashboard's files without path traversal, and /metrics checked by
+# promtool when it is installed.
+. "${top_srcdir:-.}/tests/cluster-lib.sh"
+need_cluster
+TOKEN=api-$$
+cluster "$MODEL32" "--token $TOKEN" "--token $TOKEN --web-root $top_srcdir/web --max-body-bytes 200000" || exit 1
+C=127.0.0.1:$PORT_c
+AUTH=(-H "Authorization: Bearer $TOKEN")
+# capi METHOD PATH [BODY]: api with the token.
+capi() {
+	local data=()
+	[ $# -ge 3 ] && data=(--data-binary "$3")
+	STATUS=$(curl -s -o "$TMP/reply" -D "$TMP/headers" -w '%{http_code}' --max-time 60 -X "$1" \
+		"${AUTH[@]}" -H 'Content-Type: application/json' "${data[@]}" "http://$C$2")
+}
+is_error() { # STATUS: the reply is {"error", "detail"} with that status
+	[ "$STATUS" = "$1" ] && [ -n "$(jget .error)" ] && [ -n "$(jget .detail)" ]
+}
+
+api GET $C /api/v1/health
+check "GET /api/v1/health: 200, version $(jget .version)" [ "$STATUS" = 200 -a "$(jget .status)" = ok ]
+
+# The cluster: both stages up, with their block times (measured at start).
+for i in $(seq 100); do
+	api GET $C /api/v1/cluster
+	[ "$(jget .stages[1].block_ms[18])" != null ] && [ "$(jget .stages[0].block_ms[18])" != null ] && break
+	sleep 0.1
+done
+check "GET /api/v1/cluster: 2 stages, 19 blocks" [ "$STATUS" = 200 -a "$(jget .blocks)" = 19 -a "$(jget '.stages[2]')" = "" ]
+check "cluster: stage fields" [ "$(jget .stages[0].address)" = "127.0.0.1:$PORT_s1" -a \
+	"$(jget .stages[0].state)" = up -a "$(jget .stages[0].first)" = 0 -a \
+	"$(jget .stages[1].last)" = 19 -a "$(jget .stages[0].last)" = "$(jget .stages[1].first)" ]
+check "cluster: last contact and measured block times" [ "$(jget .stages[0].last_contact_ms)" != null -a \
+	"$(jget .stages[1].block_ms[0])" != null -a "$(jget .model.sha256)" = "$(sha256sum "$MODEL32" | cut -d' ' -f1)" ]
+
+# The plan: every split of 19 blocks over 2 stages, and the best.
+for i in $(seq 100); do
+	api GET $C '/api/v1/plan?batch_size=8&wire=f32'
+	[ "$STATUS" = 200 ] && break
+	sleep 0.1
+done
+check "GET /api/v1/plan: 200" [ "$STATUS" = 200 ]
+check "plan: 18 candidates, 19 blocks with 2 times each" [ "$(jget .candidates[17].split[0])" = 18 -a \
+	"$(jget '.candidates[18]')" = "" -a "$(jget .blocks[18].ms[1])" != "" -a "$(jget .stages)" = 2 ]
+best=$(jget .best.split[0])
+check "plan: the best split ($best, $(jget .best.predicted_img_s) img/s) is the fastest candidate" \
+	awk -v b="$(jget .best.predicted_img_s)" -v all="$(for k in $(seq 0 17); do jget .candidates[$k].predicted_img_s; done | sort -g | tail -1)" \
+	'BEGIN { exit !(b == all) }'
+api GET $C '/api/v1/plan?batch_size=0'
+check "plan with batch_size 0: 400 naming it" [ "$STATUS" = 400 -a "$(jget .detail | grep -c batch_size)" = 1 ]
+api GET $C '/api/v1/plan?wire=f64'
+check "plan with wire f64: 400 naming it" [ "$STATUS" = 400 -a "$(jget .detail | grep -c wire)" = 1 ]
+
+# Routing errors.
+api GET $C /api/v1/nothing
+check "unknown path: 404 with error and detail" is_error 404
+STATUS=$(curl -s -o "$TMP/reply" -D "$TMP/headers" -w '%{http_code}' -X DELETE "${AUTH[@]}" "http://$C/api/v1/cluster")
+check "wrong method: 405 with an Allow header ($(grep -i '^allow:' "$TMP/headers" | tr -d '\r'))" \
+	[ "$STATUS" = 405 ] && grep -qi '^allow: GET' "$TMP/headers" && is_error 405
+STATUS=$(curl -s -o "$TMP/reply" -D "$TMP/headers" -w '%{http_code}' -X POST "${AUTH[@]}" -d '{}' "http://$C/api/v1/runs/1")
+check "POST /api/v1/runs/1: 405, Allow lists GET and DELETE" \
+	[ "$STATUS" = 405 ] && grep -i '^allow:' "$TMP/headers" | grep -q DELETE
+
+# The token: control routes need it, reads do not.
+api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 8}"
+check "POST /api/v1/runs without the token: 401" is_error 401
+api PUT $C /api/v1/split '{"split": [5]}'
+check "PUT /api/v1/split without the token: 401" is_error 401
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' -H "Authorization: Bearer x$TOKEN" -X DELETE "http://$C/api/v1/runs/1")
+check "DELETE with a wrong token: 401" is_error 401
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" --data-binary @/dev/null "http://$C/api/v1/classify")
+check "the right token passes (classify of an empty body: 400)" is_error 400
+
+# Bodies: malformed JSON and wrong types are 400 naming the field.
+capi POST /api/v1/runs '{"dataset": '
+check "malformed JSON: 400" is_error 400
+capi POST /api/v1/runs '{"dataset": 7}'
+check "dataset of the wrong type: 400 naming it ($(jget .detail))" [ "$(jget .detail | grep -c dataset)" = 1 ] && is_error 400
+capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"batch_size\": \"8\"}"
+check "batch_size as a string: 400 naming it" [ "$(jget .detail | grep -c batch_size)" = 1 ] && is_error 400
+capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"colour\": 1}"
+check "an unknown key: 400 naming it" [ "$(jget .detail | grep -c colour)" = 1 ] && is_error 400
+capi PUT /api/v1/split '{"split": [19]}'
+check "split out of range: 400 ($(jget .detail))" is_error 400
+capi PUT /api/v1/split '{"split": [9, 4]}'
+check "split not increasing: 400 ($(jget .detail))" is_error 400
+capi PUT /api/v1/split '{"split": [3, 6, 9]}'
+check "split with more ranges than stages: 400 ($(jget .detail))" is_error 400
+capi PUT /api/v1/split '{"split": ["4"]}'
+check "split of strings: 400 naming split[0]" [ "$(jget .detail | grep -c 'split\[0\]')" = 1 ] && is_error 400
+capi PUT /api/v1/split '{"split": [6]}'
+check "PUT /api/v1/split between runs: 200, the next run's split" [ "$STATUS" = 200 -a "$(jget .split[0])" = 6 ]
+
+# Runs: create, get, list, a conflicting one, cancel.
+capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 4000, \"batch_size\": 2, \"mode\": \"sequential\"}"
+id=$(jget .id)
+check "POST /api/v1/runs: 201 with the default split [6]" [ "$STATUS" = 201 -a "$(jget .split[0])" = 6 ] &&
+	grep -qi "^location: /api/v1/runs/$id" "$TMP/headers"
+capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 8}"
+check "a second run while one is going: 409" is_error 409
+capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 8, \"queue\": true}"
+qid=$(jget .id)
+check "... unless it asks to queue: 201 queued" [ "$STATUS" = 201 -a "$(jget .state)" = queued ]
+api GET $C /api/v1/runs/$id
+check "GET /api/v1/runs/$id: running" [ "$STATUS" = 200 -a "$(jget .state)" = running -a "$(jget .epochs[0].split[0])" = 6 ]
+api GET $C /api/v1/runs
+check "GET /api/v1/runs lists both" [ "$STATUS" = 200 -a "$(jget .runs[0].id)" = $id -a "$(jget .runs[1].id)" = $qid ]
+api GET $C /api/v1/runs/999
+check "an unknown run: 404" is_error 404
+capi GET /api/v1/runs/$id/logits
+check "logits of a running run: 409" is_error 409
+capi DELETE /api/v1/runs/$id
+check "DELETE /api/v1/runs/$id: cancelled" [ "$STATUS" = 200 -a "$(jget .state)" = cancelled ]
+for i in $(seq 300); do
+	api GET $C /api/v1/runs/$qid
+	[ "$(jget .state)" = done ] && break
+	sleep 0.1
+done
+check "the queued run then runs to the end" [ "$(jget .state)" = done -a "$(jget .images_done)" = 8 ]
+STATUS=$(curl -s -o "$TMP/logits" -w '%{http_code}' "http://$C/api/v1/runs/$qid/logits")
+check "GET /api/v1/runs/$qid/logits: 8 x 10 floats" [ "$STATUS" = 200 -a "$(stat -c %s "$TMP/logits")" = 320 ]
+
+# Classify: a JPEG from the sample set, or one of the fuzz seeds.
+jpeg=$(ls "$shared"/data/cifar10/jpeg-sample/*/*.jpg 2>/dev/null | head -1)
+[ -n "$jpeg" ] || jpeg=$top_srcdir/tests/fuzz/corpus/jpeg/rgb32.jpg
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type: image/jpeg' \
+	--data-binary @"$jpeg" "http://$C/api/v1/classify?k=3")
+check "POST /api/v1/classify: top 3 ($(jget .top[0].class) $(jget .top[0].score))" [ "$STATUS" = 200 -a \
+	-n "$(jget .top[2].class)" -a "$(jget '.top[3]')" = "" -a "$(jget .logits[9])" != "" ]
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary 'not a jpeg' "http://$C/api/v1/classify")
+check "classify of something else: 400 naming the body" [ "$(jget .detail | grep -c body)" = 1 ] && is_error 400
+
+# 413: a body over max_body_bytes is refused from its Content-Length,
+# before any of it is sent (the 1 GiB never follows).
+exec 3<>/dev/tcp/127.0.0.1/$PORT_c
+printf 'POST /api/v1/classify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1073741824\r\n\r\n' "$TOKEN" >&3
+reply=$(timeout 5 head -1 <&3 | tr -d '\r')
+exec 3<&-
+check "a 1 GiB body is answered 413 before it is sent ($reply)" [ "${reply#* }" != "$reply" -a "$(echo "$reply" | cut -d' ' -f2)" = 413 ]
+head -c 300000 /dev/zero >"$TMP/big"
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" --data-binary @"$TMP/big" "http://$C/api/v1/classify")
+check "a body over --max-body-bytes: 413" [ "$STATUS" = 413 ]
+
+# The dashboard's files.
+STATUS=$(curl -s -o "$TMP/index" -D "$TMP/headers" -w '%{http_code}' "http://$C/")
+check "GET /: the dashboard's index.html" [ "$STATUS" = 200 ] && cmp -s "$TMP/index" "$top_srcdir/web/index.html" &&
+	grep -qi '^content-type: text/html' "$TMP/headers"
+STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/app.js")
+check "GET /app.js: JavaScript" [ "$STATUS" = 200 ] && grep -qi '^content-type: text/javascript' "$TMP/headers"
+bad=""
+for p in /../README.md /%2e%2e/README.md /.hidden /web/../../README.md '/%2e%2e%2fREADME.md' /nothing.js /app.js/ '/a%00b'; do
+	STATUS=$(curl -s --path-as-is -o "$TMP/reply" -w '%{http_code}' "http://$C$p")
+	[ "$STATUS" = 404 ] || bad="$bad $p:$STATUS"
+done
+check "no traversal or missing file is served: 404${bad:+ (got$bad)}" [ -z "$bad" ]
+if [ -d /usr/share/javascript/chart.js ]; then
+	STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/chart.js")
+	check "GET /chart.js: Debian's Chart.js" [ "$STATUS" = 200 ] && grep -qi '^content-type: text/javascript' "$TMP/headers"
+else
+	ok 0 "# SKIP no libjs-chart.js"
+fi
+
+# Metrics.
+STATUS=$(curl -s -o "$TMP/metrics" -D "$TMP/headers" -w '%{http_code}' "http://$C/metrics")
+check "GET /metrics: Prometheus text 0.0.4" [ "$STATUS" = 200 ] && grep -qi '^content-type: text/plain; version=0.0.4' "$TMP/headers"
+api GET $C /api/v1/runs
+images=$(($(jget .runs[0].images_done) + $(jget .runs[1].images_done)))
+batches=$(($(jget .runs[0].batches_done) + $(jget .runs[1].batches_done)))
+check "metrics: the runs' $images images" grep -q "^pipenet_images_total $images\$" "$TMP/metrics"
+check "metrics: a batch latency histogram of $batches batches" grep -q "^pipenet_batch_latency_seconds_count $batches\$" "$TMP/metrics"
+check "metrics: errors by kind" grep -q '^pipenet_errors_total{kind="http_4xx"} [1-9]' "$TMP/metrics"
+check "metrics: bytes per hop" grep -q "^pipenet_hop_bytes_total{from=\"coordinator\",to=\"127.0.0.1:$PORT_s1\"} [1-9]" "$TMP/metrics"
+if command -v promtool >/dev/null; then
+	promtool check metrics <"$TMP/metrics" >"$TMP/promtool" 2>&1
+	ok $? "promtool check metrics passes"
+	sed 's/^/# /' "$TMP/promtool"
+else
+	ok 0 "# SKIP promtool is not installed (Debian package prometheus)"
+fi
+
+api GET $C /api/v1/health
+check "the coordinator still answers" [ "$STATUS" = 200 ]
+tap_end

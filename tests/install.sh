@@ -1,0 +1,71 @@
+#!/bin/bash
+# make install into a scratch DESTDIR: exactly the expected files land;
+# the installed binaries run from there with the installed configuration
+# and answer a classify request; an edited configuration survives a
+# reinstall and an uninstall; make uninstall removes everything else.
+. "${top_srcdir:-.}/tests/cluster-lib.sh"
+[ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
+[ -z "$W" ] || skip_all "not under qemu: the install tree is the build machine's"
+command -v curl >/dev/null || skip_all "curl is not installed (apt-get install curl)"
+
+root=$TMP/root
+make -s -C "$top_builddir" install DESTDIR="$root" >"$TMP/install.log" 2>&1
+ok $? "make install DESTDIR=... succeeds"
+eval "$(make -s -C "$top_builddir" pn-print-dirs)"
+
+expected=$(printf '%s\n' \
+	"$bindir/pipenet" "$bindir/pipenetd" \
+	"$pkgdatadir/models/mobilenetv2_cifar10.safetensors" \
+	"$pkgdatadir/models/mobilenetv2_cifar10_32.safetensors" \
+	"$pkgdatadir/web/index.html" "$pkgdatadir/web/app.js" "$pkgdatadir/web/style.css" \
+	"$sysconfdir/pipenet/pipenet.json" \
+	"$systemdunitdir/pipenetd.service" "$systemdunitdir/pipenetd@.service" \
+	"$mandir/man1/pipenet.1" "$mandir/man8/pipenetd.8" | sort)
+got=$(cd "$root" && find . -type f -o -type l | sed 's|^\.||' | sort)
+[ "$got" = "$expected" ]
+ok $? "exactly the expected $(echo "$expected" | wc -l) files are installed"
+[ "$got" = "$expected" ] || diff <(echo "$expected") <(echo "$got") | sed 's/^/# /'
+
+grep -q "ExecStart=$bindir/pipenetd --config $sysconfdir/pipenet/pipenet.json" \
+	"$root$systemdunitdir/pipenetd.service"
+ok $? "the unit runs the installed daemon with the installed configuration"
+grep -q '^Type=notify' "$root$systemdunitdir/pipenetd.service" &&
+	grep -q '^DynamicUser=yes' "$root$systemdunitdir/pipenetd.service"
+ok $? "the unit is Type=notify and runs as a dynamic unprivileged user"
+
+# The installed programs, from the scratch root. Paths compiled in point
+# at the real prefix, so the model and web root are given explicitly.
+model=$root$pkgdatadir/models/mobilenetv2_cifar10_32.safetensors
+jpeg=$top_srcdir/tests/fuzz/corpus/jpeg/rgb32.jpg
+out=$("$root$bindir/pipenet" classify --model "$model" --data "$jpeg" 2>&1)
+echo "$out" | grep -q '^images 1$'
+ok $? "installed pipenet classifies a JPEG"
+
+PIPENETD=$root$bindir/pipenetd
+start c --config "$root$sysconfdir/pipenet/pipenet.json" --role coordinator --stages "" \
+	--model "$model" --web-root "$root$pkgdatadir/web"
+ok $? "installed pipenetd starts with the installed configuration"
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 60 -X POST \
+	-H 'Content-Type: image/jpeg' --data-binary "@$jpeg" "http://127.0.0.1:$PORT_c/api/v1/classify")
+[ "$STATUS" = 200 ] && grep -q '"class"' "$TMP/reply"
+ok $? "POST /api/v1/classify answers with classes ($STATUS: $(head -c 200 "$TMP/reply"))"
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$PORT_c/")
+[ "$STATUS" = 200 ] && grep -qi '<html' "$TMP/reply"
+ok $? "the dashboard is served from the installed web root ($STATUS)"
+
+# An administrator's edit survives reinstall and uninstall.
+echo '{"log_level": "debug"}' >"$root$sysconfdir/pipenet/pipenet.json"
+make -s -C "$top_builddir" install DESTDIR="$root" >>"$TMP/install.log" 2>&1
+grep -q debug "$root$sysconfdir/pipenet/pipenet.json"
+ok $? "reinstalling keeps an edited configuration"
+make -s -C "$top_builddir" uninstall DESTDIR="$root" >>"$TMP/install.log" 2>&1
+left=$(cd "$root" && find . -type f | sed 's|^\.||')
+[ "$left" = "$sysconfdir/pipenet/pipenet.json" ]
+ok $? "make uninstall removes everything but the edited configuration (left: $left)"
+rm -f "$root$sysconfdir/pipenet/pipenet.json"
+make -s -C "$top_builddir" install DESTDIR="$root" >>"$TMP/install.log" 2>&1 &&
+	make -s -C "$top_builddir" uninstall DESTDIR="$root" >>"$TMP/install.log" 2>&1
+left=$(cd "$root" && find . -type f)
+[ -z "$left" ]
+ok $? "install then uninstall leaves no file"
+tap_end
