@@ -173,7 +173,8 @@ static int start(struct daemon *d)
 			listen, c->role);
 	snprintf(d->address, sizeof(d->address), "%s:%d",
 		 strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, pn_http_port(d->http));
-	pn_http_add_routes(d->http, common_routes, 1, d);
+	pn_http_add_routes(d->http, common_routes, sizeof common_routes / sizeof common_routes[0],
+			   d);
 	size_t n;
 	if (coordinator) {
 		struct pn_coord_opts o = {

@@ -129,3 +129,9 @@ clean-browser:
 	-rm -rf tests/browser/node_modules tests/browser/*.png
 	-test "$(srcdir)" = . || rm -f tests/browser/package.json
 .PHONY: clean-browser
+
+# systemd notification and installation.
+check_PROGRAMS += tests/notify-listen
+tests_notify_listen_SOURCES = tests/notify-listen.c
+TESTS += tests/daemon-notify.sh tests/install.sh
+EXTRA_DIST += tests/daemon-notify.sh tests/install.sh
