@@ -279,6 +279,11 @@ int pn_config_args(struct pn_config *c, int argc, char **argv, char *err, size_t
 
 int pn_config_check(struct pn_config *c, char *err, size_t errlen)
 {
+	/* pn_config_init's defaults are copies that may have failed. */
+	if (!c->role || !c->log_level || !c->chartjs) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (!c->model || !*c->model) {
 		const char *installed = PN_PKGDATADIR "/models/mobilenetv2_cifar10.safetensors";
 		free(c->model);

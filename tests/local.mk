@@ -135,3 +135,11 @@ check_PROGRAMS += tests/notify-listen
 tests_notify_listen_SOURCES = tests/notify-listen.c
 TESTS += tests/daemon-notify.sh tests/install.sh
 EXTRA_DIST += tests/daemon-notify.sh tests/install.sh
+
+# Allocation failures: an LD_PRELOAD shim that fails the N-th allocation.
+check_DATA = tests/failalloc.so
+CLEANFILES += tests/failalloc.so
+tests/failalloc.so: $(srcdir)/tests/failalloc.c
+	$(AM_V_CC)$(MKDIR_P) tests && $(CC) -shared -fPIC -O2 -o $@ $(srcdir)/tests/failalloc.c
+TESTS += tests/failalloc.sh
+EXTRA_DIST += tests/failalloc.sh tests/failalloc.c
