@@ -244,8 +244,12 @@ struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char 
 		goto nomem;
 	if (token && *token && !(h->token = strdup(token)))
 		goto nomem;
+	/* Every method reaches dispatch, so that one a route does not take is
+	 * a 405 with Allow rather than libevent's 501. */
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_max_headers_size(h->http, 16 * 1024);
 	evhttp_set_timeout(h->http, 120);
 	pn_http_set_max_body(h, 0);

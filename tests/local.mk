@@ -143,3 +143,5 @@ tests/failalloc.so: $(srcdir)/tests/failalloc.c
 	$(AM_V_CC)$(MKDIR_P) tests && $(CC) -shared -fPIC -O2 -o $@ $(srcdir)/tests/failalloc.c
 TESTS += tests/failalloc.sh
 EXTRA_DIST += tests/failalloc.sh tests/failalloc.c
+TESTS += tests/cluster-hostile.sh
+EXTRA_DIST += tests/cluster-hostile.sh

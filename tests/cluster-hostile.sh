@@ -1,0 +1,98 @@
+#!/bin/bash
+# Hostile HTTP against every kind of route of the coordinator and a stage:
+# wrong methods, giant headers, giant and truncated bodies, a slowloris
+# client, invalid UTF-8, deep JSON nesting, negative and huge numbers,
+# wrong content types. Each gets a 4xx (or the connection closed) and the
+# daemons still serve the next valid request and finish a valid run.
+. "${top_srcdir:-.}/tests/cluster-lib.sh"
+need_cluster
+cluster "$MODEL32"
+ok $? "a coordinator and two stages start"
+C=127.0.0.1:$PORT_c
+S=127.0.0.1:$PORT_s1
+
+# code METHOD HOSTPORT PATH [curl args...]: the status only.
+code() {
+	local m=$1 hp=$2 p=$3
+	shift 3
+	curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 20 -X "$m" "$@" "http://$hp$p"
+}
+is4xx() { case $1 in 4??) return 0 ;; esac; return 1; }
+still_serving() {
+	[ "$(code GET "$C" /api/v1/health)" = 200 ] && [ "$(code GET "$S" /api/v1/health)" = 200 ]
+}
+
+big=$(head -c 20000 /dev/zero | tr '\0' a)
+for target in "$C /api/v1/runs" "$C /api/v1/split" "$S /v1/frames" "$S /v1/stage"; do
+	set -- $target
+	hp=$1 path=$2
+	s=$(code GET "$hp" "$path" -H "X-Big: $big")
+	is4xx "$s" || [ "$s" = 000 ]
+	ok $? "$path with a 20 kB header: $s"
+	s=$(code PATCH "$hp" "$path")
+	is4xx "$s"
+	ok $? "$path with PATCH: $s"
+	s=$(code POST "$hp" "$path" -H 'Content-Type: text/plain' --data-binary $'\xff\xfe\xfd')
+	is4xx "$s"
+	ok $? "$path with invalid UTF-8 as text/plain: $s"
+done
+
+deep=$(printf '%.0s[' $(seq 5000))
+s=$(code POST "$C" /api/v1/runs -H 'Content-Type: application/json' --data-binary "$deep")
+[ "$s" = 400 ]
+ok $? "5000-deep JSON nesting: $s"
+s=$(code POST "$C" /api/v1/runs -H 'Content-Type: application/json' \
+	--data-binary '{"dataset": "x\udcff", "samples": 8}')
+is4xx "$s"
+ok $? "a lone surrogate in a string: $s"
+for bad in '"samples": -5' '"samples": 1e300' '"batch_size": 99999999999999999999' \
+	'"offset": -1' '"stride": 0' '"max_inflight": -3' '"batch_size": 0' '"split": [-4]' \
+	'"split": [99]' '"split": [12, 3]' '"wire": 16' '"mode": ["pipelined"]'; do
+	s=$(code POST "$C" /api/v1/runs -H 'Content-Type: application/json' \
+		--data-binary "{\"dataset\": \"$DATA\", $bad}")
+	[ "$s" = 400 ]
+	ok $? "run with $bad: $s $(head -c 120 "$TMP/reply")"
+done
+s=$(code PUT "$C" /api/v1/split -H 'Content-Type: application/json' --data-binary '{"split": [1e99]}')
+[ "$s" = 400 ]
+ok $? "split [1e99]: $s"
+
+# A body that promises more than it sends: the server waits, then gives up;
+# meanwhile everyone else is served.
+exec 3<>"/dev/tcp/127.0.0.1/$PORT_c"
+printf 'POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"dataset": ' >&3
+check "a truncated body does not block other clients" still_serving
+exec 3>&-
+
+# Slowloris: several connections that trickle a header byte at a time.
+pids=()
+for i in 1 2 3 4 5; do
+	(
+		exec 4<>"/dev/tcp/127.0.0.1/$PORT_c" || exit 0
+		printf 'GET /api/v1/health HTTP/1.1\r\n' >&4
+		for j in $(seq 20); do
+			printf 'X-%d: y\r\n' "$j" >&4 2>/dev/null || exit 0
+			sleep 0.2
+		done
+	) &
+	pids+=($!)
+done
+sleep 1
+check "slowloris clients do not block others" still_serving
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+
+# Garbage instead of HTTP.
+head -c 4096 /dev/urandom >"$TMP/garbage"
+(exec 5<>"/dev/tcp/127.0.0.1/$PORT_s1" && cat "$TMP/garbage" >&5) 2>/dev/null
+check "random bytes on a stage's socket leave it serving" still_serving
+
+"$PIPENET" classify --model "$MODEL32" --data "$DATA" --limit 40 --quiet --logits "$TMP/want.f32" >/dev/null
+run "$C" "{\"dataset\": \"$DATA\", \"samples\": 40, \"split\": [8]}"
+[ "$RUN_STATE" = done ]
+ok $? "a valid run afterwards finishes ($RUN_STATE)"
+logits "$C" "$RUN_ID" "$TMP/got.f32" && cmp -s "$TMP/want.f32" "$TMP/got.f32"
+ok $? "with logits equal to pipenet classify"
+check "s1 is still running" alive "$PID_s1"
+check "s2 is still running" alive "$PID_s2"
+check "c is still running" alive "$PID_c"
+tap_end
