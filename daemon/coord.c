@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "planner.h"
+#include "probe.h"
 #include "stage.h"
 #include "webfiles.h"
 
@@ -34,9 +35,16 @@
 #define PING_MS 2000
 #define PROFILES 4 /* batch sizes whose block times a node keeps */
 #define PROFILE_POLL_MS 250
+#define PROFILE_ITERS 7 /* passes whose median is a block's time */
 #define SSE_MAX_CLIENTS 32
 #define RATE_TICKS 4 /* img_s_now is measured over the last 3 s */
 #define MAX_HOPS 64 /* (from, to) pairs counted in pipenet_hop_bytes_total */
+#define AUTO_POLL_MS 200 /* split "auto": how often the block times are looked for */
+#define LINK_POLL_MS 250
+#define LINK_REPS 3
+#define ADAPT_GAIN 0.10 /* re-split when another plan is predicted this much faster */
+#define ADAPT_HOLD 3 /* ... at this many 1 s ticks in a row */
+#define ADAPT_OFF 0.25 /* a stage counts as changed when 25% off its profile */
 
 enum run_state {
 	RUN_QUEUED,
@@ -86,6 +94,7 @@ struct epoch {
 	int points[MAX_RANGES], npoints;
 	size_t images, batches;
 	uint64_t t_start, t_last;
+	double predicted_img_s, predicted_latency_ms; /* 0: no prediction */
 };
 
 struct run {
@@ -117,6 +126,19 @@ struct run {
 	struct epoch epochs[MAX_EPOCHS];
 	int draining, next_points[MAX_RANGES], next_npoints;
 	int window_auto; /* max_inflight was not given: ranges + 1 */
+	/* split "auto": chosen by the planner once the block times are in
+	 * (waiting at most auto_wait_s), else by MACs. */
+	int split_auto, auto_waiting, auto_wait_s;
+	uint64_t auto_deadline;
+	const char *split_source; /* "given", "default", "pending", "planner", "macs" */
+	char split_note[300];
+	/* adapt: stage compute measured against the profile (ratio per node,
+	 * 1 unless ADAPT_OFF away) and a re-split when a plan gains. */
+	int adapt, adapt_interval_s, adapt_hold, adapts;
+	double ratio[MAX_STAGES];
+	uint64_t adapt_last;
+	char next_reason[700];
+	double next_img_s, next_latency_ms;
 	uint64_t rate_t[RATE_TICKS];
 	size_t rate_images[RATE_TICKS];
 	int rate_n;
@@ -146,6 +168,16 @@ struct pn_coord {
 	int ticks;
 
 	int default_points[MAX_RANGES], default_npoints, default_set;
+	/* Measured links, hop h feeding node h (hop nnodes: back to us). */
+	struct link {
+		int state; /* 0 not measured, 1 probing, 2 known, -1 failed */
+		int asking; /* a POST /v1/probe outstanding */
+		double latency_ms, bytes_per_ms;
+		char error[700];
+	} links[MAX_STAGES + 1];
+	size_t link_bytes[2]; /* the probe sizes */
+	struct pn_probe *link_own; /* hop 0 is probed by us */
+	struct pn_timer *link_timer, *auto_timer;
 	struct pn_events *events;
 	struct pn_plan *cls; /* one image through the whole model: classify */
 
@@ -169,6 +201,13 @@ static json_t *run_json(const struct run *r);
 static void check_drain(struct run *r);
 static int send_configs(struct run *r);
 static void default_points(struct pn_coord *c, int *points, int *npoints);
+static void auto_poll(struct run *r);
+static void adapt_check(struct run *r);
+static void epoch_predict(struct run *r);
+static int plan_best(struct pn_coord *c, int batch, int dtype, struct pn_split *out);
+static int want_links(struct pn_coord *c, int batch);
+static json_t *links_json(const struct pn_coord *c);
+static int want_profiles(struct pn_coord *c, int batch);
 
 static const char *const state_names[] = {"queued", "running", "running",  "running",
 					  "done",   "failed",  "cancelled"};
@@ -532,6 +571,13 @@ static void configure(struct run *r)
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
 	}
+	if (r->split_auto) {
+		r->auto_waiting = 1;
+		r->auto_deadline = pn_now_ns() + (uint64_t)r->auto_wait_s * 1000000000u;
+		auto_poll(r);
+		return;
+	}
+	epoch_predict(r);
 	if (send_configs(r) == 0 && r->pending == 0)
 		begin(r);
 }
@@ -725,15 +771,30 @@ static void resplit(struct run *r)
 {
 	struct pn_coord *c = r->c;
 	struct epoch *old = &r->epochs[r->epoch];
-	json_t *ev = json_pack("{s:i, s:f, s:o, s:o, s:i, s:f, s:n}", "run", r->id, "time",
+	json_t *ev = json_pack("{s:i, s:f, s:o, s:o, s:i, s:f, s:n, s:s}", "run", r->id, "time",
 			       wall_time(), "from", points_json(old->points, old->npoints), "to",
 			       points_json(r->next_points, r->next_npoints), "epoch", r->epoch + 1,
-			       "img_s_before", epoch_img_s(old), "img_s_after");
+			       "img_s_before", epoch_img_s(old), "img_s_after", "reason",
+			       r->next_reason[0] ? r->next_reason : "PUT /api/v1/split");
 	int had_local = r->ranges[0].node == NULL;
 	r->epoch++;
 	r->nepochs = r->epoch + 1;
 	memset(&r->epochs[r->epoch], 0, sizeof(r->epochs[0]));
 	apply_points(r, r->next_points, r->next_npoints);
+	if (r->next_img_s > 0) {
+		r->epochs[r->epoch].predicted_img_s = r->next_img_s;
+		r->epochs[r->epoch].predicted_latency_ms = r->next_latency_ms;
+	} else {
+		epoch_predict(r);
+	}
+	json_object_set_new(ev, "predicted_img_s",
+			    r->epochs[r->epoch].predicted_img_s > 0
+				    ? json_real(r->epochs[r->epoch].predicted_img_s)
+				    : json_null());
+	r->next_reason[0] = '\0';
+	r->next_img_s = r->next_latency_ms = 0;
+	r->adapt_last = pn_now_ns();
+	r->adapt_hold = 0;
 	if (r->pipelined && r->window_auto)
 		r->window = r->nranges + 1;
 	r->draining = 0;
@@ -908,9 +969,15 @@ static void profile_cb(const struct pn_reply *rep, void *arg)
 		n->prof[slot].batch = n->prof_want;
 		for (int b = 0; b < nb; b++)
 			n->prof[slot].ms[b] = json_number_value(json_array_get(ms, (size_t)b));
+		int batch = n->prof_want;
 		n->prof_want = 0;
 		n->last_contact_ns = pn_now_ns();
 		n->up = 1;
+		int all = 1;
+		for (int i = 0; i < n->c->nnodes; i++)
+			all &= node_profile(&n->c->nodes[i], batch) != NULL;
+		if (all) /* measured after the block times, on idle stages */
+			want_links(n->c, batch);
 	} else if (rep->status == 202 || rep->status == 503) {
 		pn_timer_arm(n->prof_timer, PROFILE_POLL_MS); /* measuring: ask again */
 	} else {
@@ -924,7 +991,7 @@ static void profile_cb(const struct pn_reply *rep, void *arg)
 static void profile_ask(struct node *n)
 {
 	char body[64];
-	snprintf(body, sizeof(body), "{\"batch\": %d}", n->prof_want);
+	snprintf(body, sizeof(body), "{\"batch\": %d, \"iters\": %d}", n->prof_want, PROFILE_ITERS);
 	char *b = strdup(body);
 	if (!b || pn_peer_send(n->probe, PN_POST, "/v1/profile", "application/json", b, strlen(b),
 			       0, profile_cb, n) != 0)
@@ -942,6 +1009,11 @@ static void profile_timer_cb(void *arg)
  * stages that lack them (one batch size at a time each). */
 static int want_profiles(struct pn_coord *c, int batch)
 {
+	/* All stages at once: stages on different machines do not disturb
+	 * each other, and stages that share a machine compute at the same
+	 * time in a run too, so their times under that load are the ones to
+	 * plan with (timed one after the other they predicted a loopback
+	 * cluster 30-50% too fast). */
 	int have = 1;
 	for (int i = 0; i < c->nnodes; i++) {
 		struct node *n = &c->nodes[i];
@@ -1064,6 +1136,9 @@ static void tick_cb(void *arg)
 				c->o.stall_s);
 		} else {
 			fetch_stats(r);
+			if (!r->epochs[r->epoch].predicted_img_s && want_profiles(c, r->batch))
+				epoch_predict(r); /* the block times came in late */
+			adapt_check(r);
 			r->rate_t[r->rate_n % RATE_TICKS] = pn_now_ns();
 			r->rate_images[r->rate_n % RATE_TICKS] = r->images_done;
 			r->rate_n++;
@@ -1105,12 +1180,17 @@ static int auto_split(const struct pn_model *m, int k, int *points)
 	return k - 1;
 }
 
-/* The split points of a run or PUT /api/v1/split: "auto" (MACs balanced
- * over the stages) or increasing block numbers, one range per stage (or
- * one more, computed by the coordinator). 0, or -1 with the reason. */
-static int parse_points(struct pn_coord *c, json_t *split, int *points, int *npoints, char *err,
-			size_t errlen)
+/* The split points of a run or PUT /api/v1/split: "auto" or increasing
+ * block numbers, one range per stage (or one more, computed by the
+ * coordinator). "auto" is the planner's best plan over the measured block
+ * times for `batch` when they are known (*source "planner"), else MACs
+ * balanced over the stages ("macs"; always when batch is 0). 0, or -1
+ * with the reason. */
+static int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *points,
+			int *npoints, const char **source, char *err, size_t errlen)
 {
+	struct pn_split best;
+	*source = "given";
 	int blocks = pn_model_blocks(c->m);
 	*npoints = 0;
 	if (c->nnodes > blocks) {
@@ -1119,7 +1199,14 @@ static int parse_points(struct pn_coord *c, json_t *split, int *points, int *npo
 		return -1;
 	}
 	if (json_is_string(split) && strcmp(json_string_value(split), "auto") == 0) {
-		*npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
+		if (batch > 0 && plan_best(c, batch, dtype, &best) == 0) {
+			*npoints = best.stages - 1;
+			memcpy(points, best.cuts + 1, (size_t)*npoints * sizeof(int));
+			*source = "planner";
+		} else {
+			*npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
+			*source = "macs";
+		}
 		return 0;
 	}
 	if (!json_is_array(split)) {
@@ -1182,14 +1269,14 @@ static void default_points(struct pn_coord *c, int *points, int *npoints)
 	}
 }
 
-static const char *const run_keys[] = {"dataset",    "offset", "stride", "samples",
-				       "batch_size", "mode",   "split",	 "max_inflight",
-				       "wire",	     "queue",  NULL};
+static const char *const run_keys[] = {
+	"dataset",	"offset", "stride", "samples", "batch_size",	   "mode",	  "split",
+	"max_inflight", "wire",	  "queue",  "adapt",   "adapt_interval_s", "auto_wait_s", NULL};
 
 /* A run from a POST body; NULL with a message. */
 static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 {
-	long long offset, stride, samples, batch, window;
+	long long offset, stride, samples, batch, window, interval, auto_wait;
 	const char *dataset, *mode, *wire;
 	if (pn_json_known(j, run_keys, err, errlen) ||
 	    pn_json_str(j, "dataset", NULL, &dataset, err, errlen) ||
@@ -1199,11 +1286,14 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	    pn_json_int(j, "batch_size", 1, c->o.max_batch, 8, &batch, err, errlen) ||
 	    pn_json_str(j, "mode", "pipelined", &mode, err, errlen) ||
 	    pn_json_int(j, "max_inflight", 0, 1024, 0, &window, err, errlen) ||
-	    pn_json_str(j, "wire", "f32", &wire, err, errlen))
+	    pn_json_str(j, "wire", "f32", &wire, err, errlen) ||
+	    pn_json_int(j, "adapt_interval_s", 1, 86400, 10, &interval, err, errlen) ||
+	    pn_json_int(j, "auto_wait_s", 0, 600, 20, &auto_wait, err, errlen))
 		return NULL;
-	json_t *queue = json_object_get(j, "queue");
-	if (queue && !json_is_boolean(queue)) {
-		snprintf(err, errlen, "queue must be true or false");
+	json_t *queue = json_object_get(j, "queue"), *adapt = json_object_get(j, "adapt");
+	if ((queue && !json_is_boolean(queue)) || (adapt && !json_is_boolean(adapt))) {
+		snprintf(err, errlen, "%s must be true or false",
+			 queue && !json_is_boolean(queue) ? "queue" : "adapt");
 		return NULL;
 	}
 	int pipelined = strcmp(mode, "pipelined") == 0;
@@ -1217,10 +1307,11 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 		return NULL;
 	}
 	int points[MAX_RANGES], npoints = 0;
+	const char *source = "default";
 	json_t *split = json_object_get(j, "split");
 	if (!split)
 		default_points(c, points, &npoints);
-	else if (parse_points(c, split, points, &npoints, err, errlen) != 0)
+	else if (parse_points(c, split, 0, dtype, points, &npoints, &source, err, errlen) != 0)
 		return NULL;
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r || !(r->dataset = strdup(dataset))) {
@@ -1236,6 +1327,13 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	r->pipelined = pipelined;
 	r->dtype = dtype;
 	r->nepochs = 1;
+	r->split_auto = split && json_is_string(split); /* resolved when it starts */
+	r->split_source = r->split_auto ? "pending" : source;
+	r->auto_wait_s = (int)auto_wait;
+	r->adapt = json_is_true(adapt);
+	r->adapt_interval_s = (int)interval;
+	for (int i = 0; i < MAX_STAGES; i++)
+		r->ratio[i] = 1.0;
 	apply_points(r, points, npoints);
 	r->window_auto = pipelined && !window;
 	r->window = !pipelined ? 1 : window ? (int)window : r->nranges + 1;
@@ -1381,6 +1479,24 @@ static json_t *run_json(const struct run *r)
 			  r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0));
 	json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
+	const struct epoch *cur = &r->epochs[r->epoch];
+	json_object_set_new(j, "split_source", json_string(r->split_source));
+	json_object_set_new(j, "split_note",
+			    r->split_note[0] ? json_string(r->split_note) : json_null());
+	json_object_set_new(j, "predicted_img_s",
+			    cur->predicted_img_s > 0 ? json_real(cur->predicted_img_s)
+						     : json_null());
+	json_object_set_new(j, "predicted_latency_ms",
+			    cur->predicted_img_s > 0 ? json_real(cur->predicted_latency_ms)
+						     : json_null());
+	json_object_set_new(j, "adapt", json_boolean(r->adapt));
+	if (r->adapt) {
+		json_t *ratios = json_array();
+		for (int i = 0; i < r->c->nnodes; i++)
+			json_array_append_new(ratios, json_real(r->ratio[i]));
+		json_object_set_new(j, "adapt_ratio", ratios);
+		json_object_set_new(j, "adapt_resplits", json_integer(r->adapts));
+	}
 	json_object_set_new(j, "resplit_pending",
 			    r->draining ? points_json(r->next_points, r->next_npoints)
 					: json_null());
@@ -1391,6 +1507,9 @@ static json_t *run_json(const struct run *r)
 				      points_json(ep->points, ep->npoints), "images",
 				      (json_int_t)ep->images, "batches", (json_int_t)ep->batches,
 				      "img_s", epoch_img_s(ep));
+		json_object_set_new(o, "predicted_img_s",
+				    ep->predicted_img_s > 0 ? json_real(ep->predicted_img_s)
+							    : json_null());
 		json_object_set_new(o, "started_s",
 				    ep->t_start && r->t_start
 					    ? json_real((double)(ep->t_start - r->t_start) / 1e9)
@@ -1585,13 +1704,15 @@ static void cluster_get(struct pn_req *q, void *arg)
 	}
 	int points[MAX_RANGES], npoints;
 	default_points(c, points, &npoints);
-	pn_reply_json(q, 200,
-		      json_pack("{s:o, s:i, s:o, s:o, s:o}", "stages", stages, "blocks",
-				pn_model_blocks(c->m), "model", model_json(c), "split",
-				points_json(points, npoints), "run",
-				r ? json_integer(r->id) : json_null()));
 	if (!want_profiles(c, batch))
 		pn_debug("measuring the stages' block times for batch %d", batch);
+	else
+		want_links(c, batch);
+	pn_reply_json(q, 200,
+		      json_pack("{s:o, s:i, s:o, s:o, s:o, s:o}", "stages", stages, "blocks",
+				pn_model_blocks(c->m), "model", model_json(c), "split",
+				points_json(points, npoints), "run",
+				r ? json_integer(r->id) : json_null(), "links", links_json(c)));
 }
 
 /* Costs for the planner over the stages (one range each) at `batch`,
@@ -1617,9 +1738,13 @@ static int make_costs(struct pn_coord *c, int batch, int dtype, double link_mbit
 	}
 	for (int cut = 0; cut <= nb; cut++)
 		k->cut[cut] = (double)cut_bytes(c, cut, (size_t)batch, dtype);
+	/* The links: as given, else as measured, else free (not known yet). */
 	for (int h = 0; h <= c->nnodes; h++) {
-		k->lat[h] = link_ms;
-		k->bw[h] = link_mbit > 0 ? link_mbit * 1e6 / 8 / 1e3 : 0; /* bytes per ms */
+		const struct link *ln = &c->links[h];
+		k->lat[h] = link_mbit > 0 ? link_ms : ln->state == 2 ? ln->latency_ms : 0;
+		k->bw[h] = link_mbit > 0    ? link_mbit * 1e6 / 8 / 1e3 /* bytes per ms */
+			   : ln->state == 2 ? ln->bytes_per_ms
+					    : 0;
 	}
 	k->k = (struct pn_split_costs){.stages = c->nnodes,
 				       .blocks = nb,
@@ -1639,6 +1764,314 @@ static int predicted(struct pn_coord *c, const struct run *r, struct pn_split *o
 	if (r->nranges != c->nnodes || make_costs(c, r->batch, r->dtype, 0, 0, &k) != 0)
 		return -1;
 	return pn_split_evaluate(&k.k, ep->points, out);
+}
+
+/* The current epoch's prediction from the profiles, when they are in. */
+static void epoch_predict(struct run *r)
+{
+	struct pn_split p;
+	struct epoch *ep = &r->epochs[r->epoch];
+	if (predicted(r->c, r, &p) == 0) {
+		ep->predicted_img_s = p.img_s;
+		ep->predicted_latency_ms = p.latency_ms;
+	}
+}
+
+static int plan_best(struct pn_coord *c, int batch, int dtype, struct pn_split *out)
+{
+	static struct costs k;
+	if (make_costs(c, batch, dtype, 0, 0, &k) != 0)
+		return -1;
+	return pn_split_best(&k.k, out);
+}
+
+/* ---- links ---- */
+
+static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
+{
+	struct link *ln = &c->links[h];
+	double lat = json_number_value(json_object_get(j, "latency_ms"));
+	double bw = json_number_value(json_object_get(j, "bytes_per_ms"));
+	if (!why && !(bw > 0 && lat >= 0))
+		why = "no latency and bandwidth in the reply";
+	if (why) {
+		ln->state = -1;
+		snprintf(ln->error, sizeof(ln->error), "%s", why);
+		pn_warn("link %d: %s", h, why);
+		return;
+	}
+	ln->state = 2;
+	ln->latency_ms = lat;
+	ln->bytes_per_ms = bw;
+	pn_info("link %d: %.3f ms + %.1f MB/s", h, lat, bw / 1e3);
+}
+
+static void link_ask(struct pn_coord *c, int h);
+
+static void link_cb(const struct pn_reply *rep, void *arg)
+{
+	struct node *n = arg;
+	struct pn_coord *c = n->c;
+	int h = n->index + 1;
+	c->links[h].asking = 0;
+	if (c->links[h].state != 1)
+		return;
+	json_t *j = rep->status ? json_loadb((const char *)rep->body, rep->len, 0, NULL) : NULL;
+	if (rep->status == 200) {
+		link_done(c, h, j, NULL);
+	} else if (rep->status != 202) {
+		char why[700];
+		const char *e = json_string_value(json_object_get(j, "error"));
+		const char *d = json_string_value(json_object_get(j, "detail"));
+		snprintf(why, sizeof(why), "%s could not probe: %d %s%s%s", n->address, rep->status,
+			 rep->status ? (e ? e : "") : rep->error, d ? ": " : "", d ? d : "");
+		link_done(c, h, NULL, why);
+	} else if (!pn_timer_armed(c->link_timer)) {
+		pn_timer_arm(c->link_timer, LINK_POLL_MS);
+	}
+	json_decref(j);
+}
+
+/* Hop h >= 1 is probed by the node that sends on it. */
+static void link_ask(struct pn_coord *c, int h)
+{
+	struct node *n = &c->nodes[h - 1];
+	const char *to = h < c->nnodes ? c->nodes[h].address : c->advertise;
+	json_t *body =
+		json_pack("{s:s, s:[I, I], s:i}", "to", to, "bytes", (json_int_t)c->link_bytes[0],
+			  (json_int_t)c->link_bytes[1], "reps", LINK_REPS);
+	char *b = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (b && pn_peer_send(n->probe, PN_POST, "/v1/probe", "application/json", b, strlen(b), 0,
+			      link_cb, n) == 0)
+		c->links[h].asking = 1;
+	else
+		link_done(c, h, NULL, "cannot ask for a probe");
+}
+
+static void link_timer_cb(void *arg)
+{
+	struct pn_coord *c = arg;
+	int waiting = 0;
+	if (c->links[0].state == 1) {
+		int st = pn_probe_state(c->link_own);
+		if (st != 0) {
+			json_t *j = pn_probe_json(c->link_own);
+			link_done(c, 0, j,
+				  st < 0 ? json_string_value(json_object_get(j, "error")) : NULL);
+			json_decref(j);
+		}
+		waiting |= st == 0;
+	}
+	for (int h = 1; h <= c->nnodes; h++)
+		if (c->links[h].state == 1) {
+			waiting = 1;
+			if (!c->links[h].asking)
+				link_ask(c, h);
+		}
+	if (waiting)
+		pn_timer_arm(c->link_timer, LINK_POLL_MS);
+}
+
+/* 1 when every link is measured (or could not be); else starts the
+ * probes that are missing, with real frame sizes of `batch`: the logits
+ * frame and the largest activation frame. */
+static int want_links(struct pn_coord *c, int batch)
+{
+	char err[256];
+	int nb = pn_model_blocks(c->m), ready = 1;
+	if (c->nnodes < 1)
+		return 1;
+	if (!c->link_bytes[1]) {
+		c->link_bytes[0] = cut_bytes(c, nb, (size_t)batch, PN_DTYPE_F32);
+		for (int cut = 0; cut < nb; cut++) {
+			size_t b = cut_bytes(c, cut, (size_t)batch, PN_DTYPE_F32);
+			c->link_bytes[1] = b > c->link_bytes[1] ? b : c->link_bytes[1];
+		}
+		if (c->link_bytes[1] > PN_PROBE_MAX_BYTES)
+			c->link_bytes[1] = PN_PROBE_MAX_BYTES;
+	}
+	for (int h = 0; h <= c->nnodes; h++) {
+		struct link *ln = &c->links[h];
+		if (ln->state == 2 || ln->state == -1)
+			continue;
+		ready = 0;
+		if (ln->state == 1)
+			continue;
+		ln->state = 1;
+		if (h == 0) {
+			pn_probe_free(c->link_own);
+			c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token,
+						   c->link_bytes[0], c->link_bytes[1], LINK_REPS,
+						   err, sizeof(err));
+			if (!c->link_own)
+				link_done(c, 0, NULL, err);
+		} else {
+			link_ask(c, h);
+		}
+	}
+	if (!ready && !pn_timer_armed(c->link_timer))
+		pn_timer_arm(c->link_timer, LINK_POLL_MS);
+	return ready;
+}
+
+static json_t *links_json(const struct pn_coord *c)
+{
+	json_t *a = json_array();
+	for (int h = 0; h <= c->nnodes && c->nnodes; h++) {
+		const struct link *ln = &c->links[h];
+		json_t *o = json_pack("{s:i, s:s, s:s, s:s}", "hop", h, "from",
+				      h ? c->nodes[h - 1].address : "coordinator", "to",
+				      h < c->nnodes ? c->nodes[h].address : "coordinator", "state",
+				      ln->state == 2	? "measured"
+				      : ln->state == 1	? "probing"
+				      : ln->state == -1 ? "failed"
+							: "unknown");
+		json_object_set_new(o, "latency_ms",
+				    ln->state == 2 ? json_real(ln->latency_ms) : json_null());
+		json_object_set_new(o, "mbit_s",
+				    ln->state == 2 ? json_real(ln->bytes_per_ms * 8e3 / 1e6)
+						   : json_null());
+		json_object_set_new(o, "probe_bytes",
+				    json_pack("[I, I]", (json_int_t)c->link_bytes[0],
+					      (json_int_t)c->link_bytes[1]));
+		if (ln->state == -1)
+			json_object_set_new(o, "error", json_string(ln->error));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+/* ---- split "auto" and adapt ---- */
+
+/* A run whose split is "auto", configuring: the planner's plan once every
+ * stage's block times (and the links) are in, MACs after auto_wait_s. */
+static void auto_poll(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	struct pn_split best;
+	int profiles = want_profiles(c, r->batch);
+	int links = profiles && want_links(c, r->batch);
+	int late = pn_now_ns() >= r->auto_deadline || c->nnodes < 1;
+	int points[MAX_RANGES], npoints;
+	if (profiles && (links || late) && plan_best(c, r->batch, r->dtype, &best) == 0) {
+		npoints = best.stages - 1;
+		memcpy(points, best.cuts + 1, (size_t)npoints * sizeof(int));
+		r->split_source = "planner";
+		if (!links)
+			snprintf(r->split_note, sizeof(r->split_note),
+				 "links not measured after %d s: planned as free", r->auto_wait_s);
+	} else if (c->nnodes < 1) {
+		npoints = 0; /* the coordinator computes every block */
+		r->split_source = "given";
+	} else if (late) {
+		npoints = auto_split(c->m, c->nnodes, points);
+		r->split_source = "macs";
+		snprintf(r->split_note, sizeof(r->split_note),
+			 "no block times from every stage for batch %d after %d s: split by MACs",
+			 r->batch, r->auto_wait_s);
+		pn_warn("run %d: %s", r->id, r->split_note);
+	} else {
+		pn_timer_arm(c->auto_timer, AUTO_POLL_MS);
+		return;
+	}
+	r->auto_waiting = 0;
+	apply_points(r, points, npoints);
+	if (r->pipelined && r->window_auto)
+		r->window = r->nranges + 1;
+	epoch_predict(r);
+	pn_info("run %d: split auto by %s", r->id, r->split_source);
+	if (send_configs(r) == 0 && r->pending == 0)
+		begin(r);
+}
+
+static void auto_timer_cb(void *arg)
+{
+	struct pn_coord *c = arg;
+	struct run *r = c->active;
+	if (r && r->state == RUN_CONFIGURING && r->auto_waiting)
+		auto_poll(r);
+}
+
+/* Asks for a live re-split of the running run: the batches in flight
+ * drain, then the stages are reconfigured (see resplit). */
+static void request_split(struct run *r, const int *points, int npoints, const char *reason)
+{
+	memcpy(r->next_points, points, (size_t)npoints * sizeof(int));
+	r->next_npoints = npoints;
+	r->draining = 1;
+	snprintf(r->next_reason, sizeof(r->next_reason), "%s", reason ? reason : "");
+	pn_info("run %d: re-split requested (%s); draining %d batches", r->id,
+		reason ? reason : "PUT /api/v1/split", r->inflight);
+	check_drain(r);
+}
+
+static void points_text(char *buf, size_t len, const int *points, int n)
+{
+	size_t at = 0;
+	at += (size_t)snprintf(buf, len, "[");
+	for (int i = 0; i < n && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%d", i ? ", " : "", points[i]);
+	if (at < len)
+		snprintf(buf + at, len - at, "]");
+}
+
+/* Once a second for an adapt run: each stage's measured compute per batch
+ * against what its profile predicts for its range gives its ratio (kept at
+ * 1 unless ADAPT_OFF away, so noise does not move plans); the profiles
+ * scaled by the ratios are planned again, and when the best plan beats the
+ * current one by ADAPT_GAIN at ADAPT_HOLD ticks in a row, and the last
+ * re-split (of any kind) is adapt_interval_s old, the run re-splits. */
+static void adapt_check(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	static struct costs k;
+	struct pn_split cur, best;
+	struct epoch *ep = &r->epochs[r->epoch];
+	int nb = pn_model_blocks(c->m);
+	if (!r->adapt || r->state != RUN_RUNNING || r->draining || r->nranges != c->nnodes ||
+	    r->epoch + 1 >= MAX_EPOCHS || make_costs(c, r->batch, r->dtype, 0, 0, &k) != 0 ||
+	    pn_split_evaluate(&k.k, ep->points, &cur) != 0)
+		return;
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		if (!g->status || g->recent_compute_ms <= 0 || cur.stage_ms[i] <= 0)
+			continue;
+		double q = g->recent_compute_ms / cur.stage_ms[i];
+		r->ratio[i] = q > 1 + ADAPT_OFF || q < 1 / (1 + ADAPT_OFF) ? q : 1.0;
+		for (int b = 0; b < nb; b++)
+			k.block_ms[i * nb + b] *= r->ratio[i];
+	}
+	if (pn_split_evaluate(&k.k, ep->points, &cur) != 0 || pn_split_best(&k.k, &best) != 0)
+		return;
+	if (!(best.img_s >= cur.img_s * (1 + ADAPT_GAIN))) {
+		r->adapt_hold = 0;
+		return;
+	}
+	if (++r->adapt_hold < ADAPT_HOLD ||
+	    (r->adapt_last &&
+	     pn_now_ns() - r->adapt_last < (uint64_t)r->adapt_interval_s * 1000000000u))
+		return;
+	int worst = 0;
+	for (int i = 1; i < r->nranges; i++)
+		if (fabs(log(r->ratio[i])) > fabs(log(r->ratio[worst])))
+			worst = i;
+	char from[120], to[120];
+	points_text(from, sizeof(from), ep->points, ep->npoints);
+	points_text(to, sizeof(to), best.cuts + 1, best.stages - 1);
+	char reason[700];
+	snprintf(reason, sizeof(reason),
+		 "adapt: stage %d (%s) computes at %.2fx its profile; %s predicted %.1f img/s, "
+		 "%s %.1f img/s (+%.0f%%)",
+		 worst, range_address(r, worst), r->ratio[worst], from, cur.img_s, to, best.img_s,
+		 (best.img_s / cur.img_s - 1) * 100);
+	r->adapts++;
+	r->next_img_s = best.img_s;
+	r->next_latency_ms = best.latency_ms;
+	pn_events_emit(
+		c->events, "adapt",
+		json_pack("{s:i, s:f, s:s}", "run", r->id, "time", wall_time(), "reason", reason));
+	request_split(r, best.cuts + 1, best.stages - 1, reason);
 }
 
 static json_t *split_json(const struct pn_split *p)
@@ -1704,7 +2137,9 @@ static void plan_get(struct pn_req *q, void *arg)
 		pn_reply_error(q, 409, "no stages", "the coordinator has no stages to plan for");
 		return;
 	}
-	if (!want_profiles(c, (int)batch) || make_costs(c, (int)batch, dtype, mbit, lat, &k) != 0) {
+	if (want_profiles(c, (int)batch))
+		want_links(c, (int)batch);
+	if (make_costs(c, (int)batch, dtype, mbit, lat, &k) != 0) {
 		char down[256] = "";
 		for (int i = 0; i < c->nnodes; i++)
 			if (c->nodes[i].up == 0)
@@ -1738,9 +2173,34 @@ static void plan_get(struct pn_req *q, void *arg)
 	json_t *j = json_pack("{s:i, s:s, s:i, s:o, s:o, s:I}", "batch_size", (int)batch, "wire",
 			      pn_dtype_name(dtype), "stages", c->nnodes, "blocks", blocks,
 			      "candidates", cands, "input_bytes", (json_int_t)k.cut[0]);
-	json_object_set_new(j, "best",
-			    pn_split_best(&k.k, &best) == 0 ? split_json(&best) : json_null());
-	json_object_set_new(j, "links", json_pack("{s:f, s:f}", "mbit_s", mbit, "latency_ms", lat));
+	int have_best = pn_split_best(&k.k, &best) == 0;
+	json_object_set_new(j, "best", have_best ? split_json(&best) : json_null());
+	/* The links the plan used: as given in the query, else as measured. */
+	json_t *links = links_json(c);
+	for (int h = 0; h <= c->nnodes; h++) {
+		json_t *o = json_array_get(links, (size_t)h);
+		json_object_set_new(o, "planned_latency_ms", json_real(k.lat[h]));
+		json_object_set_new(o, "planned_mbit_s", json_real(k.bw[h] * 8e3 / 1e6));
+	}
+	json_object_set_new(j, "links", links);
+	json_object_set_new(j, "links_source", json_string(mbit > 0 ? "query" : "measured"));
+	/* Replication: groups of stages, each a pipeline of its own. */
+	int groups[MAX_STAGES];
+	static struct pn_split gplans[MAX_STAGES];
+	double gtotal;
+	int ng = pn_split_best_groups(&k.k, groups, gplans, &gtotal);
+	json_t *garr = json_array(), *gp = json_array();
+	for (int g = 0; g < ng; g++) {
+		json_array_append_new(garr, json_integer(groups[g]));
+		json_array_append_new(gp, split_json(&gplans[g]));
+	}
+	double single = have_best ? best.img_s : 0;
+	json_object_set_new(
+		j, "replication",
+		json_pack("{s:o, s:o, s:f, s:f, s:s, s:f}", "groups", garr, "plans", gp,
+			  "predicted_img_s", gtotal, "single_pipeline_img_s", single, "winner",
+			  ng > 1 && gtotal > single * (1 + 1e-9) ? "replicated" : "single", "gain",
+			  single > 0 ? gtotal / single : 0));
 	pn_reply_json(q, 200, j);
 }
 
@@ -1759,14 +2219,18 @@ static void split_put(struct pn_req *q, void *arg)
 		snprintf(err, sizeof(err), "split is required");
 		bad = 1;
 	}
+	struct run *r = c->active;
+	int running = r && r->state != RUN_QUEUED;
+	const char *source;
 	if (!bad)
-		bad = parse_points(c, split, points, &npoints, err, sizeof(err));
+		bad = parse_points(c, split, running ? r->batch : 8,
+				   running ? r->dtype : PN_DTYPE_F32, points, &npoints, &source,
+				   err, sizeof(err));
 	json_decref(j);
 	if (bad) {
 		pn_reply_error(q, 400, "bad split", "%s", err);
 		return;
 	}
-	struct run *r = c->active;
 	if (r && r->state == RUN_CONFIGURING) {
 		pn_reply_header(q, "Retry-After", "1");
 		pn_reply_error(q, 409, "busy", "run %d is configuring its stages; try again",
@@ -1796,14 +2260,11 @@ static void split_put(struct pn_req *q, void *arg)
 			       MAX_EPOCHS);
 		return;
 	}
-	memcpy(r->next_points, points, sizeof(points));
-	r->next_npoints = npoints;
-	r->draining = 1;
-	pn_info("run %d: re-split requested; draining %d batches", r->id, r->inflight);
 	pn_reply_json(q, 200,
-		      json_pack("{s:o, s:i, s:i}", "split", points_json(points, npoints), "epoch",
-				r->epoch + 1, "run", r->id));
-	check_drain(r);
+		      json_pack("{s:o, s:i, s:i, s:s}", "split", points_json(points, npoints),
+				"epoch", r->epoch + 1, "run", r->id, "source", source));
+	r->next_img_s = r->next_latency_ms = 0;
+	request_split(r, points, npoints, NULL);
 }
 
 /* ---- events, classify, metrics, files ---- */
@@ -1998,6 +2459,7 @@ static void chartjs_get(struct pn_req *q, void *arg)
 /* The coordinator's routes (GET /api/v1/health is the daemon's). */
 static const struct pn_route routes[] = {
 	{PN_POST, "/v1/frames", frames_route, 1},
+	{PN_GET, "/v1/echo", pn_probe_echo_route, 1},
 	{PN_GET, "/api/v1/cluster", cluster_get, 0},
 	{PN_POST, "/api/v1/runs", runs_post, 1},
 	{PN_GET, "/api/v1/runs", runs_list, 0},
@@ -2077,8 +2539,11 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->local = pn_stage_new(l, NULL, m, model_path, model_sha256, &so);
 	c->dispatcher = pn_task_new(l, dispatch_cb, c);
 	c->tick = pn_timer_new(l, tick_cb, c);
+	c->link_timer = pn_timer_new(l, link_timer_cb, c);
+	c->auto_timer = pn_timer_new(l, auto_timer_cb, c);
 	c->events = pn_events_new(l, SSE_MAX_CLIENTS, o->events_buffer_bytes);
-	if (!c->local || !c->dispatcher || !c->tick || !c->events) {
+	if (!c->local || !c->dispatcher || !c->tick || !c->events || !c->link_timer ||
+	    !c->auto_timer) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -2124,5 +2589,8 @@ void pn_coord_free(struct pn_coord *c)
 	pn_stage_free(c->local);
 	pn_task_free(c->dispatcher);
 	pn_timer_free(c->tick);
+	pn_timer_free(c->link_timer);
+	pn_timer_free(c->auto_timer);
+	pn_probe_free(c->link_own);
 	free(c);
 }

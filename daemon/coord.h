@@ -4,8 +4,14 @@
  * "batch_size", "mode", "split", "max_inflight", "wire"} (DESIGN.md).
  * A split of k points makes k + 1 block ranges; with N stages, k = N - 1
  * puts one range on each stage, k = N puts the first range on the
- * coordinator itself and the rest on the stages ("auto" balances MACs
- * over the N stages). At start the coordinator configures every stage
+ * coordinator itself and the rest on the stages. "auto" is the planner's
+ * best plan over the stages' measured block times for the run's batch
+ * size and the measured links, waiting up to "auto_wait_s" (20) for them,
+ * else MACs balanced over the N stages; the run shows "split_source" and
+ * "predicted_img_s". With "adapt": true the coordinator re-plans from the
+ * stages' measured compute each second and re-splits live when another
+ * plan is predicted 10% faster (at most once per "adapt_interval_s"). At
+ * start the coordinator configures every stage
  * (PUT /v1/stage, see stage.h), then sends batches to the first range
  * and takes the logits at its own POST /v1/frames, keeping at most
  * max_inflight batches in flight (1 in sequential mode). One run computes

@@ -7,6 +7,7 @@ daemon_libpndaemon_a_SOURCES += \
 	daemon/http.h daemon/http.c daemon/client.h daemon/client.c \
 	daemon/frame.h daemon/frame.c daemon/sha256.h daemon/sha256.c \
 	daemon/settings.h daemon/settings.c daemon/stage.h daemon/stage.c \
+	daemon/probe.h daemon/probe.c \
 	daemon/coord.h daemon/coord.c daemon/events.h daemon/events.c \
 	daemon/notify.h daemon/notify.c \
 	daemon/metrics.h daemon/metrics.c daemon/webfiles.h daemon/webfiles.c

@@ -52,7 +52,14 @@ struct pn_loop *pn_loop_new(void)
 	if (!l)
 		return NULL;
 	event_set_log_callback(log_cb);
-	l->base = event_base_new();
+	/* A task that schedules itself again from its callback (a compute job
+	 * stepping through a batch) is active again at once, and libevent
+	 * would run it again in the same pass without polling the sockets:
+	 * after one callback at task priority, look for I/O first. */
+	struct event_config *cfg = event_config_new();
+	if (cfg && event_config_set_max_dispatch_interval(cfg, NULL, 1, PRIO_TASK) == 0)
+		l->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
 	if (!l->base || event_base_priority_init(l->base, PRIOS) != 0) {
 		pn_loop_free(l);
 		return NULL;

@@ -2,6 +2,7 @@
  * this machine over a dataset; `bench` times every block. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,11 +115,11 @@ static int cmd_classify(int argc, char **argv)
 			data = optarg;
 			break;
 		case 'n':
-			if (parse_count("--limit", optarg, 0, 1L << 40, &limit) < 0)
+			if (parse_count("--limit", optarg, 0, LONG_MAX, &limit) < 0)
 				return 2;
 			break;
 		case 'o':
-			if (parse_count("--offset", optarg, 0, 1L << 40, &offset) < 0)
+			if (parse_count("--offset", optarg, 0, LONG_MAX, &offset) < 0)
 				return 2;
 			break;
 		case 'b':

@@ -21,6 +21,7 @@ enum kind {
 	STR,
 	INT,
 	LIST, /* a string flag, or a JSON array of strings, kept comma-joined */
+	NUM, /* a double from min to max */
 };
 
 struct key {
@@ -70,6 +71,9 @@ static const struct key keys[] = {
 	KEY(events_buffer_bytes, INT, 16384, 1 << 26, "BYTES",
 	    "coordinator: unsent bytes an event stream client may have before it is dropped "
 	    "(default 262144)"),
+	KEY(slowdown, NUM, 1, 1000, "FACTOR",
+	    "stage, debug: compute takes FACTOR times as long (default 1; PUT /v1/debug changes "
+	    "it)"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -82,6 +86,18 @@ static char **str_at(struct pn_config *c, const struct key *k)
 static int *int_at(struct pn_config *c, const struct key *k)
 {
 	return (int *)(void *)((char *)c + k->off);
+}
+
+static double *num_at(struct pn_config *c, const struct key *k)
+{
+	return (double *)(void *)((char *)c + k->off);
+}
+
+static double checked_slowdown = 1.0;
+
+double pn_config_slowdown(void)
+{
+	return checked_slowdown;
 }
 
 void pn_config_init(struct pn_config *c)
@@ -97,12 +113,13 @@ void pn_config_init(struct pn_config *c)
 	c->max_body_bytes = 1024 * 1024;
 	c->events_buffer_bytes = 256 * 1024;
 	c->chartjs = strdup(PN_CHARTJS);
+	c->slowdown = 1.0;
 }
 
 void pn_config_free(struct pn_config *c)
 {
 	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].kind != INT && *str_at(c, &keys[i])) {
+		if (keys[i].kind != INT && keys[i].kind != NUM && *str_at(c, &keys[i])) {
 			free(*str_at(c, &keys[i]));
 			*str_at(c, &keys[i]) = NULL;
 		}
@@ -144,10 +161,27 @@ static int set_int(struct pn_config *c, const struct key *k, const char *v, char
 	return 0;
 }
 
+static int set_num(struct pn_config *c, const struct key *k, const char *v, char *err,
+		   size_t errlen)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (!*v || *end || errno || !(x >= k->min && x <= k->max)) {
+		snprintf(err, errlen, "%s: \"%s\" is not a number from %d to %d", k->name, v,
+			 k->min, k->max);
+		return -1;
+	}
+	*num_at(c, k) = x;
+	return 0;
+}
+
 static int set_text(struct pn_config *c, const struct key *k, const char *v, char *err,
 		    size_t errlen)
 {
-	return k->kind == INT ? set_int(c, k, v, err, errlen) : set_str(c, k, v, err, errlen);
+	return k->kind == INT	? set_int(c, k, v, err, errlen)
+	       : k->kind == NUM ? set_num(c, k, v, err, errlen)
+				: set_str(c, k, v, err, errlen);
 }
 
 /* A JSON array of strings as one comma-joined string. */
@@ -212,11 +246,15 @@ int pn_config_load(struct pn_config *c, const char *path, char *err, size_t errl
 		else if (k->kind == INT && json_is_integer(v)) {
 			snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 			bad = set_int(c, k, buf, sub, sizeof(sub));
-		} else if (k->kind != INT && json_is_string(v))
+		} else if (k->kind == NUM && json_is_number(v)) {
+			snprintf(buf, sizeof(buf), "%.17g", json_number_value(v));
+			bad = set_num(c, k, buf, sub, sizeof(sub));
+		} else if (k->kind != INT && k->kind != NUM && json_is_string(v))
 			bad = set_str(c, k, json_string_value(v), sub, sizeof(sub));
 		else {
 			snprintf(sub, sizeof(sub), "%s: must be %s", name,
-				 k->kind == INT ? "an integer"
+				 k->kind == INT	  ? "an integer"
+				 : k->kind == NUM ? "a number"
 				 : k->kind == LIST
 					 ? "an array of strings or a comma-separated string"
 					 : "a string");
@@ -314,6 +352,7 @@ int pn_config_check(struct pn_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "stages is a coordinator setting; this is a stage");
 		return -1;
 	}
+	checked_slowdown = c->slowdown;
 	return 0;
 }
 

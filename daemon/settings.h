@@ -24,6 +24,7 @@ struct pn_config {
 	int max_batch;
 	int max_body_bytes; /* API request bodies (frames have their own cap) */
 	int events_buffer_bytes; /* unsent bytes an event stream client may have */
+	double slowdown; /* debug: a stage's compute takes this many times as long */
 };
 
 /* Defaults for every key. */
@@ -39,5 +40,8 @@ int pn_config_args(struct pn_config *c, int argc, char **argv, char *err, size_t
  * models/ under the current folder. */
 int pn_config_check(struct pn_config *c, char *err, size_t errlen);
 void pn_config_usage(FILE *f);
+/* The slowdown of the last configuration pn_config_check accepted (1 when
+ * none): process-wide, so that a stage created later starts with it. */
+double pn_config_slowdown(void);
 
 #endif

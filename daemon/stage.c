@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "dataset.h"
@@ -12,6 +13,8 @@
 #include "log.h"
 #include "loop.h"
 #include "model.h"
+#include "probe.h"
+#include "settings.h"
 #include "stage.h"
 
 struct qitem {
@@ -43,8 +46,10 @@ struct profile {
 struct profiler {
 	struct pn_plan *plan; /* the job in progress, or NULL */
 	int batch, iters, pass; /* pass 0 is the warm-up */
+	int prepped; /* source images of this pass preprocessed so far */
 	double *samples; /* [iters][blocks] */
 	struct pn_task *step;
+	uint8_t rgb[PN_IMAGE_BYTES]; /* the source image of every pass */
 	struct profile done[PROFILE_CACHE];
 	int next; /* the cache slot replaced next */
 };
@@ -79,6 +84,8 @@ struct pn_stage {
 	struct counters c;
 	char last_error[512];
 	struct profiler prof;
+	double slowdown; /* debug: compute takes this many times as long */
+	struct pn_probe *probe; /* the last link probe asked for */
 };
 
 static void step_cb(void *arg);
@@ -97,6 +104,7 @@ struct pn_stage *pn_stage_new(struct pn_loop *l, struct pn_http *http, const str
 	s->model_path = model_path;
 	s->sha = model_sha256;
 	s->o = *o;
+	s->slowdown = pn_config_slowdown();
 	s->queue = calloc((size_t)o->queue_depth, sizeof(*s->queue));
 	s->step = pn_task_new(l, step_cb, s);
 	s->prof.step = pn_task_new(l, profile_step, s);
@@ -134,6 +142,7 @@ void pn_stage_free(struct pn_stage *s)
 	pn_task_free(s->step);
 	pn_task_free(s->prof.step);
 	pn_plan_free(s->prof.plan);
+	pn_probe_free(s->probe);
 	free(s->prof.samples);
 	for (int i = 0; i < PROFILE_CACHE; i++)
 		free(s->prof.done[i].block_ms);
@@ -353,6 +362,21 @@ static void finish_job(struct pn_stage *s)
 		s->c.out_failed++;
 }
 
+/* The debug slowdown: a compute turn that took dt ns is stretched to
+ * slowdown * dt by sleeping (not spinning, so the other processes on the
+ * machine keep their share of the CPU). The loop stays responsive: one
+ * turn is one block of one image. Returns the stretched time. */
+static uint64_t slow_down(const struct pn_stage *s, uint64_t dt)
+{
+	if (s->slowdown <= 1.0)
+		return dt;
+	uint64_t t0 = pn_now_ns(), extra = (uint64_t)((double)dt * (s->slowdown - 1.0));
+	struct timespec ts = {(time_t)(extra / 1000000000u), (long)(extra % 1000000000u)};
+	while (nanosleep(&ts, &ts) != 0)
+		;
+	return dt + (pn_now_ns() - t0);
+}
+
 static void step_cb(void *arg)
 {
 	struct pn_stage *s = arg;
@@ -365,7 +389,7 @@ static void step_cb(void *arg)
 		preprocess_one(s);
 	else if (!pn_plan_step(s->plan))
 		finish_job(s);
-	uint64_t dt = pn_now_ns() - t0;
+	uint64_t dt = slow_down(s, pn_now_ns() - t0);
 	s->c.compute_ns += dt;
 	if (dt > s->c.max_step_ns)
 		s->c.max_step_ns = dt;
@@ -482,6 +506,8 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		(json_int_t)s->c.rejected_bad, "max_step_ns", (json_int_t)s->c.max_step_ns,
 		"out_pending", (json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued",
 		s->qlen, "queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+	if (j && s->slowdown != 1.0)
+		json_object_set_new(j, "slowdown", json_real(s->slowdown));
 	if (j && s->plan)
 		json_object_set_new(j, "plan", plan_json(s));
 	if (j && s->last_error[0])
@@ -524,6 +550,23 @@ static void profile_end(struct pn_stage *s)
 	p->samples = NULL;
 }
 
+/* One source image into the plan's input, a turn: what a stage that
+ * computes block 0 does first, so its time counts into block 0. The plan
+ * starts after the last. */
+static void profile_prep(struct pn_stage *s)
+{
+	struct profiler *p = &s->prof;
+	size_t floats = pn_shape_floats(pn_plan_in_shape(p->plan));
+	uint64_t t0 = pn_now_ns();
+	pn_model_preprocess(s->model, p->rgb,
+			    pn_plan_input(p->plan) + (size_t)p->prepped++ * floats);
+	uint64_t dt = slow_down(s, pn_now_ns() - t0);
+	if (p->pass > 0)
+		p->samples[(p->pass - 1) * pn_model_blocks(s->model)] += (double)dt / 1e6;
+	if (p->prepped == p->batch)
+		pn_plan_start(p->plan, p->batch);
+}
+
 static void profile_step(void *arg)
 {
 	struct pn_stage *s = arg;
@@ -531,17 +574,23 @@ static void profile_step(void *arg)
 	if (!p->plan || s->stopping)
 		return;
 	int nb = pn_model_blocks(s->model);
+	if (p->prepped < p->batch) {
+		profile_prep(s);
+		pn_task_schedule(p->step);
+		return;
+	}
 	int blk = pn_plan_next_block(p->plan);
 	uint64_t t0 = pn_now_ns();
 	int more = pn_plan_step(p->plan);
+	uint64_t dt = slow_down(s, pn_now_ns() - t0);
 	if (p->pass > 0)
-		p->samples[(p->pass - 1) * nb + blk] += (double)(pn_now_ns() - t0) / 1e6;
+		p->samples[(p->pass - 1) * nb + blk] += (double)dt / 1e6;
 	if (!more && p->pass++ == p->iters) {
 		profile_end(s);
 		return;
 	}
 	if (!more)
-		pn_plan_start(p->plan, p->batch);
+		p->prepped = 0; /* the next pass preprocesses again */
 	pn_task_schedule(p->step);
 }
 
@@ -570,19 +619,15 @@ static int profile_start(struct pn_stage *s, int batch, int iters, char *err, si
 		return -1;
 	}
 	/* A fixed pseudo-random image: the kernels' time does not depend on it. */
-	uint8_t rgb[PN_IMAGE_BYTES];
 	uint32_t x = 12345;
-	for (size_t i = 0; i < sizeof(rgb); i++) {
+	for (size_t i = 0; i < sizeof(p->rgb); i++) {
 		x = x * 1103515245u + 12345u;
-		rgb[i] = (uint8_t)(x >> 24);
+		p->rgb[i] = (uint8_t)(x >> 24);
 	}
-	size_t floats = pn_shape_floats(pn_plan_in_shape(p->plan));
-	for (int i = 0; i < batch; i++)
-		pn_model_preprocess(s->model, rgb, pn_plan_input(p->plan) + (size_t)i * floats);
 	p->batch = batch;
 	p->iters = iters;
 	p->pass = 0;
-	pn_plan_start(p->plan, batch);
+	p->prepped = 0;
 	pn_task_schedule(p->step);
 	return 0;
 }
@@ -636,10 +681,97 @@ static void profile_route(struct pn_req *r, void *arg)
 				s->prof.batch, "pass", s->prof.pass, "passes", s->prof.iters + 1));
 }
 
+/* PUT /v1/debug {"slowdown": F}: F (1 to 1000) times as long a compute
+ * from now on; the block times measured before are dropped. */
+static void debug_put(struct pn_req *r, void *arg)
+{
+	struct pn_stage *s = arg;
+	static const char *const keys[] = {"slowdown", NULL};
+	char err[256];
+	json_t *j = pn_req_json(r);
+	if (!j)
+		return;
+	json_t *v = json_object_get(j, "slowdown");
+	int bad = pn_json_known(j, keys, err, sizeof(err)), number = json_is_number(v);
+	double f = json_number_value(v);
+	json_decref(j);
+	if (bad || !number || !(f >= 1.0 && f <= 1000.0)) {
+		pn_reply_error(r, 400, "bad request", "%s",
+			       bad ? err : "slowdown must be a number from 1 to 1000");
+		return;
+	}
+	s->slowdown = f;
+	for (int i = 0; i < PROFILE_CACHE; i++) {
+		free(s->prof.done[i].block_ms);
+		s->prof.done[i].block_ms = NULL;
+	}
+	pn_info("debug: slowdown %g", f);
+	pn_reply_json(r, 200, json_pack("{s:f}", "slowdown", s->slowdown));
+}
+
+static void debug_get(struct pn_req *r, void *arg)
+{
+	const struct pn_stage *s = arg;
+	pn_reply_json(r, 200, json_pack("{s:f}", "slowdown", s->slowdown));
+}
+
+/* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3}:
+ * the link from this stage to `to` (see probe.h): 202 while probing, 200
+ * with the result, which is kept until other sizes or another peer are
+ * asked for. */
+static void probe_route(struct pn_req *r, void *arg)
+{
+	struct pn_stage *s = arg;
+	static const char *const keys[] = {"to", "bytes", "reps", NULL};
+	char err[256];
+	const char *to;
+	long long reps;
+	json_t *j = pn_req_json(r);
+	if (!j)
+		return;
+	json_t *bytes = json_object_get(j, "bytes");
+	int bad = pn_json_known(j, keys, err, sizeof(err)) ||
+		  pn_json_str(j, "to", NULL, &to, err, sizeof(err)) ||
+		  pn_json_int(j, "reps", 1, PN_PROBE_MAX_REPS, 3, &reps, err, sizeof(err));
+	json_int_t small = json_integer_value(json_array_get(bytes, 0));
+	json_int_t large = json_integer_value(json_array_get(bytes, 1));
+	if (!bad && (json_array_size(bytes) != 2 || small < 0 || large <= small ||
+		     (size_t)large > PN_PROBE_MAX_BYTES)) {
+		snprintf(err, sizeof(err),
+			 "bytes must be [small, large], 0 <= small < large <= %zu",
+			 PN_PROBE_MAX_BYTES);
+		bad = 1;
+	}
+	if (bad) {
+		json_decref(j);
+		pn_reply_error(r, 400, "bad request", "%s", err);
+		return;
+	}
+	if (!s->probe || !pn_probe_is(s->probe, to, (size_t)small, (size_t)large) ||
+	    pn_probe_state(s->probe) < 0) {
+		pn_probe_free(s->probe);
+		s->probe = pn_probe_new(s->loop, to, s->o.token, (size_t)small, (size_t)large,
+					(int)reps, err, sizeof(err));
+	}
+	json_decref(j);
+	if (!s->probe) {
+		pn_reply_error(r, 400, "bad request", "%s", err);
+		return;
+	}
+	int st = pn_probe_state(s->probe);
+	pn_reply_json(r, st == 0 ? 202 : st > 0 ? 200 : 502, pn_probe_json(s->probe));
+}
+
 static const struct pn_route routes[] = {
-	{PN_POST, "/v1/profile", profile_route, 1},	  {PN_PUT, "/v1/stage", config_route, 1},
-	{PN_GET, "/v1/stage", status_route, 1},		  {PN_DELETE, "/v1/stage", reset_route, 1},
+	{PN_POST, "/v1/profile", profile_route, 1},
+	{PN_PUT, "/v1/stage", config_route, 1},
+	{PN_GET, "/v1/stage", status_route, 1},
+	{PN_DELETE, "/v1/stage", reset_route, 1},
 	{PN_POST, "/v1/frames", pn_stage_frame_route, 1},
+	{PN_PUT, "/v1/debug", debug_put, 1},
+	{PN_GET, "/v1/debug", debug_get, 1},
+	{PN_POST, "/v1/probe", probe_route, 1},
+	{PN_GET, "/v1/echo", pn_probe_echo_route, 1},
 };
 
 const struct pn_route *pn_stage_routes(size_t *n)

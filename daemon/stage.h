@@ -30,7 +30,19 @@
  *                     answering): 202 {"state": "profiling"} while it
  *                     measures (ask again), then 200 {"batch", "iters",
  *                     "block_ms": [ms per batch, one per block], "total_ms"};
- *                     the last few batch sizes are kept
+ *                     block 0 includes preprocessing the batch's source
+ *                     images, as a stage computing block 0 does; the last
+ *                     few batch sizes are kept
+ *   POST /v1/probe    {"to": "HOST:PORT", "bytes": [small, large], "reps": 3}:
+ *                     the link from this stage to `to`, from timed
+ *                     GET /v1/echo of both sizes (see probe.h): 202 while
+ *                     probing, then 200 {"latency_ms", "bytes_per_ms", ...}
+ *   GET /v1/echo      ?bytes=N: N bytes, for the probes of others
+ *   PUT /v1/debug     {"slowdown": F}: from now on every compute step (and
+ *                     every block time measured) takes F times as long, the
+ *                     extra slept; drops the block times measured before.
+ *                     The `slowdown` setting gives the starting value.
+ *   GET /v1/debug     {"slowdown": F}
  */
 #ifndef PN_STAGE_H
 #define PN_STAGE_H

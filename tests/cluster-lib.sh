@@ -134,7 +134,7 @@ api() {
 		-H 'Content-Type: application/json' "${data[@]}" "http://$2$3")
 }
 
-jget() { "$JGET" "$1" <"$TMP/reply"; }
+jget() { $W "$JGET" "$1" <"$TMP/reply"; }
 
 # run HOST:PORT JSON [SECONDS]: starts a run and waits until it ends;
 # RUN_ID, RUN_STATE, and the final run in $TMP/reply.

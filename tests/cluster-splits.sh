@@ -54,7 +54,7 @@ run $C "{$q, \"wire\": \"f16\"}" 300
 check "$M records over f16 wire" [ "$RUN_STATE" = done ]
 diag "f16: $(jget .throughput_img_s) img/s, accuracy $(jget .accuracy), bytes to stage 2 $(jget .stages[0].bytes_out)"
 logits $C "$RUN_ID" "$TMP/f16.f32"
-cmpout=$("$top_builddir/tests/logits-cmp" "$TMP/f32.f32" "$TMP/f16.f32" 10)
+cmpout=$($W "$top_builddir/tests/logits-cmp" "$TMP/f32.f32" "$TMP/f16.f32" 10)
 diag "f16 vs f32: $cmpout"
 agree=$(echo "$cmpout" | sed -n 's/.*top1_agree \([0-9]*\).*/\1/p')
 check "f16 top-1 agrees with f32 on >= 99.5% of $M records ($agree)" [ "${agree:-0}" -ge $((M * 995 / 1000)) ]

@@ -84,6 +84,8 @@ TESTS += tests/cluster-netns.sh
 EXTRA_DIST += tests/cluster-netns.sh
 # The REST API, live re-split and the event stream.
 TESTS += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
+TESTS += tests/cluster-plan.sh tests/cluster-adapt.sh
+EXTRA_DIST += tests/cluster-plan.sh tests/cluster-adapt.sh tests/bench-plan
 EXTRA_DIST += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
 # The main job and the cluster benchmark (run by hand, not by make check).
 EXTRA_DIST += scripts/demo tests/bench-cluster
@@ -145,3 +147,5 @@ TESTS += tests/failalloc.sh
 EXTRA_DIST += tests/failalloc.sh tests/failalloc.c
 TESTS += tests/cluster-hostile.sh
 EXTRA_DIST += tests/cluster-hostile.sh
+TESTS += tests/cluster-reference.sh
+EXTRA_DIST += tests/cluster-reference.sh tests/bench-load

@@ -194,7 +194,13 @@ int main(void)
 			if (i == 0 && strcmp(ops->name, "scalar") == 0 && s < 10)
 				s = 10;
 			check_reference(model_path, ref_path, ops, data, s);
-			check_splits(model_path, ops, data, i == 0 ? 2 : 3);
+			/* Under qemu-user the 224 model's 18 splits take minutes;
+			 * the 32 model's check the same code paths. */
+			const char *wrapper = getenv("PN_TEST_WRAPPER");
+			if (i == 0 && wrapper && *wrapper)
+				tap_skip("224 split composition: skipped under emulation");
+			else
+				check_splits(model_path, ops, data, i == 0 ? 2 : 3);
 		}
 	}
 	free(data);
