@@ -45,6 +45,10 @@
 #define ADAPT_GAIN 0.10 /* re-split when another plan is predicted this much faster */
 #define ADAPT_HOLD 3 /* ... at this many 1 s ticks in a row */
 #define ADAPT_OFF 0.25 /* a stage counts as changed when 25% off its profile */
+/* ... and, once a re-split has planned for its ratio, only when it moves
+ * 60% off that ratio: one slowdown gives one re-split, not a series of
+ * them chasing noise (seen under load: [4] -> [15] -> [6]). */
+#define ADAPT_SETTLED 0.60
 
 enum run_state {
 	RUN_QUEUED,
@@ -136,6 +140,7 @@ struct run {
 	 * 1 unless ADAPT_OFF away) and a re-split when a plan gains. */
 	int adapt, adapt_interval_s, adapt_hold, adapts;
 	double ratio[MAX_STAGES];
+	double applied[MAX_STAGES]; /* the ratios the last adapt re-split planned for */
 	uint64_t adapt_last;
 	char next_reason[700];
 	double next_img_s, next_latency_ms;
@@ -1333,7 +1338,7 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	r->adapt = json_is_true(adapt);
 	r->adapt_interval_s = (int)interval;
 	for (int i = 0; i < MAX_STAGES; i++)
-		r->ratio[i] = 1.0;
+		r->ratio[i] = r->applied[i] = 1.0;
 	apply_points(r, points, npoints);
 	r->window_auto = pipelined && !window;
 	r->window = !pipelined ? 1 : window ? (int)window : r->nranges + 1;
@@ -2038,7 +2043,8 @@ static void adapt_check(struct run *r)
 		if (!g->status || g->recent_compute_ms <= 0 || cur.stage_ms[i] <= 0)
 			continue;
 		double q = g->recent_compute_ms / cur.stage_ms[i];
-		r->ratio[i] = q > 1 + ADAPT_OFF || q < 1 / (1 + ADAPT_OFF) ? q : 1.0;
+		double base = r->applied[i], band = base == 1.0 ? ADAPT_OFF : ADAPT_SETTLED;
+		r->ratio[i] = q > base * (1 + band) || q < base / (1 + band) ? q : base;
 		for (int b = 0; b < nb; b++)
 			k.block_ms[i * nb + b] *= r->ratio[i];
 	}
@@ -2066,6 +2072,7 @@ static void adapt_check(struct run *r)
 		 worst, range_address(r, worst), r->ratio[worst], from, cur.img_s, to, best.img_s,
 		 (best.img_s / cur.img_s - 1) * 100);
 	r->adapts++;
+	memcpy(r->applied, r->ratio, sizeof r->applied);
 	r->next_img_s = best.img_s;
 	r->next_latency_ms = best.latency_ms;
 	pn_events_emit(

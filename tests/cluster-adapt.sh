@@ -44,8 +44,13 @@ check "every image counted once: $(jget .images_done) of $N" \
 	[ "$(jget .images_done)" = $N -a "$(jget .duplicates)" = 0 ]
 diag "epochs: [$first] $(jget .epochs[0].images) images at $(jget .epochs[0].img_s) img/s; [$(jget .epochs[1].split[0])] $(jget .epochs[1].images) at $(jget .epochs[1].img_s) (predicted $(jget .epochs[1].predicted_img_s)); ratios $(jget .adapt_ratio[0]) $(jget .adapt_ratio[1])"
 n=$(jget .adapt_resplits)
-if [ $SLOW = 1 ]; then
-	ok 0 "# SKIP re-split exactly once: $n re-splits, [$first] -> [$(jget .split[0])] (timing under a sanitizer or emulator)"
+first=$(jget .epochs[0].split[0]) # the planner's choice before any re-split
+# A machine busier than its cores (other tests beside this one) moves the
+# measured block times as much as the slowdown does: then adapt may also
+# react to that, and only "at least once, towards the fast stage" holds.
+loaded=$(awk -v n="$(nproc)" '{print ($1 > n) ? 1 : 0}' /proc/loadavg)
+if [ $SLOW = 1 ] || [ "$loaded" = 1 ]; then
+	ok 0 "# SKIP re-split exactly once: $n re-splits, [$first] -> [$(jget .split[0])] (timing under a sanitizer, an emulator or load $(cut -d' ' -f1 /proc/loadavg))"
 	check "re-split at least once, ending towards the fast stage" \
 		[ "$n" -ge 1 -a "$(jget .epoch)" = "$n" -a "$(jget .split[0])" -gt "$first" ]
 else
@@ -57,7 +62,13 @@ check "logits across the re-split equal pipenet classify bit for bit" cmp -s "$T
 sleep 1.2
 kill "$ev" 2>/dev/null
 wait "$ev" 2>/dev/null
-check "a resplit event per re-split ($n)" [ "$(grep -c '^event: resplit' "$TMP/events")" = "$n" ]
+events=$(grep -c '^event: resplit' "$TMP/events")
+if [ "$loaded" = 1 ]; then
+	# under load the stream reader may be slower than the bounded buffer
+	check "resplit events seen ($events for $n re-splits)" [ "$events" -ge 1 -a "$events" -le "$n" ]
+else
+	check "a resplit event per re-split ($events for $n)" [ "$events" = "$n" ]
+fi
 grep -A1 '^event: resplit' "$TMP/events" | grep '^data:' | tail -1 | cut -c7- >"$TMP/reply"
 diag "reason: $(jget .reason)"
 check "its reason names the slow stage" eval '[[ "$(jget .reason)" == adapt:*"stage 1"* ]]'
