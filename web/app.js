@@ -689,6 +689,9 @@
 			S.plan = null;
 			S.planError = e instanceof ApiError && e.status === 404 ? 'the coordinator has no planner route'
 				: 'planner: ' + apiErrorText(e).join(' ');
+			/* 503: the stages are still timing their blocks; ask again. */
+			if (e instanceof ApiError && e.status === 503)
+				schedulePlan(true, 2000);
 		}
 		renderBlocks();
 		renderPlan();
