@@ -18,6 +18,27 @@ points() {
 	for i in $(seq 1 "$count"); do echo $((64 + (total - 64) * i / count)); done
 }
 crashed() { [ "$1" -ge 128 ]; } # killed by a signal (SIGSEGV, SIGABRT, ...)
+# wait_port FILE PID: until the daemon wrote its port or exited (5 s at most).
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		[ -s "$1" ] && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+# stop PID WHAT N LOG: SIGTERM, then count a death by any other signal.
+stop() {
+	kill -TERM "$1" 2>/dev/null
+	wait "$1"
+	local rc=$?
+	tried=$((tried + 1))
+	if crashed $rc && [ $rc != 143 ]; then
+		bad=$((bad + 1))
+		[ $bad -le 3 ] && diag "$2, allocation $3: status $rc: $(tail -1 "$4")"
+	fi
+}
 
 # 1. pipenet classify: every 5th allocation of a 16-image run.
 cmd=("$PIPENET" classify --model "$MODEL32" --data "$DATA" --limit 16 --quiet)
@@ -43,19 +64,8 @@ for n in $(points 3000 60); do
 	PN_FAIL_ALLOC_AT=$n LD_PRELOAD=$shim "$PIPENETD" --role stage --model "$MODEL32" \
 		--listen 127.0.0.1:0 --port-file "$TMP/fs.port" 2>"$TMP/fs.log" &
 	pid=$!
-	for i in $(seq 100); do
-		[ -s "$TMP/fs.port" ] && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -TERM $pid 2>/dev/null
-	wait $pid
-	rc=$?
-	tried=$((tried + 1))
-	if crashed $rc && [ $rc != 143 ]; then
-		bad=$((bad + 1))
-		[ $bad -le 3 ] && diag "stage, allocation $n: status $rc: $(tail -1 "$TMP/fs.log")"
-	fi
+	wait_port "$TMP/fs.port" $pid
+	stop $pid stage "$n" "$TMP/fs.log"
 done
 ok $bad "pipenetd stage: start-up and stop survive allocation N failing ($tried values)"
 
@@ -70,12 +80,7 @@ for n in $(points 7000 60); do
 		--listen 127.0.0.1:0 --port-file "$TMP/fc.port" --stages "127.0.0.1:$PORT_s1" \
 		--stall-s 5 2>"$TMP/fc.log" &
 	pid=$!
-	for i in $(seq 100); do
-		[ -s "$TMP/fc.port" ] && break
-		kill -0 $pid 2>/dev/null || break
-		sleep 0.05
-	done
-	if [ -s "$TMP/fc.port" ] && kill -0 $pid 2>/dev/null; then
+	if wait_port "$TMP/fc.port" $pid; then
 		c=127.0.0.1:$(cat "$TMP/fc.port")
 		curl -s -m 5 -o /dev/null -X POST "http://$c/api/v1/runs" -d "$body"
 		for i in $(seq 40); do
@@ -85,14 +90,7 @@ for n in $(points 7000 60); do
 			sleep 0.1
 		done
 	fi
-	kill -TERM $pid 2>/dev/null
-	wait $pid
-	rc=$?
-	tried=$((tried + 1))
-	if crashed $rc && [ $rc != 143 ]; then
-		bad=$((bad + 1))
-		[ $bad -le 3 ] && diag "coordinator, allocation $n: status $rc: $(tail -1 "$TMP/fc.log")"
-	fi
+	stop $pid coordinator "$n" "$TMP/fc.log"
 done
 ok $bad "pipenetd coordinator: start-up, a run and stop survive allocation N failing ($tried values)"
 check "the stage it used is still serving" alive "$PID_s1"
