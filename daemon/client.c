@@ -46,6 +46,7 @@ struct pn_peer {
 	struct evhttp_request *inflight;
 	struct pn_timer *retry;
 	struct pn_task *reaper; /* frees the peer outside libevent's callbacks */
+	int timeout_ms;
 	int dead;
 };
 
@@ -112,7 +113,13 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		return;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	if (status == 0) {
-		failed(p, it, 0, "connection failed", 0);
+		/* libevent tells no reason: a timeout is told by the time. */
+		char why[64];
+		if (pn_now_ns() - it->sent_ns >= (uint64_t)p->timeout_ms * 1000000u * 9 / 10)
+			snprintf(why, sizeof(why), "no answer in %.1f s", p->timeout_ms / 1e3);
+		else
+			snprintf(why, sizeof(why), "connection failed");
+		failed(p, it, 0, why, 0);
 		return;
 	}
 	if (status == 503) {
@@ -227,6 +234,7 @@ struct pn_peer *pn_peer_new(struct pn_loop *l, const char *hostport, const char 
 	if (!p->evcon || !p->retry || !p->reaper)
 		goto nomem;
 	evhttp_connection_set_timeout(p->evcon, TIMEOUT_S);
+	p->timeout_ms = TIMEOUT_S * 1000;
 	pn_http_tune(evhttp_connection_get_bufferevent(p->evcon));
 	return p;
 nomem:
@@ -252,6 +260,13 @@ void pn_peer_free(struct pn_peer *p)
 	pn_peer_clear(p);
 	p->dead = 1;
 	pn_task_schedule(p->reaper);
+}
+
+void pn_peer_set_timeout_ms(struct pn_peer *p, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evhttp_connection_set_timeout_tv(p->evcon, &tv);
+	p->timeout_ms = ms;
 }
 
 const char *pn_peer_address(const struct pn_peer *p)

@@ -33,6 +33,10 @@ struct pn_peer *pn_peer_new(struct pn_loop *l, const char *hostport, const char 
  * from a callback of this peer: the connection is freed later. */
 void pn_peer_free(struct pn_peer *p);
 const char *pn_peer_address(const struct pn_peer *p);
+/* How long one attempt may wait for its reply (default 60 s): a peer that
+ * accepts the connection but never answers (a stopped process) fails the
+ * attempt after this. */
+void pn_peer_set_timeout_ms(struct pn_peer *p, int ms);
 
 /* Queues `method` (a pn_method) `path` with `body` of `len` bytes, which
  * the peer takes ownership of (malloc'd, or NULL), even on failure.

@@ -30,9 +30,23 @@
 #define MAX_RANGES (MAX_STAGES + 1)
 #define MAX_BLOCKS PN_PLANNER_MAX_BLOCKS
 #define MAX_RUNS 64
-#define MAX_EPOCHS 32
+#define MAX_EPOCHS 32 /* kept per run: the latest */
+#define EPOCH(r, e) (&(r)->epochs[(e) % MAX_EPOCHS])
 #define CONTROL_RETRY_MS 3000
-#define PING_MS 2000
+#define CONTROL_TIMEOUT_MS 5000 /* one PUT or GET /v1/stage attempt */
+/* Health: every node is asked GET /api/v1/health each PING_MS; a node
+ * that fails HEALTH_MISSES answers in a row (each given HEALTH_TIMEOUT_MS:
+ * a stopped process accepts the connection but never answers) is down,
+ * and the run re-plans over the nodes still up. A node that answers again
+ * with the coordinator's model is re-admitted once up for READMIT_MS. */
+#define PING_MS 1000
+#define HEALTH_TIMEOUT_MS 2000
+#define HEALTH_MISSES 2
+#define READMIT_MS 2000
+/* A batch with no logits after this long (at least; more when its plan
+ * predicts a long latency) is sent again, at most DEADLINE_RESENDS times. */
+#define DEADLINE_MIN_MS 10000
+#define DEADLINE_RESENDS 3
 #define PROFILES 4 /* batch sizes whose block times a node keeps */
 #define PROFILE_POLL_MS 250
 #define PROFILE_ITERS 7 /* passes whose median is a block's time */
@@ -49,6 +63,24 @@
  * 60% off that ratio: one slowdown gives one re-split, not a series of
  * them chasing noise (seen under load: [4] -> [15] -> [6]). */
 #define ADAPT_SETTLED 0.60
+
+/* GET /api/v1/runs, /api/v1/runs/{id} and /metrics are built at most
+ * this often, or sooner when a run changes state: 200 clients polling
+ * them must not take the CPU the pipeline needs. */
+#define API_CACHE_MS 100
+
+struct api_cache {
+	char *body;
+	size_t len;
+	uint64_t t, gen;
+};
+
+enum batch_state {
+	BATCH_UNSENT,
+	BATCH_INFLIGHT,
+	BATCH_LOST, /* its plan was dropped, or its deadline passed: send again */
+	BATCH_DONE,
+};
 
 enum run_state {
 	RUN_QUEUED,
@@ -72,6 +104,11 @@ struct node {
 	uint64_t last_contact_ns;
 	int index;
 	int up; /* -1 unknown, 0 down, 1 up */
+	int misses; /* health pings in a row without an answer */
+	int refused; /* answers with another model or role: not used */
+	char why[400]; /* why it is down or refused */
+	uint64_t up_since;
+	double uptime_s; /* the daemon's own, from its last health answer */
 	struct pn_peer *probe; /* health pings and block time requests */
 	int probing; /* a ping outstanding */
 	struct {
@@ -96,6 +133,8 @@ struct range {
 /* One plan of a run: the split it ran with and what it did. */
 struct epoch {
 	int points[MAX_RANGES], npoints;
+	int members[MAX_STAGES], nmembers; /* the nodes of its ranges */
+	char reason[300]; /* why the run re-planned ("" for the first plan) */
 	size_t images, batches;
 	uint64_t t_start, t_last;
 	double predicted_img_s, predicted_latency_ms; /* 0: no prediction */
@@ -117,25 +156,35 @@ struct run {
 	float *logits; /* [samples][classes] */
 	int *labels;
 	size_t nbatches, next_batch, batches_done, images_done, correct, labelled, duplicates;
-	uint8_t *done;
-	uint64_t *t_dispatch, *t_done;
+	/* Per batch: its state, the plan epoch (mod 256) it was last sent
+	 * under, and how often a missed deadline sent it again. Batches
+	 * before `low` are all done; `nlost` await sending again. */
+	uint8_t *bstate, *bepoch, *bresends;
+	size_t low, nlost, stale, resends;
+	uint64_t max_latency_ns;
+	uint64_t *t_dispatch, *t_done, *t_sent; /* first sent, logits in, last sent */
 	int inflight, pending; /* batches out; control replies awaited */
 	uint64_t t_created, t_start, t_first_done, t_last_done, t_end, t_progress;
 	size_t first_done_images;
 	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
 
 	/* Live re-split: the current epoch, and the split waiting for the
-	 * batches in flight to drain (draining = 1). */
+	 * batches in flight to drain (draining = 1). The last MAX_EPOCHS
+	 * epochs are kept (see EPOCH). The current plan's ranges are on
+	 * `members` (node indices in pipeline order). */
 	int epoch, nepochs;
 	struct epoch epochs[MAX_EPOCHS];
+	int members[MAX_STAGES], nmembers;
 	int draining, next_points[MAX_RANGES], next_npoints;
+	int next_members[MAX_STAGES], next_nmembers;
+	int failovers, readmits;
 	int window_auto; /* max_inflight was not given: ranges + 1 */
 	/* split "auto": chosen by the planner once the block times are in
 	 * (waiting at most auto_wait_s), else by MACs. */
 	int split_auto, auto_waiting, auto_wait_s;
 	uint64_t auto_deadline;
 	const char *split_source; /* "given", "default", "pending", "planner", "macs" */
-	char split_note[300];
+	char split_note[700];
 	/* adapt: stage compute measured against the profile (ratio per node,
 	 * 1 unless ADAPT_OFF away) and a re-split when a plan gains. */
 	int adapt, adapt_interval_s, adapt_hold, adapts;
@@ -147,6 +196,7 @@ struct run {
 	uint64_t rate_t[RATE_TICKS];
 	size_t rate_images[RATE_TICKS];
 	int rate_n;
+	struct api_cache cache;
 };
 
 struct hop_count {
@@ -171,6 +221,8 @@ struct pn_coord {
 	struct pn_timer *tick;
 	int stopping;
 	int ticks;
+	uint64_t gen; /* counts run state changes, for the API caches */
+	struct api_cache runs_cache, metrics_cache;
 
 	int default_points[MAX_RANGES], default_npoints, default_set;
 	/* Measured links, hop h feeding node h (hop nnodes: back to us). */
@@ -189,6 +241,7 @@ struct pn_coord {
 	/* Metrics since start. */
 	uint64_t images_total, batches_total, duplicates_total, runs_failed, runs_done,
 		runs_cancelled, stage_down_total, classified_total;
+	uint64_t failovers_total, readmits_total, resends_total, stale_total;
 	struct hop_count hops[MAX_HOPS];
 	int nhops;
 	struct pn_hist latency;
@@ -208,8 +261,18 @@ static int send_configs(struct run *r);
 static void default_points(struct pn_coord *c, int *points, int *npoints);
 static void auto_poll(struct run *r);
 static void adapt_check(struct run *r);
+static void request_split(struct run *r, const int *points, int npoints, const int *members, int nm,
+			  const char *reason);
 static void epoch_predict(struct run *r);
-static int plan_best(struct pn_coord *c, int batch, int dtype, struct pn_split *out);
+static int plan_best(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+		     struct pn_split *out);
+static void node_down(struct node *n, const char *why);
+static const char *plan_over(struct run *r, const int *members, int nm, int *points, int *npoints);
+static void apply_points(struct run *r, const int *points, int npoints, const int *members, int nm);
+static void failover(struct run *r, const struct node *n);
+static int auto_split(const struct pn_model *m, int k, int *points);
+static void node_refuse(struct node *n, const char *why);
+static int live_members(const struct pn_coord *c, int *members);
 static int want_links(struct pn_coord *c, int batch);
 static json_t *links_json(const struct pn_coord *c);
 static int want_profiles(struct pn_coord *c, int batch);
@@ -257,6 +320,7 @@ static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 	if (r->state != RUN_QUEUED && state != RUN_DONE)
 		reset_ranges(r);
 	r->state = state;
+	c->gen++;
 	r->t_end = r->t_end ? r->t_end : pn_now_ns();
 	pn_peer_free(r->first_hop);
 	r->first_hop = NULL;
@@ -330,10 +394,8 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		n->final_wait = 0;
 	if (rep->status == 200)
 		j = json_loadb((const char *)rep->body, rep->len, 0, NULL);
-	if (j) {
+	if (j)
 		n->last_contact_ns = pn_now_ns();
-		n->up = 1;
-	}
 	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING)) {
 		json_decref(j);
 		return;
@@ -343,19 +405,14 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 			continue;
 		json_t *plan = json_object_get(j, "plan");
 		json_int_t run = json_integer_value(json_object_get(plan, "run"));
-		/* Counters of this run under this epoch's plan only. */
+		/* Counters of this run under this epoch's plan only. A stage's
+		 * last_error (a frame the next node did not take) is kept with
+		 * them: the health checks and the batch deadlines act on it. */
 		if (j && run == r->id &&
+		    json_integer_value(json_object_get(plan, "epoch")) == (r->epoch & 255) &&
 		    json_integer_value(json_object_get(plan, "first")) == r->ranges[i].first &&
-		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last) {
+		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last)
 			set_status(r, &r->ranges[i], json_incref(j));
-			json_t *le = json_object_get(j, "last_error");
-			if (json_is_string(le) && r->state == RUN_RUNNING) {
-				json_decref(j);
-				end_run(r, RUN_FAILED, "stage %s: %s", n->address,
-					json_string_value(le));
-				return;
-			}
-		}
 		break;
 	}
 	json_decref(j);
@@ -395,6 +452,14 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 		check_drain(r);
 		return;
 	}
+	if (rep->status == 0 && r->ranges[0].node) {
+		/* Unreachable for the whole retry budget: down, re-plan. */
+		node_down(r->ranges[0].node, rep->error);
+		return;
+	}
+	if (rep->status == 409) {
+		return; /* stale (another plan epoch): its deadline sends it again */
+	}
 	end_run(r, RUN_FAILED, "stage %s did not take a batch: %s%.*s",
 		pn_peer_address(r->first_hop), rep->status ? "" : rep->error,
 		rep->status ? (int)(rep->len > 300 ? 300 : rep->len) : 0,
@@ -410,6 +475,7 @@ static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
 	struct pn_frame_header h = {
 		.run = (uint64_t)r->id,
 		.seq = (uint32_t)b,
+		.epoch = (uint8_t)r->epoch,
 		.first_block = 0,
 		.dtype = PN_DTYPE_U8,
 		.n = (uint32_t)n,
@@ -437,24 +503,44 @@ static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
 	return buf;
 }
 
+/* The batch to send next: one to send again first, else a new one;
+ * r->nbatches when there is none. */
+static size_t next_to_send(struct run *r)
+{
+	while (r->low < r->nbatches && r->bstate[r->low] == BATCH_DONE)
+		r->low++;
+	for (size_t b = r->low; r->nlost && b < r->next_batch; b++)
+		if (r->bstate[b] == BATCH_LOST)
+			return b;
+	return r->next_batch;
+}
+
 /* One batch per loop turn, so reading the dataset never holds the loop long. */
 static void dispatch_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
-	if (!r || r->state != RUN_RUNNING || r->draining || r->inflight >= r->window ||
-	    r->next_batch >= r->nbatches)
+	if (!r || r->state != RUN_RUNNING || r->draining || r->inflight >= r->window)
+		return;
+	size_t b = next_to_send(r), len;
+	if (b >= r->nbatches)
 		return;
 	int local = r->ranges[0].node == NULL;
 	if (local ? !pn_stage_has_room(c->local) : pn_peer_pending(r->first_hop) > 1)
 		return; /* the local stage's steps or hop_cb bring us back */
-	size_t b = r->next_batch, len;
 	uint8_t *buf = build_frame(r, b, &len);
 	if (!buf)
 		return;
-	r->next_batch++;
+	if (b == r->next_batch) {
+		r->next_batch++;
+		r->t_dispatch[b] = pn_now_ns();
+	} else {
+		r->nlost--;
+	}
+	r->bstate[b] = BATCH_INFLIGHT;
+	r->bepoch[b] = (uint8_t)r->epoch;
+	r->t_sent[b] = pn_now_ns();
 	r->inflight++;
-	r->t_dispatch[b] = pn_now_ns();
 	r->hop_bytes += len;
 	if (local) {
 		json_t *error;
@@ -491,8 +577,9 @@ static void begin(struct run *r)
 		}
 	}
 	r->state = RUN_RUNNING;
+	c->gen++;
 	r->t_progress = pn_now_ns();
-	r->epochs[r->epoch].t_start = r->t_progress;
+	EPOCH(r, r->epoch)->t_start = r->t_progress;
 	if (r->epoch == 0) {
 		r->t_start = r->t_progress;
 		pn_info("run %d: %zu images in %zu batches, %s, window %d, wire %s", r->id,
@@ -516,13 +603,18 @@ static void config_cb(const struct pn_reply *rep, void *arg)
 	if (rep->status != 200) {
 		json_t *j =
 			rep->status ? json_loadb((const char *)rep->body, rep->len, 0, NULL) : NULL;
+		const char *error = json_string_value(json_object_get(j, "error"));
 		const char *detail = json_string_value(json_object_get(j, "detail"));
-		end_run(r, RUN_FAILED, "stage %s refused the plan (%d): %s", n->address,
-			rep->status,
-			detail	      ? detail
-			: rep->status ? "?"
-				      : rep->error);
+		char why[400];
+		snprintf(why, sizeof(why), "%s", detail ? detail : rep->status ? "?" : rep->error);
 		json_decref(j);
+		if (rep->status == 0 || rep->status >= 500) /* not answering: re-plan without it */
+			node_down(n, why);
+		else if (rep->status == 409 && error && strcmp(error, "model mismatch") == 0)
+			node_refuse(n, why);
+		else
+			end_run(r, RUN_FAILED, "stage %s refused the plan (%d): %s", n->address,
+				rep->status, why);
 		return;
 	}
 	n->last_contact_ns = pn_now_ns();
@@ -534,9 +626,10 @@ static json_t *stage_config(struct run *r, int i)
 {
 	struct pn_coord *c = r->c;
 	const char *next = i + 1 < r->nranges ? r->ranges[i + 1].node->address : c->advertise;
-	return json_pack("{s:i, s:i, s:i, s:i, s:s, s:s, s:s}", "run", r->id, "first",
-			 r->ranges[i].first, "last", r->ranges[i].last, "batch", r->batch, "wire",
-			 pn_dtype_name(r->dtype), "next", next, "model_sha256", c->sha);
+	return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s}", "run", r->id, "epoch",
+			 r->epoch & 255, "first", r->ranges[i].first, "last", r->ranges[i].last,
+			 "batch", r->batch, "wire", pn_dtype_name(r->dtype), "next", next,
+			 "model_sha256", c->sha);
 }
 
 static void configure(struct run *r)
@@ -569,12 +662,30 @@ static void configure(struct run *r)
 	r->nbatches = (r->samples + (size_t)r->batch - 1) / (size_t)r->batch;
 	r->logits = calloc(r->samples * (size_t)nclasses, sizeof(float));
 	r->labels = calloc(r->samples, sizeof(int));
-	r->done = calloc(r->nbatches, 1);
+	r->bstate = calloc(r->nbatches, 1);
+	r->bepoch = calloc(r->nbatches, 1);
+	r->bresends = calloc(r->nbatches, 1);
 	r->t_dispatch = calloc(r->nbatches, sizeof(uint64_t));
 	r->t_done = calloc(r->nbatches, sizeof(uint64_t));
-	if (!r->logits || !r->labels || !r->done || !r->t_dispatch || !r->t_done) {
+	r->t_sent = calloc(r->nbatches, sizeof(uint64_t));
+	if (!r->logits || !r->labels || !r->bstate || !r->bepoch || !r->bresends ||
+	    !r->t_dispatch || !r->t_done || !r->t_sent) {
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
+	}
+	int members[MAX_STAGES], nm = live_members(c, members);
+	if (!r->split_auto &&
+	    (nm != r->nmembers || memcmp(members, r->members, (size_t)nm * sizeof(int)) != 0)) {
+		int points[MAX_RANGES], npoints;
+		const char *how = plan_over(r, members, nm, points, &npoints);
+		snprintf(r->split_note, sizeof(r->split_note),
+			 "%d of %d stages were up when the run started: split by %s", nm, c->nnodes,
+			 how);
+		r->split_source = strcmp(how, "the planner") == 0 ? "planner" : "macs";
+		apply_points(r, points, npoints, members, nm);
+		if (r->pipelined && r->window_auto)
+			r->window = r->nranges + 1;
+		pn_warn("run %d: %s", r->id, r->split_note);
 	}
 	if (r->split_auto) {
 		r->auto_waiting = 1;
@@ -594,7 +705,12 @@ static int send_configs(struct run *r)
 {
 	struct pn_coord *c = r->c;
 	r->state = RUN_CONFIGURING;
+	c->gen++;
 	r->pending = 0;
+	/* Replies to an older configuration must not count for this one. */
+	for (int i = 0; i < r->nranges; i++)
+		if (r->ranges[i].node)
+			pn_peer_clear(r->ranges[i].node->ctl);
 	for (int i = 0; i < r->nranges; i++) {
 		json_t *cfg = stage_config(r, i), *reply = NULL;
 		struct node *n = r->ranges[i].node;
@@ -616,7 +732,8 @@ static int send_configs(struct run *r)
 		n->cfg_run = (uint64_t)r->id;
 		if (!body || pn_peer_send(n->ctl, PN_PUT, "/v1/stage", "application/json", body,
 					  strlen(body), CONTROL_RETRY_MS, config_cb, n) != 0) {
-			end_run(r, RUN_FAILED, "cannot reach stage %s", n->address);
+			end_run(r, RUN_FAILED, "out of memory for the plan of stage %s",
+				n->address);
 			return -1;
 		}
 		r->pending++;
@@ -642,6 +759,7 @@ static void finish(struct run *r)
 {
 	r->t_end = pn_now_ns();
 	r->state = RUN_FINISHING;
+	r->c->gen++;
 	r->pending = 0;
 	fetch_stats(r);
 	if (r->pending == 0)
@@ -749,9 +867,10 @@ static double epoch_img_s(const struct epoch *ep)
 		       : 0;
 }
 
-/* Block ranges of a split: k points make k + 1 ranges; with one more range
- * than nodes the coordinator computes the first. */
-static void apply_points(struct run *r, const int *points, int npoints)
+/* Block ranges of a split over `members` (node indices in pipeline
+ * order): k points make k + 1 ranges; with one more range than members
+ * the coordinator computes the first (with no members, all of them). */
+static void apply_points(struct run *r, const int *points, int npoints, const int *members, int nm)
 {
 	struct pn_coord *c = r->c;
 	int blocks = pn_model_blocks(c->m);
@@ -759,42 +878,58 @@ static void apply_points(struct run *r, const int *points, int npoints)
 		json_decref(r->ranges[i].status);
 	memset(r->ranges, 0, sizeof(r->ranges));
 	r->nranges = npoints + 1;
-	int local = r->nranges - c->nnodes; /* 1: the coordinator takes the first range */
+	int local = r->nranges - nm; /* 1: the coordinator takes the first range */
 	for (int i = 0; i < r->nranges; i++) {
 		r->ranges[i].first = i ? points[i - 1] : 0;
 		r->ranges[i].last = i < npoints ? points[i] : blocks;
-		r->ranges[i].node = i < local ? NULL : &c->nodes[i - local];
+		r->ranges[i].node = i < local ? NULL : &c->nodes[members[i - local]];
 	}
-	struct epoch *ep = &r->epochs[r->epoch];
+	if (members != r->members)
+		memcpy(r->members, members, (size_t)nm * sizeof(int));
+	r->nmembers = nm;
+	struct epoch *ep = EPOCH(r, r->epoch);
 	memcpy(ep->points, points, (size_t)npoints * sizeof(int));
 	ep->npoints = npoints;
+	memcpy(ep->members, members, (size_t)nm * sizeof(int));
+	ep->nmembers = nm;
 }
 
-/* Every batch of the old plan is in: reconfigure the stages for the new
- * split (same run, new epoch) and go on. */
-static void resplit(struct run *r)
+/* The run goes on under a new plan (a new epoch): `points` over
+ * `members`, the stages reconfigured; frames of older epochs are stale
+ * wherever they arrive. */
+static void new_epoch(struct run *r, const int *points, int npoints, const int *members, int nm,
+		      const char *reason)
 {
 	struct pn_coord *c = r->c;
-	struct epoch *old = &r->epochs[r->epoch];
+	struct epoch *old = EPOCH(r, r->epoch);
 	json_t *ev = json_pack("{s:i, s:f, s:o, s:o, s:i, s:f, s:n, s:s}", "run", r->id, "time",
 			       wall_time(), "from", points_json(old->points, old->npoints), "to",
-			       points_json(r->next_points, r->next_npoints), "epoch", r->epoch + 1,
-			       "img_s_before", epoch_img_s(old), "img_s_after", "reason",
-			       r->next_reason[0] ? r->next_reason : "PUT /api/v1/split");
+			       points_json(points, npoints), "epoch", r->epoch + 1, "img_s_before",
+			       epoch_img_s(old), "img_s_after", "reason", reason);
 	int had_local = r->ranges[0].node == NULL;
+	int same = nm == r->nmembers && memcmp(members, r->members, (size_t)nm * sizeof(int)) == 0;
+	int pts[MAX_RANGES], mem[MAX_STAGES]; /* the arguments may alias the run's */
+	memcpy(pts, points, (size_t)npoints * sizeof(int));
+	memcpy(mem, members, (size_t)nm * sizeof(int));
+	pn_peer_free(r->first_hop); /* drops frames of the old plan not yet sent */
+	r->first_hop = NULL;
 	r->epoch++;
 	r->nepochs = r->epoch + 1;
-	memset(&r->epochs[r->epoch], 0, sizeof(r->epochs[0]));
-	apply_points(r, r->next_points, r->next_npoints);
+	memset(EPOCH(r, r->epoch), 0, sizeof(r->epochs[0]));
+	snprintf(EPOCH(r, r->epoch)->reason, sizeof(r->epochs[0].reason), "%s", reason);
+	apply_points(r, pts, npoints, mem, nm);
+	if (!same) /* adapt's ratios belonged to the old stages */
+		for (int i = 0; i < MAX_STAGES; i++)
+			r->ratio[i] = r->applied[i] = 1.0;
 	if (r->next_img_s > 0) {
-		r->epochs[r->epoch].predicted_img_s = r->next_img_s;
-		r->epochs[r->epoch].predicted_latency_ms = r->next_latency_ms;
+		EPOCH(r, r->epoch)->predicted_img_s = r->next_img_s;
+		EPOCH(r, r->epoch)->predicted_latency_ms = r->next_latency_ms;
 	} else {
 		epoch_predict(r);
 	}
 	json_object_set_new(ev, "predicted_img_s",
-			    r->epochs[r->epoch].predicted_img_s > 0
-				    ? json_real(r->epochs[r->epoch].predicted_img_s)
+			    EPOCH(r, r->epoch)->predicted_img_s > 0
+				    ? json_real(EPOCH(r, r->epoch)->predicted_img_s)
 				    : json_null());
 	r->next_reason[0] = '\0';
 	r->next_img_s = r->next_latency_ms = 0;
@@ -805,18 +940,77 @@ static void resplit(struct run *r)
 	r->draining = 0;
 	if (had_local && r->ranges[0].node)
 		pn_stage_reset(c->local);
-	pn_info("run %d: re-split at batch %zu, epoch %d", r->id, r->next_batch, r->epoch);
+	pn_info("run %d: epoch %d from batch %zu: %s", r->id, r->epoch, r->next_batch, reason);
 	pn_events_emit(c->events, "resplit", ev);
 	if (send_configs(r) == 0 && r->pending == 0)
 		begin(r);
 }
 
+/* Every batch of the old plan is in: the requested split. */
+static void resplit(struct run *r)
+{
+	char reason[sizeof(r->next_reason)];
+	snprintf(reason, sizeof(reason), "%s",
+		 r->next_reason[0] ? r->next_reason : "PUT /api/v1/split");
+	new_epoch(r, r->next_points, r->next_npoints, r->next_members, r->next_nmembers, reason);
+}
+
 static void check_drain(struct run *r)
 {
-	if (!r->draining || r->state != RUN_RUNNING || r->inflight ||
-	    (r->first_hop && pn_peer_pending(r->first_hop)) || r->next_batch >= r->nbatches)
+	if (!r->draining || r->state != RUN_RUNNING)
+		return;
+	if (r->next_batch >= r->nbatches && !r->nlost) {
+		r->draining = 0; /* every batch is out: nothing left for a new plan */
+		return;
+	}
+	if (r->inflight || (r->first_hop && pn_peer_pending(r->first_hop)))
 		return;
 	resplit(r);
+}
+
+/* A split over `members` for the run's batch: the planner's when their
+ * block times are known, else MACs balanced over them; with no members
+ * the coordinator computes every block. Returns how it was made. */
+static const char *plan_over(struct run *r, const int *members, int nm, int *points, int *npoints)
+{
+	struct pn_split best;
+	*npoints = 0;
+	if (nm == 0)
+		return "the coordinator alone";
+	if (plan_best(r->c, members, nm, r->batch, r->dtype, &best) == 0) {
+		*npoints = best.stages - 1;
+		memcpy(points, best.cuts + 1, (size_t)*npoints * sizeof(int));
+		return "the planner";
+	}
+	*npoints = auto_split(r->c->m, nm, points);
+	return "MACs";
+}
+
+/* A node of the run's plan is down or refused: the batches in flight are
+ * lost (their frames may still arrive, as stale), and the run goes on at
+ * once under a plan over the nodes still up, down to the coordinator
+ * alone. */
+static void failover(struct run *r, const struct node *n)
+{
+	int members[MAX_STAGES], points[MAX_RANGES], npoints;
+	int nm = live_members(r->c, members);
+	char reason[1100];
+	for (size_t b = r->low; b < r->next_batch; b++)
+		if (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST) {
+			r->nlost += r->bstate[b] == BATCH_INFLIGHT;
+			r->bstate[b] = BATCH_LOST;
+			r->bepoch[b] = (uint8_t)(r->epoch + 1); /* old copies are stale */
+		}
+	r->inflight = 0;
+	r->draining = 0;
+	r->failovers++;
+	r->c->failovers_total++;
+	const char *how = plan_over(r, members, nm, points, &npoints);
+	snprintf(reason, sizeof(reason), "stage %s %s: %s; re-planned over %d stage%s by %s",
+		 n->address, n->refused ? "refused" : "down", n->why, nm, nm == 1 ? "" : "s", how);
+	pn_warn("run %d: %s, %zu batches to send again", r->id, reason, r->nlost);
+	r->next_img_s = r->next_latency_ms = 0;
+	new_epoch(r, points, npoints, members, nm, reason);
 }
 
 static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, size_t len)
@@ -834,6 +1028,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	}
 	struct pn_frame_expect x = {
 		.run = (uint64_t)r->id,
+		.epoch = -1, /* checked per batch below */
 		.first_block = pn_model_blocks(c->m),
 		.dtype = PN_DTYPE_F32,
 		.max_n = r->batch,
@@ -858,11 +1053,22 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 			       h.n, r->id);
 		return;
 	}
-	if (r->done[h.seq]) {
+	if (r->bstate[h.seq] == BATCH_DONE) {
 		free(buf);
 		r->duplicates++;
 		c->duplicates_total++;
 		pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 1));
+		return;
+	}
+	if (r->bstate[h.seq] == BATCH_UNSENT || h.epoch != r->bepoch[h.seq]) {
+		/* Computed under a plan since dropped: the batch goes (or went)
+		 * again under the current one, whose logits count. */
+		free(buf);
+		r->stale++;
+		c->stale_total++;
+		pn_reply_error(q, 409, "stale frame",
+			       "batch %" PRIu32 " of run %d was sent again under plan epoch %d",
+			       h.seq, r->id, r->bepoch[h.seq]);
 		return;
 	}
 	uint64_t now = pn_now_ns();
@@ -876,7 +1082,11 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 		r->labelled++;
 		r->correct += argmax(dst + i * (size_t)classes, classes) == label;
 	}
-	r->done[h.seq] = 1;
+	if (r->bstate[h.seq] == BATCH_INFLIGHT)
+		r->inflight--;
+	else
+		r->nlost--; /* its deadline passed, but here it is */
+	r->bstate[h.seq] = BATCH_DONE;
 	r->t_done[h.seq] = now;
 	if (!r->t_first_done) {
 		r->t_first_done = now;
@@ -885,14 +1095,15 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	r->t_last_done = r->t_progress = now;
 	r->batches_done++;
 	r->images_done += h.n;
-	r->inflight--;
-	struct epoch *ep = &r->epochs[r->epoch];
+	struct epoch *ep = EPOCH(r, r->epoch);
 	ep->images += h.n;
 	ep->batches++;
 	ep->t_last = now;
 	c->images_total += h.n;
 	c->batches_total++;
 	pn_hist_observe(&c->latency, (double)(now - r->t_dispatch[h.seq]) / 1e9, 1);
+	if (now - r->t_dispatch[h.seq] > r->max_latency_ns)
+		r->max_latency_ns = now - r->t_dispatch[h.seq];
 	count_hops(r, h.n);
 	pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 0));
 	pn_events_emit(c->events, "batch", batch_json(r, h.seq, h.n));
@@ -928,25 +1139,142 @@ static void frames_route(struct pn_req *q, void *arg)
 
 /* ---- the stages: health and block times ---- */
 
+static int node_usable(const struct node *n)
+{
+	return n->up != 0 && !n->refused;
+}
+
+/* The nodes a plan may use now, in pipeline order. */
+static int live_members(const struct pn_coord *c, int *members)
+{
+	int nm = 0;
+	for (int i = 0; i < c->nnodes; i++)
+		if (node_usable(&c->nodes[i]))
+			members[nm++] = i;
+	return nm;
+}
+
+static int run_uses(const struct run *r, const struct node *n)
+{
+	for (int i = 0; i < r->nranges; i++)
+		if (r->ranges[i].node == n)
+			return 1;
+	return 0;
+}
+
+static const char *node_state(const struct node *n)
+{
+	return n->refused ? "refused" : n->up < 0 ? "unknown" : n->up ? "up" : "down";
+}
+
+static void node_event(const struct node *n)
+{
+	pn_events_emit(n->c->events, "stage",
+		       json_pack("{s:s, s:s, s:s, s:f}", "address", n->address, "state",
+				 node_state(n), "reason", n->why, "time", wall_time()));
+}
+
+/* The node is out of use: the active run re-plans without it, and a
+ * DELETE /v1/stage is left queued so that, should it wake up, it drops
+ * the frames of the old plan instead of computing them. */
+static void node_lost(struct node *n)
+{
+	struct run *r = n->c->active;
+	node_event(n);
+	pn_peer_clear(n->ctl);
+	pn_peer_send(n->ctl, PN_DELETE, "/v1/stage", NULL, NULL, 0, 0, NULL, NULL);
+	if (r && (r->state == RUN_RUNNING || (r->state == RUN_CONFIGURING && !r->auto_waiting)) &&
+	    run_uses(r, n))
+		failover(r, n);
+}
+
+static void node_down(struct node *n, const char *why)
+{
+	if (n->up == 0)
+		return;
+	n->up = 0;
+	n->misses = 0;
+	snprintf(n->why, sizeof(n->why), "%s", why);
+	n->c->stage_down_total++;
+	pn_warn("stage %s is down: %s", n->address, why);
+	node_lost(n);
+}
+
+static void node_refuse(struct node *n, const char *why)
+{
+	snprintf(n->why, sizeof(n->why), "%s", why);
+	if (n->refused)
+		return;
+	n->refused = 1;
+	pn_warn("stage %s is refused: %s", n->address, why);
+	node_lost(n);
+}
+
+static void ping(struct node *n);
+
+/* A health answer names the node's role and model: a stage with another
+ * model (say, restarted with another file) is refused until it has ours. */
 static void probe_cb(const struct pn_reply *rep, void *arg)
 {
 	struct node *n = arg;
+	struct pn_coord *c = n->c;
+	uint64_t now = pn_now_ns();
 	n->probing = 0;
-	if (rep->status == 200) {
-		n->last_contact_ns = pn_now_ns();
+	json_t *j =
+		rep->status == 200 ? json_loadb((const char *)rep->body, rep->len, 0, NULL) : NULL;
+	if (!j) {
+		char why[300];
+		snprintf(why, sizeof(why), "health check: %s",
+			 rep->status ? "not a JSON answer" : rep->error);
+		if (++n->misses >= HEALTH_MISSES)
+			node_down(n, why);
+		else
+			ping(n); /* once more now, not in a second */
+		return;
+	}
+	n->misses = 0;
+	n->last_contact_ns = now;
+	const char *sha = json_string_value(json_object_get(j, "model_sha256"));
+	const char *role = json_string_value(json_object_get(j, "role"));
+	double uptime = json_number_value(json_object_get(j, "uptime_s"));
+	char why[400] = "";
+	if (n->up == 1 && uptime + 1.0 < n->uptime_s) {
+		/* Restarted between two checks: it has lost its plan and queue. */
+		char restart[300];
+		snprintf(restart, sizeof(restart), "restarted (up %.1f s, was %.1f s)", uptime,
+			 n->uptime_s);
+		node_down(n, restart);
+	}
+	n->uptime_s = uptime;
+	if (!role || strcmp(role, "stage") != 0)
+		snprintf(why, sizeof(why), "it is a %s, not a stage", role ? role : "?");
+	else if (!sha || strcmp(sha, c->sha) != 0)
+		snprintf(why, sizeof(why),
+			 "its model has SHA-256 %.64s, the coordinator's %.64s (model mismatch)",
+			 sha ? sha : "?", c->sha);
+	json_decref(j);
+	if (n->up != 1) {
+		if (n->up == 0)
+			pn_info("stage %s answers again", n->address);
 		n->up = 1;
-	} else if (n->up != 0) {
-		n->up = 0;
-		n->c->stage_down_total++;
-		pn_warn("stage %s does not answer: %s", n->address,
-			rep->status ? "bad status" : rep->error);
+		n->up_since = now;
+		if (!why[0])
+			node_event(n);
+	}
+	if (why[0]) {
+		node_refuse(n, why);
+	} else if (n->refused) {
+		n->refused = 0;
+		n->up_since = now;
+		pn_info("stage %s has the coordinator's model again", n->address);
+		node_event(n);
 	}
 }
 
 static void ping(struct node *n)
 {
-	if (n->probing || n->gets)
-		return; /* the counters' GET tells as much */
+	if (n->probing)
+		return;
 	if (pn_peer_send(n->probe, PN_GET, "/api/v1/health", NULL, NULL, 0, 0, probe_cb, n) == 0)
 		n->probing = 1;
 }
@@ -977,7 +1305,6 @@ static void profile_cb(const struct pn_reply *rep, void *arg)
 		int batch = n->prof_want;
 		n->prof_want = 0;
 		n->last_contact_ns = pn_now_ns();
-		n->up = 1;
 		int all = 1;
 		for (int i = 0; i < n->c->nnodes; i++)
 			all &= node_profile(&n->c->nodes[i], batch) != NULL;
@@ -1022,7 +1349,7 @@ static int want_profiles(struct pn_coord *c, int batch)
 	int have = 1;
 	for (int i = 0; i < c->nnodes; i++) {
 		struct node *n = &c->nodes[i];
-		if (node_profile(n, batch))
+		if (node_profile(n, batch) || !node_usable(n))
 			continue;
 		have = 0;
 		if (!n->prof_want) {
@@ -1087,7 +1414,7 @@ static json_t *summary_json(struct pn_coord *c)
 	json_object_set_new(j, "samples", json_integer((json_int_t)r->samples));
 	json_object_set_new(j, "inflight", json_integer(r->inflight));
 	json_object_set_new(j, "split",
-			    points_json(r->epochs[r->epoch].points, r->epochs[r->epoch].npoints));
+			    points_json(EPOCH(r, r->epoch)->points, EPOCH(r, r->epoch)->npoints));
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
 	json_t *stages = json_array(), *hops = json_array();
 	double worst = -1;
@@ -1127,27 +1454,111 @@ static json_t *summary_json(struct pn_coord *c)
 	return j;
 }
 
+/* How long a batch may go without logits before it is sent again: a few
+ * times what its plan's latency and the window ahead of it take. */
+static uint64_t deadline_ns(const struct run *r)
+{
+	const struct epoch *ep = EPOCH(r, r->epoch);
+	double lat =
+		ep->predicted_latency_ms > 0 ? ep->predicted_latency_ms : ms(r->max_latency_ns);
+	double limit = 3.0 * lat * (r->window + 1);
+	return (uint64_t)((limit > DEADLINE_MIN_MS ? limit : DEADLINE_MIN_MS) * 1e6);
+}
+
+/* Batches past their deadline: lost somewhere though every stage answers
+ * its health checks (a dropped frame, a stage that refused it). They are
+ * sent again under the same plan; whichever copy comes first counts. */
+static void deadline_check(struct run *r, uint64_t now)
+{
+	uint64_t limit = deadline_ns(r);
+	for (size_t b = r->low; b < r->next_batch; b++) {
+		if (r->bstate[b] != BATCH_INFLIGHT || now - r->t_sent[b] < limit)
+			continue;
+		if (r->bresends[b] >= DEADLINE_RESENDS) {
+			char errors[600] = "";
+			for (int i = 0; i < r->nranges; i++) {
+				const char *le = json_string_value(
+					json_object_get(r->ranges[i].status, "last_error"));
+				if (le)
+					snprintf(errors + strlen(errors),
+						 sizeof(errors) - strlen(errors), "; %s: %s",
+						 range_address(r, i), le);
+			}
+			end_run(r, RUN_FAILED,
+				"batch %zu had no logits after %d sends, %.1f s each%s", b,
+				DEADLINE_RESENDS + 1, (double)limit / 1e9, errors);
+			return;
+		}
+		r->bresends[b]++;
+		r->resends++;
+		r->c->resends_total++;
+		r->bstate[b] = BATCH_LOST;
+		r->nlost++;
+		r->inflight--;
+		pn_warn("run %d: batch %zu had no logits for %.1f s: sending it again", r->id, b,
+			(double)(now - r->t_sent[b]) / 1e9);
+	}
+	if (r->nlost) {
+		pn_task_schedule(r->c->dispatcher);
+		check_drain(r);
+	}
+}
+
+/* Nodes up (with our model) for READMIT_MS that the run's plan does not
+ * use: re-split over every node up, once the batches in flight are in. */
+static void readmit_check(struct run *r, uint64_t now)
+{
+	struct pn_coord *c = r->c;
+	int members[MAX_STAGES], points[MAX_RANGES], npoints;
+	if (r->draining)
+		return;
+	const struct node *back = NULL;
+	for (int i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[i];
+		if (node_usable(n) && !run_uses(r, n)) {
+			if (n->up < 1 || now - n->up_since < (uint64_t)READMIT_MS * 1000000u)
+				return; /* wait until every returning node has settled */
+			back = n;
+		}
+	}
+	if (!back)
+		return;
+	int nm = live_members(c, members);
+	const char *how = plan_over(r, members, nm, points, &npoints);
+	char reason[700];
+	snprintf(reason, sizeof(reason), "stage %s is back: re-planned over %d stages by %s",
+		 back->address, nm, how);
+	r->readmits++;
+	c->readmits_total++;
+	r->next_img_s = r->next_latency_ms = 0;
+	request_split(r, points, npoints, members, nm, reason);
+}
+
 static void tick_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
+	uint64_t now = pn_now_ns();
 	pn_timer_arm(c->tick, 1000);
 	if (c->ticks++ % (PING_MS / 1000) == 0)
 		for (int i = 0; i < c->nnodes; i++)
 			ping(&c->nodes[i]);
-	if (r && r->state == RUN_RUNNING) {
-		if (pn_now_ns() - r->t_progress > (uint64_t)c->o.stall_s * 1000000000u) {
-			end_run(r, RUN_FAILED, "no batch finished for %d s (stall_s)",
-				c->o.stall_s);
-		} else {
+	if (r && r->state == RUN_RUNNING &&
+	    now - r->t_progress > (uint64_t)c->o.stall_s * 1000000000u) {
+		end_run(r, RUN_FAILED, "no batch finished for %d s (stall_s)", c->o.stall_s);
+	} else if (r && r->state == RUN_RUNNING) {
+		deadline_check(r, now);
+		if (r->state == RUN_RUNNING)
+			readmit_check(r, now);
+		if (r->state == RUN_RUNNING) {
 			fetch_stats(r);
-			if (!r->epochs[r->epoch].predicted_img_s && want_profiles(c, r->batch))
+			if (!EPOCH(r, r->epoch)->predicted_img_s && want_profiles(c, r->batch))
 				epoch_predict(r); /* the block times came in late */
 			adapt_check(r);
-			r->rate_t[r->rate_n % RATE_TICKS] = pn_now_ns();
-			r->rate_images[r->rate_n % RATE_TICKS] = r->images_done;
-			r->rate_n++;
 		}
+		r->rate_t[r->rate_n % RATE_TICKS] = now;
+		r->rate_images[r->rate_n % RATE_TICKS] = r->images_done;
+		r->rate_n++;
 	}
 	pn_events_emit(c->events, "summary", summary_json(c));
 }
@@ -1197,6 +1608,10 @@ static int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype,
 	struct pn_split best;
 	*source = "given";
 	int blocks = pn_model_blocks(c->m);
+	int members[MAX_STAGES], nm = live_members(c, members);
+	char down[300] = ""; /* " up (N down or refused)" */
+	if (nm < c->nnodes)
+		snprintf(down, sizeof(down), " up (%d down or refused)", c->nnodes - nm);
 	*npoints = 0;
 	if (c->nnodes > blocks) {
 		snprintf(err, errlen, "%d stages for %d blocks: some would have nothing to do",
@@ -1204,12 +1619,12 @@ static int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype,
 		return -1;
 	}
 	if (json_is_string(split) && strcmp(json_string_value(split), "auto") == 0) {
-		if (batch > 0 && plan_best(c, batch, dtype, &best) == 0) {
+		if (batch > 0 && nm && plan_best(c, members, nm, batch, dtype, &best) == 0) {
 			*npoints = best.stages - 1;
 			memcpy(points, best.cuts + 1, (size_t)*npoints * sizeof(int));
 			*source = "planner";
 		} else {
-			*npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
+			*npoints = nm ? auto_split(c->m, nm, points) : 0;
 			*source = "macs";
 		}
 		return 0;
@@ -1241,23 +1656,23 @@ static int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype,
 				 i, p, points[i - 1]);
 			return -1;
 		}
-		if (i >= (size_t)c->nnodes) {
-			snprintf(
-				err, errlen,
-				"split has %zu points, which make %zu block ranges for %d stages: "
-				"give "
-				"%d points (or %d to have the coordinator compute the first range)",
-				json_array_size(split), json_array_size(split) + 1, c->nnodes,
-				c->nnodes - 1, c->nnodes);
+		if (i >= (size_t)nm) {
+			snprintf(err, errlen,
+				 "split has %zu points, which make %zu block ranges for %d "
+				 "stages%s: "
+				 "give %d points (or %d to have the coordinator compute the first "
+				 "range)",
+				 json_array_size(split), json_array_size(split) + 1, nm, down,
+				 nm ? nm - 1 : 0, nm);
 			return -1;
 		}
 		points[(*npoints)++] = (int)p;
 	}
-	if (*npoints + 1 < c->nnodes) {
+	if (*npoints + 1 < nm) {
 		snprintf(err, errlen,
-			 "split has %d points, which make %d block ranges for %d stages: give %d "
+			 "split has %d points, which make %d block ranges for %d stages%s: give %d "
 			 "points (or %d to have the coordinator compute the first range)",
-			 *npoints, *npoints + 1, c->nnodes, c->nnodes - 1, c->nnodes);
+			 *npoints, *npoints + 1, nm, down, nm - 1, nm);
 		return -1;
 	}
 	return 0;
@@ -1270,7 +1685,8 @@ static void default_points(struct pn_coord *c, int *points, int *npoints)
 		memcpy(points, c->default_points, sizeof(c->default_points));
 		*npoints = c->default_npoints;
 	} else {
-		*npoints = c->nnodes ? auto_split(c->m, c->nnodes, points) : 0;
+		int members[MAX_STAGES], nm = live_members(c, members);
+		*npoints = nm ? auto_split(c->m, nm, points) : 0;
 	}
 }
 
@@ -1339,7 +1755,18 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	r->adapt_interval_s = (int)interval;
 	for (int i = 0; i < MAX_STAGES; i++)
 		r->ratio[i] = r->applied[i] = 1.0;
-	apply_points(r, points, npoints);
+	int members[MAX_STAGES], nm = live_members(c, members);
+	if (npoints + 1 - nm < 0 || npoints + 1 - nm > 1) { /* a default from before a loss */
+		npoints = nm ? auto_split(c->m, nm, points) : 0;
+		r->split_source = "macs";
+	}
+	for (int i = 0; i < c->nnodes; i++) /* say which stages are left out, and why */
+		if (!node_usable(&c->nodes[i]))
+			snprintf(r->split_note + strlen(r->split_note),
+				 sizeof(r->split_note) - strlen(r->split_note), "%sstage %s %s: %s",
+				 r->split_note[0] ? "; " : "", c->nodes[i].address,
+				 node_state(&c->nodes[i]), c->nodes[i].why);
+	apply_points(r, points, npoints, members, nm);
 	r->window_auto = pipelined && !window;
 	r->window = !pipelined ? 1 : window ? (int)window : r->nranges + 1;
 	r->t_created = pn_now_ns();
@@ -1355,11 +1782,15 @@ static void run_free(struct run *r)
 	for (int i = 0; i < r->nranges; i++)
 		json_decref(r->ranges[i].status);
 	free(r->dataset);
+	free(r->cache.body);
 	free(r->logits);
 	free(r->labels);
-	free(r->done);
+	free(r->bstate);
+	free(r->bepoch);
+	free(r->bresends);
 	free(r->t_dispatch);
 	free(r->t_done);
+	free(r->t_sent);
 	free(r);
 }
 
@@ -1377,7 +1808,7 @@ static json_t *latency_json(const struct run *r)
 	size_t n = 0;
 	uint64_t sum = 0;
 	for (size_t b = 0; b < r->nbatches; b++)
-		if (r->done[b]) {
+		if (r->bstate[b] == BATCH_DONE) {
 			lat[n] = r->t_done[b] - r->t_dispatch[b];
 			sum += lat[n++];
 		}
@@ -1484,7 +1915,7 @@ static json_t *run_json(const struct run *r)
 			  r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0));
 	json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
-	const struct epoch *cur = &r->epochs[r->epoch];
+	const struct epoch *cur = EPOCH(r, r->epoch);
 	json_object_set_new(j, "split_source", json_string(r->split_source));
 	json_object_set_new(j, "split_note",
 			    r->split_note[0] ? json_string(r->split_note) : json_null());
@@ -1497,7 +1928,7 @@ static json_t *run_json(const struct run *r)
 	json_object_set_new(j, "adapt", json_boolean(r->adapt));
 	if (r->adapt) {
 		json_t *ratios = json_array();
-		for (int i = 0; i < r->c->nnodes; i++)
+		for (int i = 0; i < r->nmembers; i++)
 			json_array_append_new(ratios, json_real(r->ratio[i]));
 		json_object_set_new(j, "adapt_ratio", ratios);
 		json_object_set_new(j, "adapt_resplits", json_integer(r->adapts));
@@ -1505,9 +1936,14 @@ static json_t *run_json(const struct run *r)
 	json_object_set_new(j, "resplit_pending",
 			    r->draining ? points_json(r->next_points, r->next_npoints)
 					: json_null());
+	json_object_set_new(j, "recovery",
+			    json_pack("{s:i, s:i, s:I, s:I, s:I}", "failovers", r->failovers,
+				      "readmits", r->readmits, "resent_batches",
+				      (json_int_t)r->resends, "stale_frames", (json_int_t)r->stale,
+				      "batches_to_resend", (json_int_t)r->nlost));
 	json_t *epochs = json_array();
-	for (int e = 0; e < r->nepochs; e++) {
-		const struct epoch *ep = &r->epochs[e];
+	for (int e = r->nepochs > MAX_EPOCHS ? r->nepochs - MAX_EPOCHS : 0; e < r->nepochs; e++) {
+		const struct epoch *ep = EPOCH(r, e);
 		json_t *o = json_pack("{s:i, s:o, s:I, s:I, s:f}", "epoch", e, "split",
 				      points_json(ep->points, ep->npoints), "images",
 				      (json_int_t)ep->images, "batches", (json_int_t)ep->batches,
@@ -1515,6 +1951,13 @@ static json_t *run_json(const struct run *r)
 		json_object_set_new(o, "predicted_img_s",
 				    ep->predicted_img_s > 0 ? json_real(ep->predicted_img_s)
 							    : json_null());
+		json_t *who = json_array();
+		for (int i = 0; i < ep->nmembers; i++)
+			json_array_append_new(who,
+					      json_string(r->c->nodes[ep->members[i]].address));
+		json_object_set_new(o, "stages", who);
+		json_object_set_new(o, "reason",
+				    ep->reason[0] ? json_string(ep->reason) : json_null());
 		json_object_set_new(o, "started_s",
 				    ep->t_start && r->t_start
 					    ? json_real((double)(ep->t_start - r->t_start) / 1e9)
@@ -1548,6 +1991,7 @@ static int make_room(struct pn_coord *c)
 			memmove(&c->runs[i], &c->runs[i + 1],
 				(size_t)(c->nruns - i - 1) * sizeof(c->runs[0]));
 			c->nruns--;
+			c->gen++;
 			return 0;
 		}
 	return -1;
@@ -1587,6 +2031,7 @@ static void runs_post(struct pn_req *q, void *arg)
 	}
 	r->id = ++c->next_id;
 	c->runs[c->nruns++] = r;
+	c->gen++;
 	want_profiles(c, r->batch); /* for the planner's prediction beside the run */
 	pn_info("run %d: %s, offset %zu, stride %zu, samples %zu, batch %d", r->id, r->dataset,
 		r->offset, r->stride, r->samples, r->batch);
@@ -1597,22 +2042,64 @@ static void runs_post(struct pn_req *q, void *arg)
 	pn_reply_json(q, 201, run_json(r));
 }
 
+static int cache_fresh(const struct pn_coord *c, const struct api_cache *k)
+{
+	return k->body && k->gen == c->gen &&
+	       pn_now_ns() - k->t < (uint64_t)API_CACHE_MS * 1000000u;
+}
+
+/* Keeps `text` (malloc'd, or NULL when out of memory) as the cached body. */
+static void cache_set(const struct pn_coord *c, struct api_cache *k, char *text, size_t len)
+{
+	free(k->body);
+	k->body = text;
+	k->len = len;
+	k->t = pn_now_ns();
+	k->gen = c->gen;
+}
+
+/* A JSON document (taken) as the cached body, as pn_reply_json writes it. */
+static void cache_json(const struct pn_coord *c, struct api_cache *k, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(13)) : NULL;
+	json_decref(j);
+	size_t n = text ? strlen(text) : 0;
+	if (text)
+		text[n++] = '\n'; /* over the terminating NUL, as pn_reply_json does */
+	cache_set(c, k, text, n);
+}
+
+static void reply_cache(struct pn_req *q, const struct api_cache *k)
+{
+	if (k->body)
+		pn_reply_bytes(q, 200, "application/json", k->body, k->len);
+	else
+		pn_reply_error(q, 503, "out of memory", "cannot write the answer");
+}
+
 static void runs_list(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
-	json_t *arr = json_array();
-	for (int i = 0; i < c->nruns; i++)
-		json_array_append_new(arr, run_json(c->runs[i]));
-	pn_reply_json(q, 200, json_pack("{s:o}", "runs", arr));
+	if (!cache_fresh(c, &c->runs_cache)) {
+		json_t *arr = json_array();
+		for (int i = 0; i < c->nruns; i++)
+			json_array_append_new(arr, run_json(c->runs[i]));
+		cache_json(c, &c->runs_cache, json_pack("{s:o}", "runs", arr));
+	}
+	reply_cache(q, &c->runs_cache);
 }
 
 static void run_get(struct pn_req *q, void *arg)
 {
-	struct run *r = find_run(arg, pn_req_arg(q, 0));
-	if (!r)
+	struct pn_coord *c = arg;
+	struct run *r = find_run(c, pn_req_arg(q, 0));
+	if (!r) {
 		pn_reply_error(q, 404, "no such run", "run %s does not exist", pn_req_arg(q, 0));
-	else
-		pn_reply_json(q, 200, run_json(r));
+		return;
+	}
+	if (!cache_fresh(c, &r->cache))
+		cache_json(c, &r->cache, run_json(r));
+	reply_cache(q, &r->cache);
 }
 
 static void run_delete(struct pn_req *q, void *arg)
@@ -1655,7 +2142,7 @@ static json_t *model_json(const struct pn_coord *c)
 
 /* The block range node i computes now: the running run's, else the
  * default split's. */
-static void node_range(struct pn_coord *c, int i, int *first, int *last)
+static int node_range(struct pn_coord *c, int i, int *first, int *last)
 {
 	struct run *r = c->active;
 	if (r && r->state != RUN_QUEUED) {
@@ -1663,14 +2150,26 @@ static void node_range(struct pn_coord *c, int i, int *first, int *last)
 			if (r->ranges[k].node == &c->nodes[i]) {
 				*first = r->ranges[k].first;
 				*last = r->ranges[k].last;
-				return;
+				return 0;
 			}
+		return -1; /* not in the running plan */
 	}
-	int points[MAX_RANGES], n;
+	int points[MAX_RANGES], n, members[MAX_STAGES], nm = live_members(c, members), at = -1;
+	for (int k = 0; k < nm; k++)
+		if (members[k] == i)
+			at = k;
 	default_points(c, points, &n);
-	int k = i + (n + 1 - c->nnodes); /* the range of node i */
+	int k = at + (n + 1 - nm); /* the range of node i */
+	if (at < 0 || k < 0 || k > n)
+		return -1;
 	*first = k ? points[k - 1] : 0;
 	*last = k < n ? points[k] : pn_model_blocks(c->m);
+	return 0;
+}
+
+static json_t *int_or_null(int ok, int v)
+{
+	return ok ? json_integer(v) : json_null();
 }
 
 static void cluster_get(struct pn_req *q, void *arg)
@@ -1682,8 +2181,7 @@ static void cluster_get(struct pn_req *q, void *arg)
 	uint64_t now = pn_now_ns();
 	for (int i = 0; i < c->nnodes; i++) {
 		struct node *n = &c->nodes[i];
-		int first, last;
-		node_range(c, i, &first, &last);
+		int first, last, ranged = node_range(c, i, &first, &last) == 0;
 		const double *prof = node_profile(n, batch);
 		int pb = batch;
 		for (int k = 0; !prof && k < PROFILES; k++)
@@ -1694,12 +2192,13 @@ static void cluster_get(struct pn_req *q, void *arg)
 		json_t *ms = json_array();
 		for (int b = 0; b < pn_model_blocks(c->m); b++)
 			json_array_append_new(ms, prof ? json_real(prof[b]) : json_null());
-		json_t *s = json_pack("{s:i, s:s, s:s, s:i, s:i, s:o}", "index", i, "address",
-				      n->address, "state",
-				      n->up < 0 ? "unknown"
-				      : n->up	? "up"
-						: "down",
-				      "first", first, "last", last, "block_ms", ms);
+		json_t *s = json_pack("{s:i, s:s, s:s, s:o, s:o, s:o}", "index", i, "address",
+				      n->address, "state", node_state(n), "first",
+				      int_or_null(ranged, first), "last", int_or_null(ranged, last),
+				      "block_ms", ms);
+		json_object_set_new(s, "reason",
+				    n->why[0] && (n->up == 0 || n->refused) ? json_string(n->why)
+									    : json_null());
 		json_object_set_new(s, "last_contact_ms",
 				    n->last_contact_ns
 					    ? json_real(ms_since(now, n->last_contact_ns))
@@ -1729,29 +2228,34 @@ struct costs {
 	double lat[MAX_STAGES + 1], bw[MAX_STAGES + 1];
 };
 
-static int make_costs(struct pn_coord *c, int batch, int dtype, double link_mbit, double link_ms,
-		      struct costs *k)
+static int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+		      double link_mbit, double link_ms, struct costs *k)
 {
 	int nb = pn_model_blocks(c->m);
-	if (c->nnodes < 1 || c->nnodes > nb || nb > MAX_BLOCKS)
+	if (nm < 1 || nm > nb || nb > MAX_BLOCKS)
 		return -1;
-	for (int i = 0; i < c->nnodes; i++) {
-		const double *p = node_profile(&c->nodes[i], batch);
+	for (int i = 0; i < nm; i++) {
+		const double *p = node_profile(&c->nodes[members[i]], batch);
 		if (!p)
 			return -1;
 		memcpy(k->block_ms + i * nb, p, (size_t)nb * sizeof(double));
 	}
 	for (int cut = 0; cut <= nb; cut++)
 		k->cut[cut] = (double)cut_bytes(c, cut, (size_t)batch, dtype);
-	/* The links: as given, else as measured, else free (not known yet). */
-	for (int h = 0; h <= c->nnodes; h++) {
-		const struct link *ln = &c->links[h];
-		k->lat[h] = link_mbit > 0 ? link_ms : ln->state == 2 ? ln->latency_ms : 0;
-		k->bw[h] = link_mbit > 0    ? link_mbit * 1e6 / 8 / 1e3 /* bytes per ms */
-			   : ln->state == 2 ? ln->bytes_per_ms
-					    : 0;
+	/* The links: as given, else as measured, else free (not known yet).
+	 * Hop h feeds member h (the last: back to the coordinator); links
+	 * are measured between neighbours in the full list of stages, so a
+	 * hop over a missing stage is not known. */
+	for (int h = 0; h <= nm; h++) {
+		int from = h ? members[h - 1] : -1, to = h < nm ? members[h] : c->nnodes;
+		const struct link *ln = &c->links[to];
+		int known = to == from + 1 && ln->state == 2;
+		k->lat[h] = link_mbit > 0 ? link_ms : known ? ln->latency_ms : 0;
+		k->bw[h] = link_mbit > 0 ? link_mbit * 1e6 / 8 / 1e3 /* bytes per ms */
+			   : known	 ? ln->bytes_per_ms
+					 : 0;
 	}
-	k->k = (struct pn_split_costs){.stages = c->nnodes,
+	k->k = (struct pn_split_costs){.stages = nm,
 				       .blocks = nb,
 				       .batch = batch,
 				       .block_ms = k->block_ms,
@@ -1765,8 +2269,9 @@ static int make_costs(struct pn_coord *c, int batch, int dtype, double link_mbit
 static int predicted(struct pn_coord *c, const struct run *r, struct pn_split *out)
 {
 	static struct costs k;
-	const struct epoch *ep = &r->epochs[r->epoch];
-	if (r->nranges != c->nnodes || make_costs(c, r->batch, r->dtype, 0, 0, &k) != 0)
+	const struct epoch *ep = EPOCH(r, r->epoch);
+	if (r->nranges != r->nmembers ||
+	    make_costs(c, r->members, r->nmembers, r->batch, r->dtype, 0, 0, &k) != 0)
 		return -1;
 	return pn_split_evaluate(&k.k, ep->points, out);
 }
@@ -1775,17 +2280,18 @@ static int predicted(struct pn_coord *c, const struct run *r, struct pn_split *o
 static void epoch_predict(struct run *r)
 {
 	struct pn_split p;
-	struct epoch *ep = &r->epochs[r->epoch];
+	struct epoch *ep = EPOCH(r, r->epoch);
 	if (predicted(r->c, r, &p) == 0) {
 		ep->predicted_img_s = p.img_s;
 		ep->predicted_latency_ms = p.latency_ms;
 	}
 }
 
-static int plan_best(struct pn_coord *c, int batch, int dtype, struct pn_split *out)
+static int plan_best(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+		     struct pn_split *out)
 {
 	static struct costs k;
-	if (make_costs(c, batch, dtype, 0, 0, &k) != 0)
+	if (make_costs(c, members, nm, batch, dtype, 0, 0, &k) != 0)
 		return -1;
 	return pn_split_best(&k.k, out);
 }
@@ -1955,22 +2461,24 @@ static void auto_poll(struct run *r)
 {
 	struct pn_coord *c = r->c;
 	struct pn_split best;
+	int members[MAX_STAGES], nm = live_members(c, members);
 	int profiles = want_profiles(c, r->batch);
 	int links = profiles && want_links(c, r->batch);
-	int late = pn_now_ns() >= r->auto_deadline || c->nnodes < 1;
+	int late = pn_now_ns() >= r->auto_deadline || nm < 1;
 	int points[MAX_RANGES], npoints;
-	if (profiles && (links || late) && plan_best(c, r->batch, r->dtype, &best) == 0) {
+	if (nm && profiles && (links || late) &&
+	    plan_best(c, members, nm, r->batch, r->dtype, &best) == 0) {
 		npoints = best.stages - 1;
 		memcpy(points, best.cuts + 1, (size_t)npoints * sizeof(int));
 		r->split_source = "planner";
 		if (!links)
 			snprintf(r->split_note, sizeof(r->split_note),
 				 "links not measured after %d s: planned as free", r->auto_wait_s);
-	} else if (c->nnodes < 1) {
+	} else if (nm < 1) {
 		npoints = 0; /* the coordinator computes every block */
 		r->split_source = "given";
 	} else if (late) {
-		npoints = auto_split(c->m, c->nnodes, points);
+		npoints = auto_split(c->m, nm, points);
 		r->split_source = "macs";
 		snprintf(r->split_note, sizeof(r->split_note),
 			 "no block times from every stage for batch %d after %d s: split by MACs",
@@ -1981,7 +2489,7 @@ static void auto_poll(struct run *r)
 		return;
 	}
 	r->auto_waiting = 0;
-	apply_points(r, points, npoints);
+	apply_points(r, points, npoints, members, nm);
 	if (r->pipelined && r->window_auto)
 		r->window = r->nranges + 1;
 	epoch_predict(r);
@@ -2000,10 +2508,13 @@ static void auto_timer_cb(void *arg)
 
 /* Asks for a live re-split of the running run: the batches in flight
  * drain, then the stages are reconfigured (see resplit). */
-static void request_split(struct run *r, const int *points, int npoints, const char *reason)
+static void request_split(struct run *r, const int *points, int npoints, const int *members, int nm,
+			  const char *reason)
 {
 	memcpy(r->next_points, points, (size_t)npoints * sizeof(int));
 	r->next_npoints = npoints;
+	memcpy(r->next_members, members, (size_t)nm * sizeof(int));
+	r->next_nmembers = nm;
 	r->draining = 1;
 	snprintf(r->next_reason, sizeof(r->next_reason), "%s", reason ? reason : "");
 	pn_info("run %d: re-split requested (%s); draining %d batches", r->id,
@@ -2032,10 +2543,10 @@ static void adapt_check(struct run *r)
 	struct pn_coord *c = r->c;
 	static struct costs k;
 	struct pn_split cur, best;
-	struct epoch *ep = &r->epochs[r->epoch];
+	struct epoch *ep = EPOCH(r, r->epoch);
 	int nb = pn_model_blocks(c->m);
-	if (!r->adapt || r->state != RUN_RUNNING || r->draining || r->nranges != c->nnodes ||
-	    r->epoch + 1 >= MAX_EPOCHS || make_costs(c, r->batch, r->dtype, 0, 0, &k) != 0 ||
+	if (!r->adapt || r->state != RUN_RUNNING || r->draining || r->nranges != r->nmembers ||
+	    make_costs(c, r->members, r->nmembers, r->batch, r->dtype, 0, 0, &k) != 0 ||
 	    pn_split_evaluate(&k.k, ep->points, &cur) != 0)
 		return;
 	for (int i = 0; i < r->nranges; i++) {
@@ -2078,7 +2589,7 @@ static void adapt_check(struct run *r)
 	pn_events_emit(
 		c->events, "adapt",
 		json_pack("{s:i, s:f, s:s}", "run", r->id, "time", wall_time(), "reason", reason));
-	request_split(r, best.cuts + 1, best.stages - 1, reason);
+	request_split(r, best.cuts + 1, best.stages - 1, r->members, r->nmembers, reason);
 }
 
 static json_t *split_json(const struct pn_split *p)
@@ -2144,29 +2655,28 @@ static void plan_get(struct pn_req *q, void *arg)
 		pn_reply_error(q, 409, "no stages", "the coordinator has no stages to plan for");
 		return;
 	}
+	/* The stages up (with our model) now: the ones a run would use. */
+	int members[MAX_STAGES], nm = live_members(c, members);
+	if (nm < 1) {
+		pn_reply_header(q, "Retry-After", "1");
+		pn_reply_error(q, 503, "stage down", "no stage is up");
+		return;
+	}
 	if (want_profiles(c, (int)batch))
 		want_links(c, (int)batch);
-	if (make_costs(c, (int)batch, dtype, mbit, lat, &k) != 0) {
-		char down[256] = "";
-		for (int i = 0; i < c->nnodes; i++)
-			if (c->nodes[i].up == 0)
-				snprintf(down + strlen(down), sizeof(down) - strlen(down), " %s",
-					 c->nodes[i].address);
+	if (make_costs(c, members, nm, (int)batch, dtype, mbit, lat, &k) != 0) {
 		pn_reply_header(q, "Retry-After", "1");
-		if (down[0])
-			pn_reply_error(q, 503, "stage down", "no block times from:%s", down);
-		else
-			pn_reply_error(q, 503, "measuring",
-				       "the stages are measuring their block times for batch %d; "
-				       "ask again in a second",
-				       (int)batch);
+		pn_reply_error(q, 503, "measuring",
+			       "the stages are measuring their block times for batch %d; "
+			       "ask again in a second",
+			       (int)batch);
 		return;
 	}
 	int nb = pn_model_blocks(c->m);
 	json_t *blocks = json_array();
 	for (int b = 0; b < nb; b++) {
 		json_t *per = json_array();
-		for (int i = 0; i < c->nnodes; i++)
+		for (int i = 0; i < nm; i++)
 			json_array_append_new(per, json_real(k.block_ms[i * nb + b]));
 		json_array_append_new(
 			blocks, json_pack("{s:i, s:o, s:I, s:I, s:I}", "block", b, "ms", per,
@@ -2178,13 +2688,17 @@ static void plan_get(struct pn_req *q, void *arg)
 	struct pn_split best;
 	pn_split_each(&k.k, add_candidate, cands);
 	json_t *j = json_pack("{s:i, s:s, s:i, s:o, s:o, s:I}", "batch_size", (int)batch, "wire",
-			      pn_dtype_name(dtype), "stages", c->nnodes, "blocks", blocks,
-			      "candidates", cands, "input_bytes", (json_int_t)k.cut[0]);
+			      pn_dtype_name(dtype), "stages", nm, "blocks", blocks, "candidates",
+			      cands, "input_bytes", (json_int_t)k.cut[0]);
+	json_t *used = json_array();
+	for (int i = 0; i < nm; i++)
+		json_array_append_new(used, json_string(c->nodes[members[i]].address));
+	json_object_set_new(j, "stage_addresses", used);
 	int have_best = pn_split_best(&k.k, &best) == 0;
 	json_object_set_new(j, "best", have_best ? split_json(&best) : json_null());
 	/* The links the plan used: as given in the query, else as measured. */
 	json_t *links = links_json(c);
-	for (int h = 0; h <= c->nnodes; h++) {
+	for (int h = 0; h <= c->nnodes && nm == c->nnodes; h++) {
 		json_t *o = json_array_get(links, (size_t)h);
 		json_object_set_new(o, "planned_latency_ms", json_real(k.lat[h]));
 		json_object_set_new(o, "planned_mbit_s", json_real(k.bw[h] * 8e3 / 1e6));
@@ -2254,7 +2768,7 @@ static void split_put(struct pn_req *q, void *arg)
 					"epoch", 0, "run"));
 		return;
 	}
-	const struct epoch *ep = &r->epochs[r->epoch];
+	const struct epoch *ep = EPOCH(r, r->epoch);
 	if (!r->draining && ep->npoints == npoints &&
 	    memcmp(ep->points, points, (size_t)npoints * sizeof(int)) == 0) {
 		pn_reply_json(q, 200,
@@ -2262,16 +2776,12 @@ static void split_put(struct pn_req *q, void *arg)
 					"epoch", r->epoch, "run", r->id));
 		return;
 	}
-	if (r->epoch + 1 >= MAX_EPOCHS) {
-		pn_reply_error(q, 409, "too many re-splits", "run %d has had %d splits", r->id,
-			       MAX_EPOCHS);
-		return;
-	}
 	pn_reply_json(q, 200,
 		      json_pack("{s:o, s:i, s:i, s:s}", "split", points_json(points, npoints),
 				"epoch", r->epoch + 1, "run", r->id, "source", source));
 	r->next_img_s = r->next_latency_ms = 0;
-	request_split(r, points, npoints, NULL);
+	int members[MAX_STAGES], nm = live_members(c, members);
+	request_split(r, points, npoints, members, nm, NULL);
 }
 
 /* ---- events, classify, metrics, files ---- */
@@ -2285,15 +2795,12 @@ static void events_get(struct pn_req *q, void *arg)
 			r = c->runs[i];
 	json_t *cluster = json_array();
 	for (int i = 0; i < c->nnodes; i++) {
-		int first, last;
-		node_range(c, i, &first, &last);
+		int first, last, ranged = node_range(c, i, &first, &last) == 0;
 		const struct node *n = &c->nodes[i];
-		json_array_append_new(cluster, json_pack("{s:s, s:s, s:i, s:i}", "address",
-							 n->address, "state",
-							 n->up < 0 ? "unknown"
-							 : n->up   ? "up"
-								   : "down",
-							 "first", first, "last", last));
+		json_array_append_new(cluster, json_pack("{s:s, s:s, s:o, s:o}", "address",
+							 n->address, "state", node_state(n),
+							 "first", int_or_null(ranged, first),
+							 "last", int_or_null(ranged, last)));
 	}
 	json_t *hello = json_pack("{s:s, s:o, s:{s:o, s:i, s:o}}", "version", PACKAGE_VERSION,
 				  "run", r ? run_json(r) : json_null(), "cluster", "stages",
@@ -2366,6 +2873,11 @@ static void metrics_get(struct pn_req *q, void *arg)
 	struct pn_coord *c = arg;
 	char *text = NULL, l1[256], l2[256], lab[600];
 	size_t len = 0;
+	static const char *const type = "text/plain; version=0.0.4; charset=utf-8";
+	if (cache_fresh(c, &c->metrics_cache)) {
+		pn_reply_bytes(q, 200, type, c->metrics_cache.body, c->metrics_cache.len);
+		return;
+	}
 	FILE *f = open_memstream(&text, &len);
 	if (!f) {
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
@@ -2404,16 +2916,28 @@ static void metrics_get(struct pn_req *q, void *arg)
 			 (double)c->stage_down_total);
 	pn_metric_sample(f, "pipenet_errors_total", "kind=\"events_client_dropped\"",
 			 (double)pn_events_dropped(c->events));
+	pn_metric_family(f, "pipenet_recovery_total", "counter",
+			 "Recovery from lost stages and frames, by kind.");
+	pn_metric_sample(f, "pipenet_recovery_total", "kind=\"failover\"",
+			 (double)c->failovers_total);
+	pn_metric_sample(f, "pipenet_recovery_total", "kind=\"readmit\"",
+			 (double)c->readmits_total);
+	pn_metric_sample(f, "pipenet_recovery_total", "kind=\"batch_resent\"",
+			 (double)c->resends_total);
+	pn_metric_sample(f, "pipenet_recovery_total", "kind=\"stale_frame\"",
+			 (double)c->stale_total);
 	pn_metric_family(f, "pipenet_inflight_batches", "gauge",
 			 "Batches dispatched whose logits have not come back.");
 	pn_metric_sample(f, "pipenet_inflight_batches", "",
 			 r && r->state == RUN_RUNNING ? r->inflight : 0);
 	pn_metric_family(f, "pipenet_stage_up", "gauge",
-			 "1 when the stage answered its last health check, 0 when not.");
+			 "1 when the stage answers its health checks with the coordinator's model, "
+			 "0 when down or refused.");
 	for (int i = 0; i < c->nnodes; i++) {
 		snprintf(lab, sizeof(lab), "stage=\"%s\"",
 			 pn_metric_label(c->nodes[i].address, l1, sizeof(l1)));
-		pn_metric_sample(f, "pipenet_stage_up", lab, c->nodes[i].up == 1);
+		pn_metric_sample(f, "pipenet_stage_up", lab,
+				 c->nodes[i].up == 1 && !c->nodes[i].refused);
 	}
 	pn_metric_family(f, "pipenet_stage_utilisation", "gauge",
 			 "Busy fraction of each range's stage over the last interval of the "
@@ -2423,6 +2947,15 @@ static void metrics_get(struct pn_req *q, void *arg)
 			 pn_metric_label(range_address(r, i), l1, sizeof(l1)), i);
 		pn_metric_sample(f, "pipenet_stage_utilisation", lab, r->ranges[i].utilisation);
 	}
+	int conns;
+	uint64_t refused;
+	pn_http_conn_counts(c->http, &conns, &refused);
+	pn_metric_family(f, "pipenet_http_connections", "gauge",
+			 "Open client connections to this daemon's HTTP server.");
+	pn_metric_sample(f, "pipenet_http_connections", "", conns);
+	pn_metric_family(f, "pipenet_http_connections_refused_total", "counter",
+			 "Connections answered 503 because max_connections were open.");
+	pn_metric_sample(f, "pipenet_http_connections_refused_total", "", (double)refused);
 	pn_metric_family(f, "pipenet_event_clients", "gauge", "Open event streams.");
 	pn_metric_sample(f, "pipenet_event_clients", "", pn_events_clients(c->events));
 	pn_metric_family(f, "pipenet_batch_latency_seconds", "histogram",
@@ -2444,8 +2977,8 @@ static void metrics_get(struct pn_req *q, void *arg)
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
 		return;
 	}
-	pn_reply_bytes(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-	free(text);
+	cache_set(c, &c->metrics_cache, text, len);
+	pn_reply_bytes(q, 200, type, text, len);
 }
 
 static void web_get(struct pn_req *q, void *arg)
@@ -2534,6 +3067,9 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 		nd->prof_timer = nd->probe ? pn_timer_new(l, profile_timer_cb, nd) : NULL;
 		if (!nd->prof_timer)
 			goto fail;
+		pn_peer_set_timeout_ms(nd->ctl, CONTROL_TIMEOUT_MS);
+		pn_peer_set_timeout_ms(nd->stats, CONTROL_TIMEOUT_MS);
+		pn_peer_set_timeout_ms(nd->probe, HEALTH_TIMEOUT_MS);
 		p += n + (p[n] == ',');
 	}
 	struct pn_stage_opts so = {
@@ -2586,6 +3122,8 @@ void pn_coord_free(struct pn_coord *c)
 	for (int i = 0; i < c->nruns; i++)
 		run_free(c->runs[i]);
 	pn_events_free(c->events);
+	free(c->runs_cache.body);
+	free(c->metrics_cache.body);
 	for (int i = 0; i < c->nnodes; i++) {
 		pn_peer_free(c->nodes[i].ctl);
 		pn_peer_free(c->nodes[i].stats);

@@ -121,7 +121,7 @@ void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_H
 	put32(out + 16, h->seq);
 	put16(out + 20, h->first_block);
 	out[22] = h->dtype;
-	out[23] = 0;
+	out[23] = h->epoch;
 	put32(out + 24, h->n);
 	put32(out + 28, h->h);
 	put32(out + 32, h->w);
@@ -184,6 +184,7 @@ int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expe
 	h->seq = get32(buf + 16);
 	h->first_block = get16(buf + 20);
 	h->dtype = buf[22];
+	h->epoch = buf[23];
 	h->n = get32(buf + 24);
 	h->h = get32(buf + 28);
 	h->w = get32(buf + 32);
@@ -192,8 +193,6 @@ int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expe
 	h->crc = get32(buf + 44);
 	if (!pn_dtype_size(h->dtype))
 		return fail(e, "dtype", "dtype %u is not 1 (f32), 2 (f16) or 3 (u8)", h->dtype);
-	if (buf[23] != 0)
-		return fail(e, "reserved", "reserved byte 23 is %u, must be 0", buf[23]);
 	if ((uint64_t)h->payload_len != (uint64_t)len - PN_FRAME_HEADER)
 		return fail(e, "payload_len",
 			    "payload_len is %" PRIu32
@@ -206,6 +205,7 @@ int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expe
 			    h->payload_len, h->n, h->h, h->w, h->c, pn_dtype_name(h->dtype));
 	if (x) {
 		if (expect_field(e, "run", h->run, x->run) ||
+		    (x->epoch >= 0 && expect_field(e, "epoch", h->epoch, (uint64_t)x->epoch)) ||
 		    expect_field(e, "first_block", h->first_block, (uint64_t)x->first_block) ||
 		    expect_field(e, "dtype", h->dtype, (uint64_t)x->dtype) ||
 		    expect_field(e, "h", h->h, (uint64_t)x->h) ||

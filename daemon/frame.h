@@ -13,7 +13,8 @@
  *                             count (19 for MobileNetV2) marks logits
  *       22    1  dtype        1 = float32, 2 = float16 (IEEE binary16),
  *                             3 = uint8 images (see below)
- *       23    1  reserved     0
+ *       23    1  epoch        the run's plan epoch, modulo 256: a frame sent
+ *                             under an older plan is recognised and dropped
  *       24    4  n            images in the batch (1 .. plan batch)
  *       28    4  h
  *       32    4  w
@@ -50,6 +51,7 @@ struct pn_frame_header {
 	uint32_t seq;
 	uint16_t first_block;
 	uint8_t dtype;
+	uint8_t epoch;
 	uint32_t n, h, w, c;
 	uint32_t payload_len;
 	uint32_t crc;
@@ -58,6 +60,7 @@ struct pn_frame_header {
 /* What the receiver's plan expects of a frame. */
 struct pn_frame_expect {
 	uint64_t run;
+	int epoch; /* -1: any */
 	int first_block;
 	int dtype;
 	int max_n;

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -25,25 +26,48 @@ struct table {
 	void *ctx;
 };
 
+/* One accepted connection. Made when libevent asks for its bufferevent
+ * (the only hook libevent 2.1 gives at accept time), attached to the
+ * evhttp connection on the next turn, freed by its close callback. */
+struct conn {
+	struct pn_http *h;
+	struct bufferevent *bev; /* our reference until attached */
+	struct evhttp_connection *evcon;
+	evutil_socket_t fd;
+	int over; /* accepted past max_connections: not counted, to be refused */
+	struct pn_stream *stream; /* a streamed reply on it, if any */
+	struct conn *next; /* in the list of those not attached yet */
+};
+
 struct pn_http {
 	struct evhttp *http;
 	int port;
 	char *token;
 	size_t max_body;
+	struct pn_http_limits lim;
 	int closing;
 	struct table tables[MAX_TABLES];
 	int ntables;
 	uint64_t replies_4xx, replies_5xx;
+	struct event *attach; /* runs attach_cb ahead of any I/O */
+	struct conn *fresh;
+	struct conn **by_fd; /* attached connections by socket */
+	size_t nby_fd;
+	int nconns; /* attached and admitted */
+	uint64_t refused;
 };
 
 struct pn_stream {
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon; /* NULL once the peer is gone */
+	struct conn *conn; /* NULL on a connection we could not track */
 	int orphan; /* libevent left the request to us when the peer went */
 	size_t max_buffered;
 	void (*on_close)(void *arg);
 	void *arg;
 };
+
+static void stream_closed(struct evhttp_connection *evcon, void *arg);
 
 struct pn_req {
 	struct pn_http *h;
@@ -153,13 +177,41 @@ static int authorized(struct pn_req *r)
 	return diff == 0;
 }
 
+static struct conn *conn_of(struct pn_http *h, struct evhttp_connection *evcon)
+{
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	struct conn *c = fd >= 0 && (size_t)fd < h->nby_fd ? h->by_fd[fd] : NULL;
+	return c && c->evcon == evcon ? c : NULL;
+}
+
+/* A connection over the limit: node-to-node requests may use the
+ * reserve; anything else is answered 503 and the connection closed. */
+static int admit(struct pn_req *r, struct conn *c)
+{
+	struct pn_http *h = r->h;
+	if (strncmp(r->path, "/v1/", 4) == 0 &&
+	    h->nconns < h->lim.max_connections + PN_HTTP_NODE_RESERVE) {
+		c->over = 0;
+		h->nconns++;
+		evhttp_connection_set_timeout(c->evcon, h->lim.idle_timeout_s);
+		return 1;
+	}
+	h->refused++;
+	pn_reply_header(r, "Retry-After", "1");
+	pn_reply_header(r, "Connection", "close");
+	pn_reply_error(r, 503, "too many connections",
+		       "this daemon serves at most %d connections at once (max_connections)",
+		       h->lim.max_connections);
+	return 0;
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct pn_http *h = arg;
 	struct pn_req r = {.h = h, .req = req};
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	/* A connection opened before the limit changed gets it for its next request. */
-	evhttp_connection_set_max_body_size(evhttp_request_get_connection(req),
-					    (ev_ssize_t)h->max_body);
+	evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)h->max_body);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path || strlen(path) >= sizeof(r.path)) {
@@ -167,7 +219,14 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		return;
 	}
 	strcpy(r.path, path);
+	struct conn *c = conn_of(h, evcon);
+	if (c && c->over && !admit(&r, c))
+		return;
 	int method = method_of(req);
+	/* Reads of the user-facing API wait behind node-to-node traffic. */
+	int background = method == PN_GET && strncmp(r.path, "/v1/", 4) != 0;
+	bufferevent_priority_set(evhttp_connection_get_bufferevent(evcon),
+				 background ? PN_PRIO_BACKGROUND : PN_PRIO_IO);
 	int allowed = 0; /* methods of the routes whose path matched */
 	for (int t = 0; t < h->ntables; t++) {
 		for (size_t i = 0; i < h->tables[t].n; i++) {
@@ -218,20 +277,100 @@ void pn_http_tune(struct bufferevent *bev)
 {
 	bufferevent_set_max_single_read(bev, PN_HTTP_IO_CHUNK);
 	bufferevent_set_max_single_write(bev, PN_HTTP_IO_CHUNK);
+	bufferevent_priority_set(bev, PN_PRIO_IO);
 }
 
-/* Each accepted connection's bufferevent, tuned. */
+/* Forgets a connection as libevent closes it (and frees it after). */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn *c = arg;
+	struct pn_http *h = c->h;
+	if (!c->over)
+		h->nconns--;
+	if ((size_t)c->fd < h->nby_fd && h->by_fd[c->fd] == c)
+		h->by_fd[c->fd] = NULL;
+	if (c->stream)
+		stream_closed(evcon, c->stream);
+	free(c);
+}
+
+/* Each accepted connection's bufferevent, tuned, and its record. */
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
 {
+	struct pn_http *h = arg;
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (bev)
-		pn_http_tune(bev);
+	if (!bev)
+		return NULL;
+	pn_http_tune(bev);
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return bev; /* served, neither counted nor limited */
+	/* Our reference keeps the bufferevent readable should libevent
+	 * drop the connection before attach_cb runs. */
+	bufferevent_incref(bev);
+	c->h = h;
+	c->bev = bev;
+	c->fd = -1;
+	c->next = h->fresh;
+	h->fresh = c;
+	event_active(h->attach, EV_TIMEOUT, 0);
 	return bev;
 }
 
-struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char *token, char *err,
-			    size_t errlen)
+/* Finds the evhttp connection of each new bufferevent (its callback
+ * argument), watches it close, and counts it against the limit. Runs at
+ * I/O priority in the same pass as the accepting callback: before any of
+ * the new connections can be read, let alone freed. */
+static void attach_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct pn_http *h = arg;
+	while (h->fresh) {
+		struct conn *c = h->fresh;
+		h->fresh = c->next;
+		c->next = NULL;
+		void *cbarg = NULL;
+		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+		struct evhttp_connection *evcon = cbarg;
+		c->fd = bufferevent_getfd(c->bev);
+		if (!evcon || evhttp_connection_get_bufferevent(evcon) != c->bev || c->fd < 0) {
+			bufferevent_decref(c->bev); /* libevent dropped it already */
+			free(c);
+			continue;
+		}
+		bufferevent_decref(c->bev);
+		c->bev = NULL;
+		c->evcon = evcon;
+		if ((size_t)c->fd >= h->nby_fd) {
+			size_t n = (size_t)c->fd * 2 + 64;
+			struct conn **t = realloc(h->by_fd, n * sizeof(*t));
+			if (!t) {
+				free(c);
+				evhttp_connection_free(evcon);
+				continue;
+			}
+			memset(t + h->nby_fd, 0, (n - h->nby_fd) * sizeof(*t));
+			h->by_fd = t;
+			h->nby_fd = n;
+		}
+		h->by_fd[c->fd] = c;
+		evhttp_connection_set_closecb(evcon, conn_closed, c);
+		if (h->nconns < h->lim.max_connections) {
+			h->nconns++;
+		} else {
+			c->over = 1;
+			evhttp_connection_set_timeout(evcon, PN_HTTP_OVER_TIMEOUT_S);
+		}
+	}
+}
+
+struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char *token,
+			    const struct pn_http_limits *lim, char *err, size_t errlen)
+{
+	static const struct pn_http_limits defaults = {
+		.max_header_bytes = 16 * 1024,
+		.max_connections = 512,
+		.idle_timeout_s = 120,
+	};
 	char host[256];
 	int port;
 	if (pn_parse_hostport(hostport, host, sizeof(host), &port, err, errlen) != 0)
@@ -239,8 +378,10 @@ struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char 
 	struct pn_http *h = calloc(1, sizeof(*h));
 	if (!h)
 		goto nomem;
+	h->lim = lim ? *lim : defaults;
 	h->http = evhttp_new(pn_loop_base(l));
-	if (!h->http)
+	h->attach = event_new(pn_loop_base(l), -1, 0, attach_cb, h);
+	if (!h->http || !h->attach || event_priority_set(h->attach, PN_PRIO_IO) != 0)
 		goto nomem;
 	if (token && *token && !(h->token = strdup(token)))
 		goto nomem;
@@ -250,11 +391,11 @@ struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char 
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_max_headers_size(h->http, 16 * 1024);
-	evhttp_set_timeout(h->http, 120);
+	evhttp_set_max_headers_size(h->http, h->lim.max_header_bytes);
+	evhttp_set_timeout(h->http, h->lim.idle_timeout_s);
 	pn_http_set_max_body(h, 0);
 	evhttp_set_gencb(h->http, dispatch, h);
-	evhttp_set_bevcb(h->http, new_bev, NULL);
+	evhttp_set_bevcb(h->http, new_bev, h);
 	struct evhttp_bound_socket *sock =
 		evhttp_bind_socket_with_handle(h->http, host, (ev_uint16_t)port);
 	if (!sock) {
@@ -279,7 +420,16 @@ void pn_http_free(struct pn_http *h)
 	if (!h)
 		return;
 	if (h->http)
-		evhttp_free(h->http);
+		evhttp_free(h->http); /* closes every connection: conn_closed */
+	while (h->fresh) {
+		struct conn *c = h->fresh;
+		h->fresh = c->next;
+		bufferevent_decref(c->bev);
+		free(c);
+	}
+	if (h->attach)
+		event_free(h->attach);
+	free(h->by_fd);
 	free(h->token);
 	free(h);
 }
@@ -340,23 +490,31 @@ uint8_t *pn_req_body_take(struct pn_req *r, size_t *len)
 	return buf;
 }
 
-json_t *pn_req_json(struct pn_req *r)
+json_t *pn_json_parse_object(const void *data, size_t len, char *err, size_t errlen)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-	size_t len = evbuffer_get_length(in);
-	const char *data = len ? (const char *)evbuffer_pullup(in, -1) : "";
 	json_error_t jerr;
-	json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *j = json_loadb(len ? data : "", len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
-		pn_reply_error(r, 400, "bad json", "line %d column %d: %s", jerr.line, jerr.column,
-			       jerr.text);
+		snprintf(err, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
 		json_decref(j);
-		pn_reply_error(r, 400, "bad json", "the body must be a JSON object");
+		snprintf(err, errlen, "the body must be a JSON object");
 		return NULL;
 	}
+	return j;
+}
+
+json_t *pn_req_json(struct pn_req *r)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	char err[256];
+	json_t *j =
+		pn_json_parse_object(len ? evbuffer_pullup(in, -1) : NULL, len, err, sizeof(err));
+	if (!j)
+		pn_reply_error(r, 400, "bad json", "%s", err);
 	return j;
 }
 
@@ -384,6 +542,8 @@ static const char *reason(int status)
 		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
+	case 431:
+		return "Request Header Fields Too Large";
 	case 413:
 		return "Payload Too Large";
 	case 422:
@@ -506,6 +666,12 @@ void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5x
 	*c5xx = h->replies_5xx;
 }
 
+void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused)
+{
+	*open = h->nconns;
+	*refused = h->refused;
+}
+
 const char *pn_req_query(const struct pn_req *r, const char *key, char *buf, size_t buflen)
 {
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
@@ -544,6 +710,7 @@ struct pn_stream *pn_reply_stream(struct pn_req *r, const char *content_type, si
 	}
 	s->req = r->req;
 	s->evcon = evhttp_request_get_connection(r->req);
+	s->conn = conn_of(r->h, s->evcon);
 	s->max_buffered = max_buffered;
 	s->on_close = on_close;
 	s->arg = arg;
@@ -551,7 +718,10 @@ struct pn_stream *pn_reply_stream(struct pn_req *r, const char *content_type, si
 	pn_reply_header(r, "Content-Type", content_type);
 	pn_reply_header(r, "Cache-Control", "no-store");
 	pn_reply_header(r, "X-Accel-Buffering", "no");
-	evhttp_connection_set_closecb(s->evcon, stream_closed, s);
+	if (s->conn)
+		s->conn->stream = s; /* conn_closed tells the stream */
+	else
+		evhttp_connection_set_closecb(s->evcon, stream_closed, s);
 	/* A fixed, small kernel buffer: otherwise send buffer autotuning lets
 	 * megabytes pile up for a client that stopped reading before the
 	 * max_buffered bound sees any of it. */
@@ -593,7 +763,10 @@ void pn_stream_free(struct pn_stream *s)
 	if (!s)
 		return;
 	if (s->evcon) {
-		evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+		if (s->conn)
+			s->conn->stream = NULL; /* conn_closed still counts it */
+		else
+			evhttp_connection_set_closecb(s->evcon, NULL, NULL);
 		evhttp_connection_free(s->evcon);
 	} else if (s->orphan) {
 		evhttp_request_free(s->req);

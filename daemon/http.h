@@ -44,17 +44,43 @@ struct pn_route {
 };
 
 struct bufferevent;
-/* Raises a connection's per-turn read and write sizes to PN_HTTP_IO_CHUNK. */
+/* Raises a connection's per-turn read and write sizes to PN_HTTP_IO_CHUNK
+ * and puts it at I/O priority (see loop.h). */
 void pn_http_tune(struct bufferevent *bev);
 
 /* Parses "HOST:PORT" (PORT 0 to 65535); 0 or -1 with a message. */
 int pn_parse_hostport(const char *s, char *host, size_t hostlen, int *port, char *err,
 		      size_t errlen);
 
+/* Connection limits (the settings of the same names). */
+struct pn_http_limits {
+	/* Request line and headers: a longer head is refused by libevent
+	 * (413 in 2.1) and the connection closed. */
+	int max_header_bytes;
+	/* Client connections open at once. Past it, a new connection is
+	 * answered 503 with Retry-After to its first request and closed,
+	 * unless that request is node-to-node (a path under /v1/): those
+	 * get up to PN_HTTP_NODE_RESERVE more, so that a flood of API
+	 * clients cannot lock the pipeline out. */
+	int max_connections;
+	/* A connection that moves no byte for this long is closed. */
+	int idle_timeout_s;
+};
+#define PN_HTTP_NODE_RESERVE 16
+/* How long a connection over the limit may take to send its request. */
+#define PN_HTTP_OVER_TIMEOUT_S 2
+
 /* Listens on HOST:PORT (port 0 picks a free one). NULL and a message on
- * failure. `token` may be NULL. */
-struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char *token, char *err,
-			    size_t errlen);
+ * failure. `token` may be NULL; `lim` NULL means the defaults (16 KiB of
+ * headers, 512 connections, 120 s).
+ *
+ * Priorities: a connection whose last request was a GET or HEAD outside
+ * /v1/ (the user-facing API, metrics, event streams and dashboard) is
+ * served in the background, after the tasks (compute steps and the
+ * coordinator's dispatcher); node-to-node traffic (/v1/...) and every
+ * write stay at I/O priority, ahead of both (see loop.h). */
+struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char *token,
+			    const struct pn_http_limits *lim, char *err, size_t errlen);
 void pn_http_free(struct pn_http *h); /* NULL is fine */
 int pn_http_port(const struct pn_http *h);
 /* Adds routes (the table must outlive the server); first match wins. */
@@ -66,6 +92,9 @@ void pn_http_set_max_body(struct pn_http *h, size_t bytes);
 void pn_http_set_closing(struct pn_http *h, int closing);
 /* Replies sent with a 4xx and a 5xx status so far. */
 void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5xx);
+/* Client connections open now (admitted ones), and connections refused
+ * for the limit so far. */
+void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused);
 
 const char *pn_req_path(const struct pn_req *r);
 const char *pn_req_arg(const struct pn_req *r, int i);
@@ -103,6 +132,10 @@ size_t pn_stream_buffered(const struct pn_stream *s);
 /* Closes the connection if still open; NULL is fine. Not from within a
  * callback of the stream's own connection other than on_close. */
 void pn_stream_free(struct pn_stream *s);
+
+/* What pn_req_json does with the bytes of a body: a JSON object, with
+ * duplicate keys refused; NULL and a message otherwise. */
+json_t *pn_json_parse_object(const void *data, size_t len, char *err, size_t errlen);
 
 /* Reading JSON request fields: each names the key in its message.
  * `def` < min makes the key required. 0 or -1. */

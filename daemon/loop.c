@@ -4,14 +4,18 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <event2/event_compat.h>
 
 #include "log.h"
 #include "loop.h"
 
 enum {
-	PRIO_IO = 1, /* libevent's default with three priorities */
-	PRIO_TASK = 2, /* runs only when nothing else is active */
+	PRIO_IO = PN_PRIO_IO,
+	PRIO_TASK = PN_PRIO_TASK, /* runs only when no I/O is active */
+	PRIO_BACKGROUND = PN_PRIO_BACKGROUND, /* only when no task is either */
 	PRIOS = 3,
+	TASK_SLICE_US = 500,
+	TASK_SLICE_MAX = 64, /* callbacks */
 };
 
 struct sig {
@@ -23,7 +27,9 @@ struct sig {
 
 struct pn_loop {
 	struct event_base *base;
+	struct event_base *current; /* see pn_loop_new */
 	struct sig *sigs;
+	uint64_t yielded_ns; /* when a task last waited behind the background */
 };
 
 struct pn_timer {
@@ -33,6 +39,7 @@ struct pn_timer {
 };
 
 struct pn_task {
+	struct pn_loop *l;
 	struct event *ev;
 	void (*cb)(void *);
 	void *arg;
@@ -52,12 +59,26 @@ struct pn_loop *pn_loop_new(void)
 	if (!l)
 		return NULL;
 	event_set_log_callback(log_cb);
+	/* libevent 2.1.12 frees a half-made evhttp connection (when one of
+	 * its allocations fails) through the global "current" base, which
+	 * only the old event_init() sets: without one that out-of-memory
+	 * path crashes instead of returning NULL (found by
+	 * tests/failalloc.sh). */
+	if (!(l->current = event_init())) {
+		free(l);
+		return NULL;
+	}
 	/* A task that schedules itself again from its callback (a compute job
 	 * stepping through a batch) is active again at once, and libevent
 	 * would run it again in the same pass without polling the sockets:
-	 * after one callback at task priority, look for I/O first. */
+	 * after TASK_SLICE_US of callbacks at task priority or below (one
+	 * step of compute usually takes longer), look for I/O first. Not
+	 * after every callback: with hundreds of background connections
+	 * queued, a poll per callback costs more than the callbacks. */
 	struct event_config *cfg = event_config_new();
-	if (cfg && event_config_set_max_dispatch_interval(cfg, NULL, 1, PRIO_TASK) == 0)
+	struct timeval slice = {0, TASK_SLICE_US};
+	if (cfg &&
+	    event_config_set_max_dispatch_interval(cfg, &slice, TASK_SLICE_MAX, PRIO_TASK) == 0)
 		l->base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (!l->base || event_base_priority_init(l->base, PRIOS) != 0) {
@@ -79,6 +100,8 @@ void pn_loop_free(struct pn_loop *l)
 	}
 	if (l->base)
 		event_base_free(l->base);
+	if (l->current)
+		event_base_free(l->current); /* and libevent forgets it */
 	free(l);
 }
 
@@ -113,7 +136,7 @@ int pn_loop_on_signal(struct pn_loop *l, int signo, void (*cb)(int, void *), voi
 	s->cb = cb;
 	s->arg = arg;
 	s->ev = evsignal_new(l->base, signo, sig_cb, s);
-	if (!s->ev || evsignal_add(s->ev, NULL) != 0) {
+	if (!s->ev || event_priority_set(s->ev, PRIO_IO) != 0 || evsignal_add(s->ev, NULL) != 0) {
 		if (s->ev)
 			event_free(s->ev);
 		free(s);
@@ -183,6 +206,7 @@ struct pn_task *pn_task_new(struct pn_loop *l, void (*cb)(void *), void *arg)
 	struct pn_task *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
+	t->l = l;
 	t->cb = cb;
 	t->arg = arg;
 	t->ev = event_new(l->base, -1, 0, task_cb, t);
@@ -196,7 +220,16 @@ struct pn_task *pn_task_new(struct pn_loop *l, void (*cb)(void *), void *arg)
 
 void pn_task_schedule(struct pn_task *t)
 {
-	event_active(t->ev, EV_TIMEOUT, 0); /* a no-op when already active */
+	if (event_pending(t->ev, EV_TIMEOUT, NULL))
+		return; /* already scheduled */
+	/* Now and then a task waits its turn behind the background, which
+	 * would otherwise wait for as long as tasks keep coming. */
+	uint64_t now = pn_now_ns();
+	int yield = now - t->l->yielded_ns > (uint64_t)PN_LOOP_BACKGROUND_MS * 1000000u;
+	if (yield)
+		t->l->yielded_ns = now;
+	event_priority_set(t->ev, yield ? PRIO_BACKGROUND : PRIO_TASK);
+	event_active(t->ev, EV_TIMEOUT, 0);
 }
 
 void pn_task_cancel(struct pn_task *t)

@@ -1,14 +1,19 @@
 /* The event loop: the one module that owns libevent's event_base.
  *
  * Everything else asks it for timers, idle tasks and signal callbacks.
- * Events run at three priorities: socket I/O and timers at the normal
- * one, tasks (compute steps) at the lowest, so a pending request is
- * always served before the next compute step.
+ * Events run at three priorities: socket I/O and timers first, tasks
+ * (compute steps, the coordinator's dispatcher) next, so a pending
+ * request is always served before the next compute step; last, the
+ * connections that read the user-facing API (see http.h), so that a
+ * crowd of them cannot starve the pipeline. Tasks that keep themselves
+ * busy let the background in at least every PN_LOOP_BACKGROUND_MS.
  */
 #ifndef PN_LOOP_H
 #define PN_LOOP_H
 
 #include <stdint.h>
+
+#define PN_LOOP_BACKGROUND_MS 50
 
 struct pn_loop;
 struct pn_timer;
@@ -45,7 +50,13 @@ void pn_task_free(struct pn_task *t); /* NULL is fine */
 /* Monotonic clock in nanoseconds. */
 uint64_t pn_now_ns(void);
 
-/* For the HTTP server and client modules only. */
+/* For the HTTP server and client modules only: the base, and the
+ * priorities their events and connections take (see pn_http_tune). */
 struct event_base *pn_loop_base(struct pn_loop *l);
+enum pn_prio {
+	PN_PRIO_IO = 0, /* node-to-node sockets, timers, signals */
+	PN_PRIO_TASK = 1, /* tasks; libevent's default with three priorities */
+	PN_PRIO_BACKGROUND = 2, /* connections reading the user-facing API */
+};
 
 #endif

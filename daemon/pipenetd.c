@@ -156,7 +156,12 @@ static int start(struct daemon *d)
 		pn_error("cannot create the event loop");
 		return -1;
 	}
-	d->http = pn_http_new(d->loop, listen, c->token, err, sizeof(err));
+	struct pn_http_limits lim = {
+		.max_header_bytes = c->max_header_bytes,
+		.max_connections = c->max_connections,
+		.idle_timeout_s = c->idle_timeout_s,
+	};
+	d->http = pn_http_new(d->loop, listen, c->token, &lim, err, sizeof(err));
 	if (!d->http) {
 		pn_error("%s", err);
 		return -1;

@@ -68,6 +68,13 @@ static const struct key keys[] = {
 	KEY(max_batch, INT, 1, 4096, "N", "largest batch_size a run may ask for (default 256)"),
 	KEY(max_body_bytes, INT, 1024, 1 << 30, "BYTES",
 	    "coordinator: largest API request body, e.g. a JPEG to classify (default 1048576)"),
+	KEY(max_header_bytes, INT, 1024, 1 << 20, "BYTES",
+	    "largest request line and headers; a longer one is refused (default 16384)"),
+	KEY(max_connections, INT, 4, 65536, "N",
+	    "client connections at once; past it a new one gets 503 and is closed, but "
+	    "node-to-node requests (/v1/) have 16 more (default 512)"),
+	KEY(idle_timeout_s, INT, 1, 86400, "S",
+	    "close a connection that moves no byte for S seconds (default 120)"),
 	KEY(events_buffer_bytes, INT, 16384, 1 << 26, "BYTES",
 	    "coordinator: unsent bytes an event stream client may have before it is dropped "
 	    "(default 262144)"),
@@ -111,6 +118,9 @@ void pn_config_init(struct pn_config *c)
 	c->stall_s = 120;
 	c->max_batch = 256;
 	c->max_body_bytes = 1024 * 1024;
+	c->max_header_bytes = 16 * 1024;
+	c->max_connections = 512;
+	c->idle_timeout_s = 120;
 	c->events_buffer_bytes = 256 * 1024;
 	c->chartjs = strdup(PN_CHARTJS);
 	c->slowdown = 1.0;

@@ -23,6 +23,9 @@ struct pn_config {
 	int stall_s;
 	int max_batch;
 	int max_body_bytes; /* API request bodies (frames have their own cap) */
+	int max_header_bytes; /* request line and headers */
+	int max_connections; /* client connections at once */
+	int idle_timeout_s; /* a silent connection is closed after it */
 	int events_buffer_bytes; /* unsent bytes an event stream client may have */
 	double slowdown; /* debug: a stage's compute takes this many times as long */
 };

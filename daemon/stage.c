@@ -27,7 +27,7 @@ struct qitem {
 struct counters {
 	uint64_t frames_in, bytes_in, frames_out, bytes_out;
 	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
-	uint64_t out_acked, out_failed, rejected_busy, rejected_bad;
+	uint64_t out_acked, out_failed, out_stale, out_dropped, rejected_busy, rejected_bad;
 	uint64_t max_step_ns; /* the longest loop turn spent computing */
 };
 
@@ -85,6 +85,7 @@ struct pn_stage {
 	char last_error[512];
 	struct profiler prof;
 	double slowdown; /* debug: compute takes this many times as long */
+	int drop; /* debug: output frames still to throw away */
 	struct pn_probe *probe; /* the last link probe asked for */
 };
 
@@ -168,11 +169,11 @@ static json_t *shape_json(struct pn_shape sh)
 
 static json_t *plan_json(const struct pn_stage *s)
 {
-	return json_pack("{s:I, s:i, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:s}", "run",
-			 (json_int_t)s->expect.run, "first", pn_plan_first(s->plan), "last",
-			 pn_plan_last(s->plan), "batch", pn_plan_batch(s->plan), "wire",
-			 pn_dtype_name(s->wire), "next", s->next, "in_dtype",
-			 pn_dtype_name(s->expect.dtype), "in",
+	return json_pack("{s:I, s:i, s:i, s:i, s:i, s:s, s:s, s:s, s:o, s:o, s:I, s:s}", "run",
+			 (json_int_t)s->expect.run, "epoch", s->expect.epoch, "first",
+			 pn_plan_first(s->plan), "last", pn_plan_last(s->plan), "batch",
+			 pn_plan_batch(s->plan), "wire", pn_dtype_name(s->wire), "next", s->next,
+			 "in_dtype", pn_dtype_name(s->expect.dtype), "in",
 			 shape_json(pn_plan_in_shape(s->plan)), "out",
 			 shape_json(pn_plan_out_shape(s->plan)), "max_frame",
 			 (json_int_t)pn_frame_size(s->expect.dtype, (size_t)s->expect.max_n,
@@ -186,13 +187,13 @@ static json_t *error_json(const char *error, const char *detail)
 	return json_pack("{s:s, s:s}", "error", error, "detail", detail);
 }
 
-static const char *const config_keys[] = {"run",  "first", "last",	   "batch",
+static const char *const config_keys[] = {"run",  "epoch", "first",	   "last", "batch",
 					  "wire", "next",  "model_sha256", NULL};
 
 int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 {
 	char err[256], msg[512];
-	long long run, first, last, batch;
+	long long run, epoch, first, last, batch;
 	const char *wire, *next, *sha;
 	int blocks = pn_model_blocks(s->model);
 	if (s->stopping) {
@@ -201,6 +202,7 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 	}
 	if (pn_json_known(cfg, config_keys, err, sizeof(err)) ||
 	    pn_json_int(cfg, "run", 1, INT64_MAX, -1, &run, err, sizeof(err)) ||
+	    pn_json_int(cfg, "epoch", 0, 255, 0, &epoch, err, sizeof(err)) ||
 	    pn_json_int(cfg, "first", 0, blocks - 1, -1, &first, err, sizeof(err)) ||
 	    pn_json_int(cfg, "last", first + 1, blocks, -1, &last, err, sizeof(err)) ||
 	    pn_json_int(cfg, "batch", 1, s->o.max_batch, -1, &batch, err, sizeof(err)) ||
@@ -223,9 +225,9 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		*reply = error_json("model mismatch", msg);
 		return 409;
 	}
-	if (s->plan && s->expect.run == (uint64_t)run && pn_plan_first(s->plan) == first &&
-	    pn_plan_last(s->plan) == last && pn_plan_batch(s->plan) == batch && s->wire == dtype &&
-	    strcmp(s->next, next) == 0) {
+	if (s->plan && s->expect.run == (uint64_t)run && s->expect.epoch == epoch &&
+	    pn_plan_first(s->plan) == first && pn_plan_last(s->plan) == last &&
+	    pn_plan_batch(s->plan) == batch && s->wire == dtype && strcmp(s->next, next) == 0) {
 		*reply = plan_json(s);
 		return 200;
 	}
@@ -251,6 +253,7 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 					: pn_plan_in_shape(plan);
 	s->expect = (struct pn_frame_expect){
 		.run = (uint64_t)run,
+		.epoch = (int)epoch,
 		.first_block = (int)first,
 		.dtype = first == 0 ? PN_DTYPE_U8 : dtype,
 		.max_n = (int)batch,
@@ -266,8 +269,8 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		pn_http_set_max_body(s->http,
 				     pn_frame_size(s->expect.dtype, (size_t)batch, (size_t)in.h,
 						   (size_t)in.w, (size_t)in.c));
-	pn_info("run %lld: blocks [%lld, %lld), batch %lld, wire %s, next %s", run, first, last,
-		batch, wire, next);
+	pn_info("run %lld epoch %lld: blocks [%lld, %lld), batch %lld, wire %s, next %s", run,
+		epoch, first, last, batch, wire, next);
 	*reply = plan_json(s);
 	return 200;
 }
@@ -278,6 +281,10 @@ static void out_cb(const struct pn_reply *rep, void *arg)
 	if (rep->status == 202 || rep->status == 200) {
 		s->c.out_acked++;
 		s->c.out_transfer_ns += rep->transfer_ns;
+	} else if (rep->status == 409) {
+		/* The next node has moved on to another run or plan epoch:
+		 * this frame is stale, not an error of ours. */
+		s->c.out_stale++;
 	} else {
 		s->c.out_failed++;
 		snprintf(s->last_error, sizeof(s->last_error),
@@ -338,6 +345,7 @@ static void finish_job(struct pn_stage *s)
 	struct pn_frame_header h = {
 		.run = s->job.run,
 		.seq = s->job.seq,
+		.epoch = s->job.epoch,
 		.first_block = (uint16_t)pn_plan_last(s->plan),
 		.dtype = (uint8_t)s->out_dtype,
 		.n = s->job.n,
@@ -355,6 +363,12 @@ static void finish_job(struct pn_stage *s)
 		return;
 	}
 	pn_frame_encode(&h, pn_plan_output(s->plan), pn_model_ops(s->model)->f32_to_f16, buf);
+	if (s->drop > 0) { /* debug: a frame lost on the way, silently */
+		s->drop--;
+		s->c.out_dropped++;
+		free(buf);
+		return;
+	}
 	s->c.frames_out++;
 	s->c.bytes_out += len;
 	if (pn_peer_send(s->peer, PN_POST, "/v1/frames", "application/octet-stream", buf, len,
@@ -422,7 +436,8 @@ int pn_stage_submit(struct pn_stage *s, uint8_t *buf, size_t len, json_t **error
 		s->c.rejected_bad++;
 		*error = json_pack("{s:s, s:s, s:s}", "error", "bad frame", "field", e.field,
 				   "detail", e.detail);
-		status = strcmp(e.field, "run") == 0 ? 409 : 400;
+		/* Another run or plan epoch: stale, not malformed. */
+		status = strcmp(e.field, "run") == 0 || strcmp(e.field, "epoch") == 0 ? 409 : 400;
 		pn_warn("frame refused: %s", e.detail);
 		goto fail;
 	}
@@ -490,8 +505,8 @@ static void reset_route(struct pn_req *r, void *arg)
 json_t *pn_stage_status(const struct pn_stage *s)
 {
 	json_t *j = json_pack(
-		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, "
-		"s:s}",
+		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+		"s:i, s:i, s:s}",
 		"state",
 		s->stopping ? "stopping"
 		: !s->plan  ? "idle"
@@ -502,10 +517,12 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		"compute_ns", (json_int_t)s->c.compute_ns, "queue_wait_ns",
 		(json_int_t)s->c.queue_wait_ns, "out_transfer_ns", (json_int_t)s->c.out_transfer_ns,
 		"out_acked", (json_int_t)s->c.out_acked, "out_failed", (json_int_t)s->c.out_failed,
-		"rejected_busy", (json_int_t)s->c.rejected_busy, "rejected_bad",
-		(json_int_t)s->c.rejected_bad, "max_step_ns", (json_int_t)s->c.max_step_ns,
-		"out_pending", (json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued",
-		s->qlen, "queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+		"out_stale", (json_int_t)s->c.out_stale, "out_dropped",
+		(json_int_t)s->c.out_dropped, "rejected_busy", (json_int_t)s->c.rejected_busy,
+		"rejected_bad", (json_int_t)s->c.rejected_bad, "max_step_ns",
+		(json_int_t)s->c.max_step_ns, "out_pending",
+		(json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued", s->qlen,
+		"queue_depth", s->o.queue_depth, "model_sha256", s->sha);
 	if (j && s->slowdown != 1.0)
 		json_object_set_new(j, "slowdown", json_real(s->slowdown));
 	if (j && s->plan)
@@ -681,38 +698,44 @@ static void profile_route(struct pn_req *r, void *arg)
 				s->prof.batch, "pass", s->prof.pass, "passes", s->prof.iters + 1));
 }
 
-/* PUT /v1/debug {"slowdown": F}: F (1 to 1000) times as long a compute
- * from now on; the block times measured before are dropped. */
+/* PUT /v1/debug {"slowdown": F, "drop": N}: F (1 to 1000) times as long
+ * a compute from now on (the block times measured before are dropped);
+ * the next N output frames thrown away, as if lost on the way. */
 static void debug_put(struct pn_req *r, void *arg)
 {
 	struct pn_stage *s = arg;
-	static const char *const keys[] = {"slowdown", NULL};
+	static const char *const keys[] = {"slowdown", "drop", NULL};
 	char err[256];
+	long long drop;
 	json_t *j = pn_req_json(r);
 	if (!j)
 		return;
 	json_t *v = json_object_get(j, "slowdown");
-	int bad = pn_json_known(j, keys, err, sizeof(err)), number = json_is_number(v);
-	double f = json_number_value(v);
+	int bad = pn_json_known(j, keys, err, sizeof(err)) ||
+		  pn_json_int(j, "drop", 0, 1000000, s->drop, &drop, err, sizeof(err));
+	int not_number = v && !json_is_number(v);
+	double f = v ? json_number_value(v) : s->slowdown;
 	json_decref(j);
-	if (bad || !number || !(f >= 1.0 && f <= 1000.0)) {
+	if (bad || not_number || !(f >= 1.0 && f <= 1000.0)) {
 		pn_reply_error(r, 400, "bad request", "%s",
 			       bad ? err : "slowdown must be a number from 1 to 1000");
 		return;
 	}
+	if (f != s->slowdown)
+		for (int i = 0; i < PROFILE_CACHE; i++) {
+			free(s->prof.done[i].block_ms);
+			s->prof.done[i].block_ms = NULL;
+		}
 	s->slowdown = f;
-	for (int i = 0; i < PROFILE_CACHE; i++) {
-		free(s->prof.done[i].block_ms);
-		s->prof.done[i].block_ms = NULL;
-	}
-	pn_info("debug: slowdown %g", f);
-	pn_reply_json(r, 200, json_pack("{s:f}", "slowdown", s->slowdown));
+	s->drop = (int)drop;
+	pn_info("debug: slowdown %g, drop %d", f, s->drop);
+	pn_reply_json(r, 200, json_pack("{s:f, s:i}", "slowdown", s->slowdown, "drop", s->drop));
 }
 
 static void debug_get(struct pn_req *r, void *arg)
 {
 	const struct pn_stage *s = arg;
-	pn_reply_json(r, 200, json_pack("{s:f}", "slowdown", s->slowdown));
+	pn_reply_json(r, 200, json_pack("{s:f, s:i}", "slowdown", s->slowdown, "drop", s->drop));
 }
 
 /* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3}:

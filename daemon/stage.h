@@ -3,15 +3,17 @@
  *
  * The coordinator configures a stage for each run with
  *
- *   PUT /v1/stage   {"run": 7, "first": 0, "last": 8, "batch": 8,
+ *   PUT /v1/stage   {"run": 7, "epoch": 0, "first": 0, "last": 8, "batch": 8,
  *                    "wire": "f32" | "f16", "next": "HOST:PORT",
  *                    "model_sha256": "64 hex digits"}
  *
  * which builds a plan for blocks [first, last) and up to `batch` images
- * and answers 200 with the plan: {"run", "first", "last", "batch", "wire",
+ * and answers 200 with the plan: {"run", "epoch", "first", "last", "batch", "wire",
  * "next", "in_dtype", "in": [h, w, c], "out": [h, w, c], "max_frame":
  * bytes, "model_sha256"}.
- * Incoming frames must then carry that run, first block, wire dtype and
+ * Incoming frames must then carry that run, plan epoch (0-255, the
+ * coordinator's count of re-plans; a frame of another run or epoch is
+ * stale and refused with 409), first block, wire dtype and
  * input shape (for first = 0: u8 source images of 32 x 32 x 3, which the
  * stage preprocesses); output frames go to `next` as POST /v1/frames with
  * first_block = last, in the wire dtype, or as float32 logits when last
@@ -38,11 +40,14 @@
  *                     GET /v1/echo of both sizes (see probe.h): 202 while
  *                     probing, then 200 {"latency_ms", "bytes_per_ms", ...}
  *   GET /v1/echo      ?bytes=N: N bytes, for the probes of others
- *   PUT /v1/debug     {"slowdown": F}: from now on every compute step (and
- *                     every block time measured) takes F times as long, the
- *                     extra slept; drops the block times measured before.
- *                     The `slowdown` setting gives the starting value.
- *   GET /v1/debug     {"slowdown": F}
+ *   PUT /v1/debug     {"slowdown": F, "drop": N}: from now on every compute
+ *                     step (and every block time measured) takes F times as
+ *                     long, the extra slept (a new F drops the block times
+ *                     measured before); the next N output frames are thrown
+ *                     away unsent, as if lost on the way (counted as
+ *                     out_dropped). The `slowdown` setting gives the
+ *                     starting F. Both keys are optional.
+ *   GET /v1/debug     {"slowdown": F, "drop": N}
  */
 #ifndef PN_STAGE_H
 #define PN_STAGE_H
@@ -92,6 +97,7 @@ int pn_stage_has_room(const struct pn_stage *s);
 int pn_stage_configured(const struct pn_stage *s);
 /* Configuration and counters: frames_in, bytes_in, frames_out, bytes_out,
  * compute_ns, queue_wait_ns, out_transfer_ns, out_acked, out_failed,
+ * out_stale (refused by the next node as another run or epoch),
  * rejected_busy, rejected_bad, max_step_ns (the longest single compute
  * turn), queued, state, last_error. */
 json_t *pn_stage_status(const struct pn_stage *s);

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The daemons stay responsive while they compute (health polled every
 # 10 ms during a run), control routes honour the cluster token, a stage
-# with another model refuses the run naming both hashes, a dead stage
+# with another model is refused naming both hashes, a dead stage
 # fails the run instead of hanging it, and SIGTERM stops every process
 # with status 0.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
@@ -63,34 +63,39 @@ start c2 --role coordinator --model "$MODEL224" --token $TOKEN \
 C2=127.0.0.1:$PORT_c2
 STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 "${AUTH[@]}" -d "$q" \
 	"http://$C2/api/v1/runs")
-for i in $(seq 100); do
+for i in $(seq 600); do
 	api GET $C2 /api/v1/runs/1
-	[ "$(jget .state)" = failed ] && break
+	case $(jget .state) in done | failed | cancelled) break ;; esac
 	sleep 0.1
 done
-err=$(jget .error)
+diag "run on a cluster with a mismatched stage: $(jget .state), $(jget .images_done) images, stages $(jget .epochs[-1].stages), note: $(jget .split_note) $(jget .epochs[-1].reason)"
+check "a stage with another model is left out: the run completes on the other" \
+	[ "$(jget .state)" = done -a "$(jget .images_done)" = "$(jget .samples)" -a "$(jget .epochs[-1].stages)" = "[\"127.0.0.1:$PORT_s1\"]" ]
+api GET $C2 /api/v1/cluster
+err=$(jget .stages[1].reason)
 diag "$err"
 sha224=$(sha256sum "$MODEL224" | cut -d' ' -f1)
 sha32=$(sha256sum "$MODEL32" | cut -d' ' -f1)
-check "a model mismatch fails the run naming both hashes" \
-	[ "$(jget .state)" = failed -a "${err#*$sha224}" != "$err" -a "${err#*$sha32}" != "$err" ]
+check "the cluster shows it refused, naming both hashes" \
+	[ "$(jget .stages[1].state)" = refused -a "${err#*$sha224}" != "$err" -a "${err#*$sha32}" != "$err" ]
 
-# Stage 2 dies in the middle of a run: the run fails, nothing hangs.
+# Stage 2 dies in the middle of a run: the run goes on without it.
 curl -s -o "$TMP/reply" --max-time 30 "${AUTH[@]}" \
-	-d "{\"dataset\": \"$DATA\", \"samples\": 2000, \"split\": [8]}" "http://$C/api/v1/runs"
+	-d "{\"dataset\": \"$DATA\", \"samples\": 400, \"split\": [8]}" "http://$C/api/v1/runs"
 id=$(jget .id)
 sleep 1
 {
 	kill -KILL "$PID_s2"
 	wait "$PID_s2"
 } 2>/dev/null
-for i in $(seq 300); do
+for i in $(seq 1800); do
 	api GET $C /api/v1/runs/$id
 	[ "$(jget .state)" = running ] || break
 	sleep 0.1
 done
-diag "$(jget .error)"
-check "a run whose stage died fails within 30 s" [ "$(jget .state)" = failed ]
+diag "$(jget .state) $(jget .error) $(jget .recovery)"
+check "a run whose stage died completes on the stage left, every image once" \
+	[ "$(jget .state)" = done -a "$(jget .images_done)" = 400 -a "$(jget .recovery.failovers)" -ge 1 ]
 api GET $C /api/v1/health
 check "the coordinator still answers" [ "$STATUS" = 200 ]
 

@@ -4,6 +4,7 @@
 # client, invalid UTF-8, deep JSON nesting, negative and huge numbers,
 # wrong content types. Each gets a 4xx (or the connection closed) and the
 # daemons still serve the next valid request and finish a valid run.
+# Then the limits: max_connections, max_header_bytes, idle_timeout_s.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
 cluster "$MODEL32"
@@ -85,6 +86,46 @@ for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 head -c 4096 /dev/urandom >"$TMP/garbage"
 (exec 5<>"/dev/tcp/127.0.0.1/$PORT_s1" && cat "$TMP/garbage" >&5) 2>/dev/null
 check "random bytes on a stage's socket leave it serving" still_serving
+
+# The connection limits. A stage that takes 4 connections at once and
+# 2 kB of headers: a fifth connection is answered 503 (a node-to-node
+# path under /v1/ still gets in), and it serves again once they close.
+start lim --role stage --model "$MODEL32" --max-connections 4 --max-header-bytes 2048
+ok $? "a stage with max_connections 4 and max_header_bytes 2048 starts"
+L=127.0.0.1:$PORT_lim
+for fd in 6 7 8 9; do eval "exec $fd<>/dev/tcp/127.0.0.1/$PORT_lim"; done
+sleep 0.5
+s=$(code GET "$L" /api/v1/health)
+[ "$s" = 503 ] && grep -q 'too many connections' "$TMP/reply"
+ok $? "a fifth connection is refused: $s $(head -c 100 "$TMP/reply")"
+s=$(code GET "$L" /v1/stage)
+[ "$s" != 503 ] && [ "$s" != 000 ]
+ok $? "node-to-node routes have a reserve past the limit: $s"
+for fd in 6 7 8 9; do eval "exec $fd>&-"; done
+sleep 0.5
+s=$(code GET "$L" /api/v1/health)
+[ "$s" = 200 ]
+ok $? "once they close it serves again: $s"
+s=$(code GET "$L" /api/v1/health -H "X-Big: $(head -c 4000 /dev/zero | tr '\0' a)")
+case $s in 400 | 413 | 431) true ;; *) false ;; esac
+ok $? "a 4 kB header over max_header_bytes 2048: $s"
+s=$(code GET "$L" /api/v1/health -H "X-Small: $(head -c 1000 /dev/zero | tr '\0' a)")
+[ "$s" = 200 ]
+ok $? "a 1 kB header under it: $s"
+
+# idle_timeout_s: a connection that sends nothing is closed after it.
+start idle --role stage --model "$MODEL32" --idle-timeout-s 1
+ok $? "a stage with idle_timeout_s 1 starts"
+t0=$(date +%s%N)
+exec 6<>"/dev/tcp/127.0.0.1/$PORT_idle"
+timeout 15 cat <&6 >/dev/null
+exec 6>&-
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 500 ] && [ "$ms" -lt 10000 ]
+ok $? "an idle connection is closed after about 1 s ($ms ms)"
+s=$(code GET "127.0.0.1:$PORT_idle" /api/v1/health)
+[ "$s" = 200 ]
+ok $? "and the stage still serves: $s"
 
 "$PIPENET" classify --model "$MODEL32" --data "$DATA" --limit 40 --quiet --logits "$TMP/want.f32" >/dev/null
 run "$C" "{\"dataset\": \"$DATA\", \"samples\": 40, \"split\": [8]}"

@@ -160,6 +160,19 @@ run() {
 	return 1
 }
 
+# wait_images HOST:PORT ID N: until run ID has done at least N images (0),
+# or is no longer running (1); the run in $TMP/reply.
+wait_images() {
+	local i
+	for i in $(seq 1200); do
+		api GET "$1" "/api/v1/runs/$2"
+		[ "$(jget .state)" != running ] && return 1
+		[ "$(jget .images_done)" -ge "$3" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 # logits HOST:PORT ID FILE
 logits() {
 	"${NSX[@]}" curl -s -f --max-time 60 -o "$3" "http://$1/api/v1/runs/$2/logits"

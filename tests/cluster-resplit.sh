@@ -22,18 +22,7 @@ api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"offset\": $OFF, \"samples\"
 check "the run starts" [ "$STATUS" = 201 ]
 id=$(jget .id)
 
-# wait_images N: until the run has done more than N images (or ended).
-wait_images() {
-	local i
-	for i in $(seq 600); do
-		api GET $C /api/v1/runs/$id
-		[ "$(jget .state)" != running ] && return 1
-		[ "$(jget .images_done)" -gt "$1" ] && return 0
-		sleep 0.05
-	done
-	return 1
-}
-wait_images $((N / 6))
+wait_images $C $id $((N / 6 + 1))
 api PUT $C /api/v1/split '{"split": [12]}'
 check "first re-split to [12] during the run: 200, epoch 1" [ "$STATUS" = 200 -a "$(jget .epoch)" = 1 ]
 for i in $(seq 200); do
@@ -42,7 +31,7 @@ for i in $(seq 200); do
 	sleep 0.05
 done
 at=$(jget .images_done)
-wait_images $((at + N / 6))
+wait_images $C $id $((at + N / 6 + 1))
 api PUT $C /api/v1/split '{"split": [3, 10]}'
 check "second re-split to [3, 10] (the coordinator computes [0, 3)): 200, epoch 2" \
 	[ "$STATUS" = 200 -a "$(jget .epoch)" = 2 ]

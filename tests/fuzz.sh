@@ -8,7 +8,7 @@ top_builddir=${top_builddir:-.}
 seconds=${PIPENET_FUZZ_SECONDS:-30}
 n=0
 fail=0
-for target in safetensors jpeg frame config; do
+for target in safetensors jpeg frame config json; do
 	n=$((n + 1))
 	bin=$top_builddir/tests/fuzz-$target
 	corpus=$top_srcdir/tests/fuzz/corpus/$target

@@ -1,6 +1,7 @@
 /* json-get PATH: prints the value at PATH of the JSON document on stdin,
  * for the shell tests. PATH is a jq-like subset: .key, [index], chained
- * (".stages[1].compute_ms"); "." is the whole document. Strings print
+ * (".stages[1].compute_ms"; [-1] is the last element); "." is the whole
+ * document. Strings print
  * bare, other values as compact JSON; `length` after the path
  * (".runs|length") prints an array's or object's size. Exit 1 when the
  * path is absent. */
@@ -47,7 +48,9 @@ int main(int argc, char **argv)
 			long i = strtol(p + 1, &end, 10);
 			if (*end != ']')
 				return 2;
-			v = json_array_get(v, (size_t)i);
+			if (i < 0)
+				i += (long)json_array_size(v);
+			v = i < 0 ? NULL : json_array_get(v, (size_t)i);
 			p = end + 1;
 		} else {
 			return 2;

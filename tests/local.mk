@@ -80,6 +80,8 @@ TESTS += tests/cluster-queue.sh
 EXTRA_DIST += tests/cluster-queue.sh
 TESTS += tests/cluster-control.sh
 EXTRA_DIST += tests/cluster-control.sh
+TESTS += tests/cluster-failover.sh
+EXTRA_DIST += tests/cluster-failover.sh
 TESTS += tests/cluster-netns.sh
 EXTRA_DIST += tests/cluster-netns.sh
 # The REST API, live re-split and the event stream.
@@ -94,7 +96,8 @@ TESTS += tests/cli-plan.sh
 EXTRA_DIST += tests/cli-plan.sh
 
 # Fuzz targets, one per parser, built from the project's own objects.
-PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config
+PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config \
+	tests/fuzz-json
 check_PROGRAMS += $(PN_FUZZ_TARGETS)
 if FUZZING
 PN_FUZZ_MAIN =
@@ -119,6 +122,12 @@ tests_fuzz_config_SOURCES = tests/fuzz/config.c
 tests_fuzz_config_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_fuzz_config_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(JANSSON_LIBS)
 tests_fuzz_config_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+# JSON request bodies, through pn_stage_configure of the 32x32 model.
+tests_fuzz_json_SOURCES = tests/fuzz/json.c
+tests_fuzz_json_CPPFLAGS = $(AM_CPPFLAGS) -DPN_TOP_SRCDIR='"$(abs_top_srcdir)"'
+tests_fuzz_json_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_fuzz_json_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+tests_fuzz_json_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 TESTS += tests/fuzz.sh
 EXTRA_DIST += tests/fuzz.sh tests/fuzz/standalone.c tests/fuzz/corpus
 

@@ -114,6 +114,22 @@ int main(void)
 		       img[22] == 3,
 	       "u8 image frame: sealed in place, 1 byte an element");
 
+	/* The plan epoch travels in byte 23; a stage checks it, the
+	 * coordinator's logits route (epoch -1) takes any. */
+	struct pn_frame_header eh = {
+		.run = 42, .epoch = 201, .dtype = PN_DTYPE_U8, .n = 2, .h = 4, .w = 4, .c = 3};
+	pn_frame_seal(&eh, img);
+	ux.epoch = 201;
+	int at201 = pn_frame_validate(img, sizeof(img), &ux, &h, &e) == 0 && h.epoch == 201 &&
+		    img[23] == 201;
+	ux.epoch = 200;
+	int at200 = pn_frame_validate(img, sizeof(img), &ux, &h, &e) == -1 &&
+		    strcmp(e.field, "epoch") == 0;
+	ux.epoch = -1;
+	int any = pn_frame_validate(img, sizeof(img), &ux, &h, &e) == 0;
+	tap_ok(at201 && at200 && any,
+	       "epoch 201 is written to byte 23, checked, and ignored for -1");
+
 	/* Byte offsets are the contract: check them directly. */
 	uint8_t *buf = make(PN_DTYPE_F32, 2, &len);
 	tap_ok(memcmp(buf, "PNFR", 4) == 0 && buf[4] == 1 && buf[6] == 48 && buf[8] == 42 &&
@@ -128,7 +144,7 @@ int main(void)
 	refuse("another run", 8, 4, 41, "run");
 	refuse("another block", 20, 2, 9, "first_block");
 	refuse("unknown dtype", 22, 1, 4, "dtype");
-	refuse("nonzero reserved byte", 23, 1, 1, "reserved");
+	refuse("an older plan epoch", 23, 1, 1, "epoch");
 	refuse("too many images", 24, 4, 5, "payload_len");
 	refuse("wrong height", 28, 4, 4, "payload_len");
 	refuse("payload_len off by one", 40, 4, 2 * 105 * 4 + 1, "payload_len");

@@ -935,7 +935,8 @@
 		S.splitEdited = false;
 		syncSplitInput();
 		const before = Number.isFinite(d.img_s_before) ? `; ${num(d.img_s_before)} img/s before` : '';
-		log(`re-split ${label} (epoch ${str(d.epoch)})${before}`, 'resplit');
+		const why = d.reason && d.reason !== 'PUT /api/v1/split' ? ` — ${str(d.reason)}` : '';
+		log(`re-split ${label} (epoch ${str(d.epoch)})${before}${why}`, 'resplit');
 		renderBlocks();
 		renderPlan();
 		schedulePlan(true, 1500);
@@ -959,6 +960,13 @@
 		renderPlan();
 		schedulePlan(false, 300);
 		if (r.state !== 'running' && r.state !== 'queued') loadCluster();
+	}
+
+	/* A stage went down, was refused or came back: the run re-plans. */
+	function onStage(d) {
+		const bad = d.state === 'down' || d.state === 'refused';
+		log(`stage ${str(d.address)} ${str(d.state)}${bad && d.reason ? ': ' + str(d.reason) : ''}`, bad ? 'bad' : '');
+		loadCluster();
 	}
 
 	let es = null;
@@ -996,6 +1004,7 @@
 		on('summary', onSummary);
 		on('batch', onBatch);
 		on('resplit', onResplit);
+		on('stage', onStage);
 		on('run', onRun);
 	}
 
