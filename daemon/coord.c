@@ -43,10 +43,11 @@
 #define HEALTH_TIMEOUT_MS 2000
 #define HEALTH_MISSES 2
 #define READMIT_MS 2000
-/* A batch with no logits after this long (at least; more when its plan
- * predicts a long latency) is sent again, at most DEADLINE_RESENDS times. */
-#define DEADLINE_MIN_MS 10000
+/* A batch with no logits after batch_deadline_s (at least; more when its
+ * plan predicts a long latency) is sent again, at most DEADLINE_RESENDS
+ * times. */
 #define DEADLINE_RESENDS 3
+#define PROFILE_RETRY_MS 2000 /* a block time request that got no answer */
 #define PROFILES 4 /* batch sizes whose block times a node keeps */
 #define PROFILE_POLL_MS 250
 #define PROFILE_ITERS 7 /* passes whose median is a block's time */
@@ -1312,6 +1313,12 @@ static void profile_cb(const struct pn_reply *rep, void *arg)
 			want_links(n->c, batch);
 	} else if (rep->status == 202 || rep->status == 503) {
 		pn_timer_arm(n->prof_timer, PROFILE_POLL_MS); /* measuring: ask again */
+	} else if (rep->status == 0 || rep->status >= 500) {
+		/* Asked again later (a loaded or slow stage may not answer in
+		 * time); profile_timer_cb gives up while the stage is down. */
+		pn_warn("stage %s: no block times for batch %d (%d %s); asking again", n->address,
+			n->prof_want, rep->status, rep->status ? "" : rep->error);
+		pn_timer_arm(n->prof_timer, PROFILE_RETRY_MS);
 	} else {
 		pn_warn("stage %s: no block times for batch %d (%d)", n->address, n->prof_want,
 			rep->status);
@@ -1333,7 +1340,9 @@ static void profile_ask(struct node *n)
 static void profile_timer_cb(void *arg)
 {
 	struct node *n = arg;
-	if (n->prof_want)
+	if (n->prof_want && !node_usable(n))
+		n->prof_want = 0; /* want_profiles asks again once it is back */
+	else if (n->prof_want)
 		profile_ask(n);
 }
 
@@ -1461,8 +1470,8 @@ static uint64_t deadline_ns(const struct run *r)
 	const struct epoch *ep = EPOCH(r, r->epoch);
 	double lat =
 		ep->predicted_latency_ms > 0 ? ep->predicted_latency_ms : ms(r->max_latency_ns);
-	double limit = 3.0 * lat * (r->window + 1);
-	return (uint64_t)((limit > DEADLINE_MIN_MS ? limit : DEADLINE_MIN_MS) * 1e6);
+	double limit = 3.0 * lat * (r->window + 1), least = r->c->o.batch_deadline_s * 1e3;
+	return (uint64_t)((limit > least ? limit : least) * 1e6);
 }
 
 /* Batches past their deadline: lost somewhere though every stage answers

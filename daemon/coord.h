@@ -37,6 +37,7 @@ struct pn_coord_opts {
 	size_t max_body_bytes; /* API request bodies */
 	size_t events_buffer_bytes; /* per event stream client */
 	int stall_s, retry_s, max_batch, queue_depth, out_depth;
+	int batch_deadline_s; /* at least: see deadline_ns in coord.c */
 };
 
 struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const struct pn_model *m,

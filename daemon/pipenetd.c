@@ -191,6 +191,7 @@ static int start(struct daemon *d)
 			.max_body_bytes = (size_t)c->max_body_bytes,
 			.events_buffer_bytes = (size_t)c->events_buffer_bytes,
 			.stall_s = c->stall_s,
+			.batch_deadline_s = c->batch_deadline_s,
 			.retry_s = c->retry_s,
 			.max_batch = c->max_batch,
 			.queue_depth = c->queue_depth,

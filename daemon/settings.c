@@ -65,6 +65,9 @@ static const struct key keys[] = {
 	    "how long a frame is retried towards the next node (default 30)"),
 	KEY(stall_s, INT, 1, 86400, "S",
 	    "coordinator: fail a run after S seconds without a finished batch (default 120)"),
+	KEY(batch_deadline_s, INT, 1, 86400, "S",
+	    "coordinator: a batch without logits for at least S seconds (more when its plan "
+	    "predicts a long latency) while every stage answers is sent again (default 10)"),
 	KEY(max_batch, INT, 1, 4096, "N", "largest batch_size a run may ask for (default 256)"),
 	KEY(max_body_bytes, INT, 1024, 1 << 30, "BYTES",
 	    "coordinator: largest API request body, e.g. a JPEG to classify (default 1048576)"),
@@ -116,6 +119,7 @@ void pn_config_init(struct pn_config *c)
 	c->out_depth = 2;
 	c->retry_s = 30;
 	c->stall_s = 120;
+	c->batch_deadline_s = 10;
 	c->max_batch = 256;
 	c->max_body_bytes = 1024 * 1024;
 	c->max_header_bytes = 16 * 1024;

@@ -21,6 +21,7 @@ struct pn_config {
 	int out_depth;
 	int retry_s;
 	int stall_s;
+	int batch_deadline_s; /* the least time a batch waits before it is sent again */
 	int max_batch;
 	int max_body_bytes; /* API request bodies (frames have their own cap) */
 	int max_header_bytes; /* request line and headers */

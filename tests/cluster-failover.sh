@@ -11,7 +11,7 @@ need_cluster
 RELAY=$top_builddir/tests/tcp-relay
 N=4000 # long enough to lose a stage in the middle
 if [ $SLOW = 1 ]; then N=1200; fi
-cluster "$MODEL32" "--retry-s 5" "--stall-s 60" || exit 1
+cluster "$MODEL32" "--retry-s 5" "--stall-s 60 --batch-deadline-s 4" || exit 1
 C=127.0.0.1:$PORT_c
 BODY="{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": [8]}"
 
@@ -156,13 +156,10 @@ check "the coordinator ended up computing alone" [ "$(jget .epochs[-1].stages)" 
 restart s1 || exit 1
 restart s2 || exit 1
 if [ -x "$RELAY" ]; then
-	rm -f "$TMP/relay.port"
-	"$RELAY" --listen 127.0.0.1:0 --port-file "$TMP/relay.port" --to "127.0.0.1:$PORT_s2" \
-		--delay-ms 20 --jitter-ms 30 2>"$TMP/relay.log" &
-	PIDS+=($!)
-	wait_file "$TMP/relay.port" 10
+	spawn relay "$RELAY" --listen 127.0.0.1:0 --to "127.0.0.1:$PORT_s2" --delay-ms 20 \
+		--jitter-ms 30 || exit 1
 	start cr --role coordinator --model "$MODEL32" --stall-s 60 \
-		--stages "127.0.0.1:$PORT_s1,127.0.0.1:$(cat "$TMP/relay.port")" || exit 1
+		--stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_relay" || exit 1
 	C=127.0.0.1:$PORT_cr
 	start_run "$BODY"
 	judge "a delaying relay between the stages"

@@ -96,14 +96,14 @@ wait_file() { # FILE SECONDS
 # Commands put in front of pipenetd and curl (e.g. ip netns exec NS).
 NSX=()
 
-# start NAME ARGS...: a pipenetd on 127.0.0.1 port 0 (ARGS may override
-# --listen); sets PORT_NAME and PID_NAME, logs to $TMP/NAME.log.
-start() {
+# spawn NAME COMMAND ARGS...: COMMAND ARGS --port-file FILE in the
+# background (after ${NSX[@]} $W), waiting for the port it writes; sets
+# PORT_NAME and PID_NAME, logs to $TMP/NAME.log.
+spawn() {
 	local name=$1
 	shift
 	rm -f "$TMP/$name.port"
-	"${NSX[@]}" $W "$PIPENETD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" "$@" \
-		2>"$TMP/$name.log" &
+	"${NSX[@]}" $W "$@" --port-file "$TMP/$name.port" 2>"$TMP/$name.log" &
 	local pid=$!
 	PIDS+=("$pid")
 	eval "PID_$name=$pid"
@@ -113,6 +113,14 @@ start() {
 		return 1
 	fi
 	eval "PORT_$name=$(cat "$TMP/$name.port")"
+}
+
+# start NAME ARGS...: a pipenetd on 127.0.0.1 port 0 (ARGS may override
+# --listen).
+start() {
+	local name=$1
+	shift
+	spawn "$name" "$PIPENETD" --listen 127.0.0.1:0 "$@"
 }
 
 # cluster MODEL [STAGE_ARGS [COORD_ARGS]]: stages s1 and s2, coordinator c.

@@ -84,6 +84,17 @@ TESTS += tests/cluster-failover.sh
 EXTRA_DIST += tests/cluster-failover.sh
 TESTS += tests/cluster-netns.sh
 EXTRA_DIST += tests/cluster-netns.sh
+# A delaying TCP relay (no netem here) and its own test.
+check_PROGRAMS += tests/tcp-relay
+tests_tcp_relay_SOURCES = tests/tcp-relay.c
+tests_tcp_relay_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_tcp_relay_LDADD = $(LIBEVENT_LIBS)
+TESTS += tests/relay.sh
+EXTRA_DIST += tests/relay.sh
+# 100,000 images with no growth in memory or descriptors (PIPENET_LONG=1),
+# and a short run with every daemon under valgrind.
+TESTS += tests/cluster-long.sh tests/cluster-valgrind.sh
+EXTRA_DIST += tests/cluster-long.sh tests/cluster-valgrind.sh
 # The REST API, live re-split and the event stream.
 TESTS += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
 TESTS += tests/cluster-plan.sh tests/cluster-adapt.sh
