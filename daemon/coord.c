@@ -162,7 +162,7 @@ struct run {
 	 * before `low` are all done; `nlost` await sending again. */
 	uint8_t *bstate, *bepoch, *bresends;
 	size_t low, nlost, stale, resends;
-	uint64_t max_latency_ns;
+	double latency_avg_ms; /* moving average of batch latency */
 	uint64_t *t_dispatch, *t_done, *t_sent; /* first sent, logits in, last sent */
 	int inflight, pending; /* batches out; control replies awaited */
 	uint64_t t_created, t_start, t_first_done, t_last_done, t_end, t_progress;
@@ -1103,8 +1103,8 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	c->images_total += h.n;
 	c->batches_total++;
 	pn_hist_observe(&c->latency, (double)(now - r->t_dispatch[h.seq]) / 1e9, 1);
-	if (now - r->t_dispatch[h.seq] > r->max_latency_ns)
-		r->max_latency_ns = now - r->t_dispatch[h.seq];
+	double lat_ms = ms(now - r->t_dispatch[h.seq]);
+	r->latency_avg_ms = r->latency_avg_ms > 0 ? 0.9 * r->latency_avg_ms + 0.1 * lat_ms : lat_ms;
 	count_hops(r, h.n);
 	pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 0));
 	pn_events_emit(c->events, "batch", batch_json(r, h.seq, h.n));
@@ -1464,13 +1464,14 @@ static json_t *summary_json(struct pn_coord *c)
 }
 
 /* How long a batch may go without logits before it is sent again: a few
- * times what its plan's latency and the window ahead of it take. */
+ * times what its plan predicts for it and the window ahead of it, and a
+ * few times the latency batches have had (which includes that wait). */
 static uint64_t deadline_ns(const struct run *r)
 {
 	const struct epoch *ep = EPOCH(r, r->epoch);
-	double lat =
-		ep->predicted_latency_ms > 0 ? ep->predicted_latency_ms : ms(r->max_latency_ns);
-	double limit = 3.0 * lat * (r->window + 1), least = r->c->o.batch_deadline_s * 1e3;
+	double limit = 3.0 * ep->predicted_latency_ms * (r->window + 1);
+	double seen = 4.0 * r->latency_avg_ms, least = r->c->o.batch_deadline_s * 1e3;
+	limit = limit > seen ? limit : seen;
 	return (uint64_t)((limit > least ? limit : least) * 1e6);
 }
 
@@ -1479,6 +1480,11 @@ static uint64_t deadline_ns(const struct run *r)
  * sent again under the same plan; whichever copy comes first counts. */
 static void deadline_check(struct run *r, uint64_t now)
 {
+	/* Not before the first logits: until then the time a batch takes
+	 * is not known (a slow machine, stages busy measuring their block
+	 * times), and a lost stage is found by its health checks. */
+	if (!r->batches_done)
+		return;
 	uint64_t limit = deadline_ns(r);
 	for (size_t b = r->low; b < r->next_batch; b++) {
 		if (r->bstate[b] != BATCH_INFLIGHT || now - r->t_sent[b] < limit)

@@ -123,7 +123,7 @@ try {
 	});
 	ok(blocks.bars === 19 && blocks.marks.length === 1 && blocks.marks[0] === FROM - 0.5,
 		`per-block bars with the split drawn on them (${blocks.bars} bars, marks at ${blocks.marks.join(', ')})`);
-	ok(await until(page, () => Chart.getChart('chart-plan').data.labels.length > 0, null, 10000),
+	ok(await until(page, () => Chart.getChart('chart-plan').data.labels.length > 0, null, T),
 		'the planner\'s predicted throughput per split is drawn');
 	diag('planner: ' + (await page.textContent('#plan-text')));
 
