@@ -173,7 +173,7 @@ struct run {
 	 * batches in flight to drain (draining = 1). The last MAX_EPOCHS
 	 * epochs are kept (see EPOCH). The current plan's ranges are on
 	 * `members` (node indices in pipeline order). */
-	int epoch, nepochs;
+	int epoch;
 	struct epoch epochs[MAX_EPOCHS];
 	int members[MAX_STAGES], nmembers;
 	int draining, next_points[MAX_RANGES], next_npoints;
@@ -915,7 +915,6 @@ static void new_epoch(struct run *r, const int *points, int npoints, const int *
 	pn_peer_free(r->first_hop); /* drops frames of the old plan not yet sent */
 	r->first_hop = NULL;
 	r->epoch++;
-	r->nepochs = r->epoch + 1;
 	memset(EPOCH(r, r->epoch), 0, sizeof(r->epochs[0]));
 	snprintf(EPOCH(r, r->epoch)->reason, sizeof(r->epochs[0].reason), "%s", reason);
 	apply_points(r, pts, npoints, mem, nm);
@@ -1762,7 +1761,6 @@ static struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t er
 	r->batch = (int)batch;
 	r->pipelined = pipelined;
 	r->dtype = dtype;
-	r->nepochs = 1;
 	r->split_auto = split && json_is_string(split); /* resolved when it starts */
 	r->split_source = r->split_auto ? "pending" : source;
 	r->auto_wait_s = (int)auto_wait;
@@ -1957,7 +1955,7 @@ static json_t *run_json(const struct run *r)
 				      (json_int_t)r->resends, "stale_frames", (json_int_t)r->stale,
 				      "batches_to_resend", (json_int_t)r->nlost));
 	json_t *epochs = json_array();
-	for (int e = r->nepochs > MAX_EPOCHS ? r->nepochs - MAX_EPOCHS : 0; e < r->nepochs; e++) {
+	for (int e = r->epoch >= MAX_EPOCHS ? r->epoch + 1 - MAX_EPOCHS : 0; e <= r->epoch; e++) {
 		const struct epoch *ep = EPOCH(r, e);
 		json_t *o = json_pack("{s:i, s:o, s:I, s:I, s:f}", "epoch", e, "split",
 				      points_json(ep->points, ep->npoints), "images",

@@ -698,6 +698,12 @@ static void profile_route(struct pn_req *r, void *arg)
 				s->prof.batch, "pass", s->prof.pass, "passes", s->prof.iters + 1));
 }
 
+static void debug_get(struct pn_req *r, void *arg)
+{
+	const struct pn_stage *s = arg;
+	pn_reply_json(r, 200, json_pack("{s:f, s:i}", "slowdown", s->slowdown, "drop", s->drop));
+}
+
 /* PUT /v1/debug {"slowdown": F, "drop": N}: F (1 to 1000) times as long
  * a compute from now on (the block times measured before are dropped);
  * the next N output frames thrown away, as if lost on the way. */
@@ -729,13 +735,7 @@ static void debug_put(struct pn_req *r, void *arg)
 	s->slowdown = f;
 	s->drop = (int)drop;
 	pn_info("debug: slowdown %g, drop %d", f, s->drop);
-	pn_reply_json(r, 200, json_pack("{s:f, s:i}", "slowdown", s->slowdown, "drop", s->drop));
-}
-
-static void debug_get(struct pn_req *r, void *arg)
-{
-	const struct pn_stage *s = arg;
-	pn_reply_json(r, 200, json_pack("{s:f, s:i}", "slowdown", s->slowdown, "drop", s->drop));
+	debug_get(r, s);
 }
 
 /* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3}:

@@ -34,11 +34,7 @@ done
 first=$(jget .split[0])
 api PUT $S2 /v1/debug '{"slowdown": 3}'
 check "PUT /v1/debug on the second stage: slowdown 3 (at $(jget .slowdown))" [ "$STATUS" = 200 ]
-for i in $(seq 1800); do
-	api GET $C /api/v1/runs/$id
-	case $(jget .state) in done | failed | cancelled) break ;; esac
-	sleep 0.1
-done
+wait_run $C $id 180
 check "the run finishes ($(jget .state) $(jget .error))" [ "$(jget .state)" = done ]
 check "every image counted once: $(jget .images_done) of $N" \
 	[ "$(jget .images_done)" = $N -a "$(jget .duplicates)" = 0 ]

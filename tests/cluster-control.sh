@@ -63,11 +63,7 @@ start c2 --role coordinator --model "$MODEL224" --token $TOKEN \
 C2=127.0.0.1:$PORT_c2
 STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 "${AUTH[@]}" -d "$q" \
 	"http://$C2/api/v1/runs")
-for i in $(seq 600); do
-	api GET $C2 /api/v1/runs/1
-	case $(jget .state) in done | failed | cancelled) break ;; esac
-	sleep 0.1
-done
+wait_run $C2 1 60
 diag "run on a cluster with a mismatched stage: $(jget .state), $(jget .images_done) images, stages $(jget .epochs[-1].stages), note: $(jget .split_note) $(jget .epochs[-1].reason)"
 check "a stage with another model is left out: the run completes on the other" \
 	[ "$(jget .state)" = done -a "$(jget .images_done)" = "$(jget .samples)" -a "$(jget .epochs[-1].stages)" = "[\"127.0.0.1:$PORT_s1\"]" ]

@@ -25,19 +25,9 @@ start_run() {
 	RUN_ID=$(jget .id)
 	[ "$STATUS" = 201 ]
 }
-# finish SECONDS: waits for the run's end; the run in $TMP/reply.
-finish() {
-	local i
-	for i in $(seq $(($1 * 10))); do
-		api GET $C /api/v1/runs/$RUN_ID
-		case $(jget .state) in done | failed | cancelled) return 0 ;; esac
-		sleep 0.1
-	done
-	return 1
-}
 # judge WHAT: the run completed, every image once, logits as classify.
 judge() {
-	finish 300
+	wait_run $C $RUN_ID 300
 	diag "$1: $(jget .state) $(jget .error), $(jget .images_done) images, duplicates $(jget .duplicates), recovery $(jget .recovery)"
 	diag "epochs: $(for e in $(seq 0 $(($(jget .epochs\|length) - 1))); do
 		printf '%s on %s (%s); ' "$(jget .epochs[$e].split)" "$(jget .epochs[$e].stages)" "$(jget .epochs[$e].reason)"

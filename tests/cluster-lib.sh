@@ -147,7 +147,6 @@ jget() { $W "$JGET" "$1" <"$TMP/reply"; }
 # run HOST:PORT JSON [SECONDS]: starts a run and waits until it ends;
 # RUN_ID, RUN_STATE, and the final run in $TMP/reply.
 run() {
-	local t
 	RUN_ID=
 	RUN_STATE=
 	api POST "$1" /api/v1/runs "$2"
@@ -156,15 +155,23 @@ run() {
 		return 1
 	fi
 	RUN_ID=$(jget .id)
-	for t in $(seq $((${3:-120} * 10))); do
-		api GET "$1" "/api/v1/runs/$RUN_ID"
+	wait_run "$1" "$RUN_ID" "${3:-120}" && return 0
+	diag "run $RUN_ID still $RUN_STATE after ${3:-120} s"
+	return 1
+}
+
+# wait_run HOST:PORT ID SECONDS: until run ID is done, failed or cancelled
+# (0), else 1 after SECONDS; RUN_STATE, and the run in $TMP/reply.
+wait_run() {
+	local t
+	for t in $(seq $(($3 * 10))); do
+		api GET "$1" "/api/v1/runs/$2"
 		RUN_STATE=$(jget .state)
 		case $RUN_STATE in
 		done | failed | cancelled) return 0 ;;
 		esac
 		sleep 0.1
 	done
-	diag "run $RUN_ID still $RUN_STATE after ${3:-120} s"
 	return 1
 }
 

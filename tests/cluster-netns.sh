@@ -111,11 +111,7 @@ for i in $(seq 300); do
 done
 check "stage 2 is marked down once its link is ($(jget .stages[1].reason))" [ "$(jget .stages[1].state)" = down ]
 ip -n $ns_s2 link set "pn${tag}s2" up
-for i in $(seq 6000); do
-	api GET $C /api/v1/runs/$id
-	case $(jget .state) in done | failed | cancelled) break ;; esac
-	sleep 0.1
-done
+wait_run $C $id 600
 diag "link down and up: $(jget .state) $(jget .error), $(jget .images_done) images, recovery $(jget .recovery)"
 diag "epochs: $(jget .epochs[0].stages) $(jget .epochs[1].stages) $(jget .epochs[2].stages)"
 logits $C "$id" "$TMP/link.f32"

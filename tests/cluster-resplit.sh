@@ -38,11 +38,7 @@ check "second re-split to [3, 10] (the coordinator computes [0, 3)): 200, epoch 
 api PUT $C /api/v1/split '{"split": [0]}'
 check "an invalid split during the run: 400" [ "$STATUS" = 400 ]
 
-for i in $(seq 1200); do
-	api GET $C /api/v1/runs/$id
-	case $(jget .state) in done | failed | cancelled) break ;; esac
-	sleep 0.1
-done
+wait_run $C $id 120
 check "the run finishes ($(jget .state) $(jget .error))" [ "$(jget .state)" = done ]
 check "every sample counted once: $(jget .images_done) of $N, $(jget .batches_done) batches" \
 	[ "$(jget .images_done)" = $N -a "$(jget .batches_done)" = $((N / 2)) ]
