@@ -2969,6 +2969,15 @@ static void metrics_get(struct pn_req *q, void *arg)
 	pn_metric_family(f, "pipenet_http_connections_refused_total", "counter",
 			 "Connections answered 503 because max_connections were open.");
 	pn_metric_sample(f, "pipenet_http_connections_refused_total", "", (double)refused);
+	int waiting;
+	uint64_t delayed;
+	pn_http_read_counts(c->http, &waiting, &delayed);
+	pn_metric_family(f, "pipenet_http_reads_waiting", "gauge",
+			 "API reads waiting for the api_reads_per_s budget.");
+	pn_metric_sample(f, "pipenet_http_reads_waiting", "", waiting);
+	pn_metric_family(f, "pipenet_http_reads_delayed_total", "counter",
+			 "API reads that waited for the api_reads_per_s budget.");
+	pn_metric_sample(f, "pipenet_http_reads_delayed_total", "", (double)delayed);
 	pn_metric_family(f, "pipenet_event_clients", "gauge", "Open event streams.");
 	pn_metric_sample(f, "pipenet_event_clients", "", pn_events_clients(c->events));
 	pn_metric_family(f, "pipenet_batch_latency_seconds", "histogram",

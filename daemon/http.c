@@ -55,6 +55,19 @@ struct pn_http {
 	size_t nby_fd;
 	int nconns; /* attached and admitted */
 	uint64_t refused;
+	/* The read budget: a token bucket of api_reads_per_s, and the reads
+	 * waiting for a token, oldest first. */
+	double tokens;
+	uint64_t refilled_ns;
+	struct held *held, *held_last;
+	int nheld;
+	uint64_t reads_delayed;
+	struct event *release; /* serves waiting reads as tokens come in */
+};
+
+struct held {
+	struct evhttp_request *req;
+	struct held *next;
 };
 
 struct pn_stream {
@@ -205,9 +218,8 @@ static int admit(struct pn_req *r, struct conn *c)
 	return 0;
 }
 
-static void dispatch(struct evhttp_request *req, void *arg)
+static void serve(struct pn_http *h, struct evhttp_request *req)
 {
-	struct pn_http *h = arg;
 	struct pn_req r = {.h = h, .req = req};
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	/* A connection opened before the limit changed gets it for its next request. */
@@ -271,6 +283,109 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		pn_reply_error(&r, 405, "method not allowed", "%s takes %s", r.path, allow);
 	} else
 		pn_reply_error(&r, 404, "not found", "no route for %s", r.path);
+}
+
+/* Reads of the user-facing API from admitted connections share the
+ * budget, except the health check: it tells the coordinator a stage is
+ * alive, and must not wait behind a crowd. */
+static int budgeted(struct pn_http *h, struct evhttp_request *req)
+{
+	if (h->lim.api_reads_per_s <= 0 || h->closing || method_of(req) != PN_GET)
+		return 0;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/api/v1/health") == 0)
+		return 0;
+	struct conn *c = conn_of(h, evhttp_request_get_connection(req));
+	return !(c && c->over);
+}
+
+static void refill(struct pn_http *h)
+{
+	uint64_t now = pn_now_ns();
+	double rate = h->lim.api_reads_per_s;
+	/* A burst of up to 50 ms worth, so that a quiet API answers at once. */
+	double burst = rate / 20 > 1 ? rate / 20 : 1;
+	h->tokens += (double)(now - h->refilled_ns) * 1e-9 * rate;
+	if (h->tokens > burst)
+		h->tokens = burst;
+	h->refilled_ns = now;
+}
+
+static void arm_release(struct pn_http *h)
+{
+	struct timeval tick = {0, PN_HTTP_RELEASE_MS * 1000};
+	if (h->held && !evtimer_pending(h->release, NULL))
+		evtimer_add(h->release, &tick);
+}
+
+static struct evhttp_request *unhold(struct pn_http *h)
+{
+	struct held *w = h->held;
+	struct evhttp_request *req = w->req;
+	h->held = w->next;
+	if (!h->held)
+		h->held_last = NULL;
+	h->nheld--;
+	free(w);
+	return req;
+}
+
+/* Serves waiting reads in order while tokens last. A read whose client
+ * left has been detached from its connection by libevent and is only
+ * freed (see evhttp_connection_fail in libevent 2.1). */
+static void release_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pn_http *h = arg;
+	(void)fd;
+	(void)what;
+	refill(h);
+	while (h->held && (h->tokens >= 1 || h->closing)) {
+		struct evhttp_request *req = unhold(h);
+		if (!evhttp_request_get_connection(req)) {
+			evhttp_request_free(req);
+			continue;
+		}
+		h->tokens -= 1;
+		serve(h, req);
+	}
+	arm_release(h);
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct pn_http *h = arg;
+	if (!budgeted(h, req)) {
+		serve(h, req);
+		return;
+	}
+	refill(h);
+	if (!h->held && h->tokens >= 1) {
+		h->tokens -= 1;
+		serve(h, req);
+		return;
+	}
+	struct held *w = h->nheld < h->lim.max_connections ? malloc(sizeof(*w)) : NULL;
+	if (!w) {
+		struct pn_req r = {.h = h, .req = req};
+		pn_reply_header(&r, "Retry-After", "1");
+		pn_reply_error(&r, 503, "busy",
+			       "too many API reads are waiting (api_reads_per_s %d)",
+			       h->lim.api_reads_per_s);
+		return;
+	}
+	*w = (struct held){.req = req};
+	if (h->held_last)
+		h->held_last->next = w;
+	else
+		h->held = w;
+	h->held_last = w;
+	h->nheld++;
+	h->reads_delayed++;
+	bufferevent_priority_set(
+		evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)),
+		PN_PRIO_BACKGROUND);
+	arm_release(h);
 }
 
 void pn_http_tune(struct bufferevent *bev)
@@ -370,6 +485,7 @@ struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char 
 		.max_header_bytes = 16 * 1024,
 		.max_connections = 512,
 		.idle_timeout_s = 120,
+		.api_reads_per_s = PN_HTTP_API_READS_PER_S,
 	};
 	char host[256];
 	int port;
@@ -381,8 +497,11 @@ struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char 
 	h->lim = lim ? *lim : defaults;
 	h->http = evhttp_new(pn_loop_base(l));
 	h->attach = event_new(pn_loop_base(l), -1, 0, attach_cb, h);
-	if (!h->http || !h->attach || event_priority_set(h->attach, PN_PRIO_IO) != 0)
+	h->release = evtimer_new(pn_loop_base(l), release_cb, h);
+	if (!h->http || !h->attach || event_priority_set(h->attach, PN_PRIO_IO) != 0 ||
+	    !h->release || event_priority_set(h->release, PN_PRIO_BACKGROUND) != 0)
 		goto nomem;
+	h->refilled_ns = pn_now_ns();
 	if (token && *token && !(h->token = strdup(token)))
 		goto nomem;
 	/* Every method reaches dispatch, so that one a route does not take is
@@ -419,8 +538,14 @@ void pn_http_free(struct pn_http *h)
 {
 	if (!h)
 		return;
+	/* Waiting reads belong to connections evhttp_free is about to free. */
+	h->closing = 1;
+	if (h->release)
+		release_cb(-1, 0, h);
 	if (h->http)
 		evhttp_free(h->http); /* closes every connection: conn_closed */
+	if (h->release)
+		event_free(h->release);
 	while (h->fresh) {
 		struct conn *c = h->fresh;
 		h->fresh = c->next;
@@ -456,6 +581,8 @@ void pn_http_set_max_body(struct pn_http *h, size_t bytes)
 void pn_http_set_closing(struct pn_http *h, int closing)
 {
 	h->closing = closing;
+	if (closing && h->held) /* each waiting read gets its 503 now */
+		event_active(h->release, EV_TIMEOUT, 0);
 }
 
 const char *pn_req_path(const struct pn_req *r)
@@ -670,6 +797,12 @@ void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused)
 {
 	*open = h->nconns;
 	*refused = h->refused;
+}
+
+void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delayed)
+{
+	*waiting = h->nheld;
+	*delayed = h->reads_delayed;
 }
 
 const char *pn_req_query(const struct pn_req *r, const char *key, char *buf, size_t buflen)

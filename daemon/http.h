@@ -65,14 +65,23 @@ struct pn_http_limits {
 	int max_connections;
 	/* A connection that moves no byte for this long is closed. */
 	int idle_timeout_s;
+	/* Reads of the user-facing API (GET and HEAD outside /v1/, but for
+	 * /api/v1/health) served per second at most, 0 for no limit. More
+	 * wait their turn in order: on the two cores of a Pi, every API
+	 * reply is CPU the pipeline's stages do not get. At most
+	 * max_connections wait; past that a read gets 503. */
+	int api_reads_per_s;
 };
+#define PN_HTTP_API_READS_PER_S 4000
+/* How often waiting reads are let through. */
+#define PN_HTTP_RELEASE_MS 5
 #define PN_HTTP_NODE_RESERVE 16
 /* How long a connection over the limit may take to send its request. */
 #define PN_HTTP_OVER_TIMEOUT_S 2
 
 /* Listens on HOST:PORT (port 0 picks a free one). NULL and a message on
  * failure. `token` may be NULL; `lim` NULL means the defaults (16 KiB of
- * headers, 512 connections, 120 s).
+ * headers, 512 connections, 120 s, PN_HTTP_API_READS_PER_S).
  *
  * Priorities: a connection whose last request was a GET or HEAD outside
  * /v1/ (the user-facing API, metrics, event streams and dashboard) is
@@ -95,6 +104,9 @@ void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5x
 /* Client connections open now (admitted ones), and connections refused
  * for the limit so far. */
 void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused);
+/* API reads waiting for the read budget now, and reads that have had to
+ * wait so far. */
+void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delayed);
 
 const char *pn_req_path(const struct pn_req *r);
 const char *pn_req_arg(const struct pn_req *r, int i);

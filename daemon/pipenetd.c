@@ -160,6 +160,7 @@ static int start(struct daemon *d)
 		.max_header_bytes = c->max_header_bytes,
 		.max_connections = c->max_connections,
 		.idle_timeout_s = c->idle_timeout_s,
+		.api_reads_per_s = c->api_reads_per_s,
 	};
 	d->http = pn_http_new(d->loop, listen, c->token, &lim, err, sizeof(err));
 	if (!d->http) {

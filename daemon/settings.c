@@ -78,6 +78,10 @@ static const struct key keys[] = {
 	    "node-to-node requests (/v1/) have 16 more (default 512)"),
 	KEY(idle_timeout_s, INT, 1, 86400, "S",
 	    "close a connection that moves no byte for S seconds (default 120)"),
+	KEY(api_reads_per_s, INT, 0, 1000000, "N",
+	    "reads of the user-facing API (GET outside /v1/, but for health) served per second; "
+	    "more wait their turn, so that a crowd of clients leaves the pipeline its CPU; 0 "
+	    "for no limit (default 4000)"),
 	KEY(events_buffer_bytes, INT, 16384, 1 << 26, "BYTES",
 	    "coordinator: unsent bytes an event stream client may have before it is dropped "
 	    "(default 262144)"),
@@ -125,6 +129,7 @@ void pn_config_init(struct pn_config *c)
 	c->max_header_bytes = 16 * 1024;
 	c->max_connections = 512;
 	c->idle_timeout_s = 120;
+	c->api_reads_per_s = 4000;
 	c->events_buffer_bytes = 256 * 1024;
 	c->chartjs = strdup(PN_CHARTJS);
 	c->slowdown = 1.0;

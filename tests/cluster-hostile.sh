@@ -4,7 +4,8 @@
 # client, invalid UTF-8, deep JSON nesting, negative and huge numbers,
 # wrong content types. Each gets a 4xx (or the connection closed) and the
 # daemons still serve the next valid request and finish a valid run.
-# Then the limits: max_connections, max_header_bytes, idle_timeout_s.
+# Then the limits: max_connections, max_header_bytes, idle_timeout_s,
+# api_reads_per_s.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
 cluster "$MODEL32"
@@ -126,6 +127,51 @@ ok $? "an idle connection is closed after about 1 s ($ms ms)"
 s=$(code GET "127.0.0.1:$PORT_idle" /api/v1/health)
 [ "$s" = 200 ]
 ok $? "and the stage still serves: $s"
+
+# api_reads_per_s: a coordinator serving 10 API reads a second. 30
+# clients at once all get their answer, in order, taking about 3 s; the
+# health check does not wait behind them; clients that give up while
+# waiting are let go; SIGTERM answers those still waiting with 503.
+start rl --role coordinator --model "$MODEL32" --api-reads-per-s 10
+ok $? "a coordinator with api_reads_per_s 10 starts"
+R=127.0.0.1:$PORT_rl
+for i in $(seq 10); do
+	curl -s -o /dev/null --max-time 0.3 "http://$R/api/v1/runs" &
+done
+t0=$(date +%s%N)
+waiting=()
+for i in $(seq 30); do
+	curl -s -o "$TMP/rl.$i" -w '%{http_code}\n' --max-time 60 "http://$R/api/v1/runs" >"$TMP/rl.$i.code" &
+	waiting+=($!)
+done
+sleep 0.5
+th=$(date +%s%N)
+s=$(code GET "$R" /api/v1/health)
+hms=$((($(date +%s%N) - th) / 1000000))
+[ "$s" = 200 ] && [ "$hms" -lt 1500 ]
+ok $? "the health check does not wait for the read budget: $s in $hms ms"
+wait "${waiting[@]}"
+ms=$((($(date +%s%N) - t0) / 1000000))
+n200=$(cat "$TMP"/rl.*.code | grep -c '^200$')
+[ "$n200" = 30 ] && [ "$ms" -ge 2500 ]
+ok $? "30 reads at once all answered 200 ($n200), over $ms ms (at least 2.9 s at 10 a second)"
+s=$(code GET "$R" /metrics)
+delayed=$(awk '$1 == "pipenet_http_reads_delayed_total" {print $2}' "$TMP/reply")
+[ "$s" = 200 ] && [ "${delayed:-0}" -ge 29 ] && grep -q '^pipenet_http_reads_waiting 0$' "$TMP/reply"
+ok $? "/metrics counts the reads that waited ($delayed) and none waits now"
+waiting=()
+for i in $(seq 20); do
+	curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 "http://$R/api/v1/runs" >"$TMP/term.$i.code" &
+	waiting+=($!)
+done
+sleep 0.5
+kill -TERM "$PID_rl"
+wait "${waiting[@]}"
+wait "$PID_rl"
+rc=$?
+n503=$(cat "$TMP"/term.*.code | grep -c '^503$')
+[ "$rc" = 0 ] && [ "$n503" -ge 10 ]
+ok $? "SIGTERM with reads waiting: they get 503 ($n503 of 20) and the coordinator exits $rc"
 
 "$PIPENET" classify --model "$MODEL32" --data "$DATA" --limit 40 --quiet --logits "$TMP/want.f32" >/dev/null
 run "$C" "{\"dataset\": \"$DATA\", \"samples\": 40, \"split\": [8]}"
