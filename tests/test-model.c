@@ -195,12 +195,16 @@ int main(void)
 				s = 10;
 			check_reference(model_path, ref_path, ops, data, s);
 			/* Under qemu-user the 224 model's 18 splits take minutes;
-			 * the 32 model's check the same code paths. */
+			 * the 32 model's check the same code paths, on one image
+			 * (0.8 s a pass there). A shortened (sanitised) run
+			 * composes one image too. */
 			const char *wrapper = getenv("PN_TEST_WRAPPER");
-			if (i == 0 && wrapper && *wrapper)
+			int emulated = wrapper && *wrapper;
+			int images = stride > 1 ? 1 : 3 - (i == 0);
+			if (i == 0 && emulated)
 				tap_skip("224 split composition: skipped under emulation");
 			else
-				check_splits(model_path, ops, data, i == 0 ? 2 : 3);
+				check_splits(model_path, ops, data, images);
 		}
 	}
 	free(data);
