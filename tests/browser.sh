@@ -3,8 +3,9 @@
 # stages: tests/browser/dashboard.mjs (playwright-core driving Debian's
 # /usr/bin/chromium) loads it, starts a run from the form (answering the
 # token prompt once), sees the throughput chart receive points, changes the
-# split from the page and sees the pipeline view follow, and saves desktop
-# and phone screenshots under tests/browser/ in the build folder.
+# split from the page and sees the pipeline view follow, saves desktop and
+# phone screenshots under tests/browser/ in the build folder, and kills the
+# second stage to see it shown down and left out of the plan.
 # Skips without chromium, node or npm, or when npm cannot fetch
 # playwright-core (pinned in tests/browser/package.json).
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
@@ -44,7 +45,7 @@ check "GET /chart.js serves Chart.js ($STATUS)" [ "$STATUS" = 200 ]
 timeout=$([ $SLOW = 1 ] && echo 120 || echo 40)
 PN_URL="http://$C/" PN_MODULES="$B" PN_OUT="$B" PN_PROFILE="$TMP/chromium" \
 	PN_DATASET="$DATA" PN_STAGES="127.0.0.1:$PORT_s1,127.0.0.1:$PORT_s2" PN_TOKEN="$TOKEN" \
-	PN_SAMPLES=10000 PN_SPLIT_FROM=8 PN_SPLIT_TO=12 PN_TIMEOUT_S=$timeout \
+	PN_KILL_PID=$PID_s2 PN_SAMPLES=10000 PN_SPLIT_FROM=8 PN_SPLIT_TO=12 PN_TIMEOUT_S=$timeout \
 	timeout $((timeout * 8)) node "$top_srcdir/tests/browser/dashboard.mjs" >"$TMP/browser.out" 2>&1
 rc=$?
 while IFS= read -r line; do

@@ -512,10 +512,26 @@
 		kids.push(hopEl(hops[stages.length], stages.length, stages, true));
 		kids.push(el('div', { class: 'node end' }, el('strong', null, 'coordinator'), el('span', { class: 'muted small' }, 'logits → accuracy')));
 		box.replaceChildren(...kids);
+		renderLeftOut(live ? cl.filter((c) => !stages.some((s) => s.address === c.address)) : []);
 		const note = [];
 		if (sum && Array.isArray(sum.split)) note.push(`split ${splitText(sum.split)}`);
 		if (bn && bn.kind && bn.kind !== 'stage') note.push(`bottleneck: ${str(bn.kind)} ${str(bn.index ?? '')}`);
 		$('pipe-note').textContent = note.join(' · ');
+	}
+
+	/* Members of the cluster the running plan does not use: down, refused,
+	 * or back and waiting for the next re-plan. */
+	function renderLeftOut(out) {
+		const ul = $('left-out');
+		ul.hidden = !out.length;
+		ul.replaceChildren(...out.map((c) => {
+			const state = str(c.state || 'unknown');
+			return el('li', { dataset: { address: str(c.address), state } },
+				el('span', { class: 'muted' }, 'not in the plan:'),
+				el('span', { class: 'addr' }, str(c.address)),
+				el('span', { class: 'dot', dataset: { state }, title: state }, state),
+				c.reason ? el('span', { class: 'muted' }, str(c.reason)) : null);
+		}));
 	}
 
 	function hopEl(h, i, stages, logits) {

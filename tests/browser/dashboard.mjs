@@ -2,7 +2,8 @@
 // playwright-core): load it, start a run from the form (answering the token
 // prompt), watch the throughput chart receive points, try a bad split (the
 // API's error is shown), change the split and see the pipeline view follow,
-// save desktop and phone screenshots, cancel the run, and check that text
+// save desktop and phone screenshots, kill a stage and see it shown down
+// and out of the plan, cancel the run, and check that text
 // from the server is never turned into markup.
 //
 // Run by tests/browser.sh. Prints "ok - ...", "not ok - ..." and "# ..."
@@ -14,6 +15,7 @@
 //   PN_DATASET   the dataset path the form sends
 //   PN_STAGES    the stage addresses, comma-separated
 //   PN_TOKEN     the API token (the test expects to be asked for it once)
+//   PN_KILL_PID  the last stage's process, killed near the end (optional)
 //   PN_SAMPLES, PN_SPLIT_FROM, PN_SPLIT_TO, PN_TIMEOUT_S
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -29,6 +31,7 @@ const STAGES = (env.PN_STAGES || '').split(',').filter(Boolean);
 const FROM = Number(env.PN_SPLIT_FROM || 8);
 const TO = Number(env.PN_SPLIT_TO || 12);
 const T = Number(env.PN_TIMEOUT_S || 30) * 1000;
+const KILL_PID = Number(env.PN_KILL_PID || 0);
 
 let failed = 0;
 function ok(cond, desc) {
@@ -168,6 +171,21 @@ try {
 	await page.screenshot({ path: phoneTop });
 	console.log(`# screenshot ${phoneTop}`);
 	await page.setViewportSize({ width: 1366, height: 900 });
+
+	/* The second stage dies: the run goes on without it, and the page
+	 * names it below the pipeline as down and left out of the plan. */
+	if (KILL_PID) {
+		process.kill(KILL_PID, 'SIGKILL');
+		const gone = STAGES[STAGES.length - 1];
+		ok(await until(page, (a) => {
+			const li = document.querySelector(`#left-out li[data-address="${a}"]`);
+			return !!li && li.dataset.state === 'down' && !document.getElementById('left-out').hidden &&
+				![...document.querySelectorAll('#pipeline .addr')].some((e) => e.textContent === a);
+		}, gone, T), `a killed stage is shown down and out of the plan (${gone}: ${await page.evaluate(() =>
+			document.getElementById('left-out').innerText.replace(/\s+/g, ' ').trim())})`);
+		ok(await until(page, () => /running/.test(document.getElementById('run-pill').dataset.state)),
+			'the run goes on without it');
+	}
 
 	/* Cancel from the page. */
 	await page.click('#cancel-run');
