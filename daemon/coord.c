@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "pipenet-config.h"
+#include "classify.h"
 #include "client.h"
 #include "coord.h"
 #include "dataset.h"
@@ -237,11 +238,11 @@ struct pn_coord {
 	struct pn_probe *link_own; /* hop 0 is probed by us */
 	struct pn_timer *link_timer, *auto_timer;
 	struct pn_events *events;
-	struct pn_plan *cls; /* one image through the whole model: classify */
+	struct pn_classifier *classifier; /* POST /api/v1/classify */
 
 	/* Metrics since start. */
 	uint64_t images_total, batches_total, duplicates_total, runs_failed, runs_done,
-		runs_cancelled, stage_down_total, classified_total;
+		runs_cancelled, stage_down_total;
 	uint64_t failovers_total, readmits_total, resends_total, stale_total;
 	struct hop_count hops[MAX_HOPS];
 	int nhops;
@@ -2824,61 +2825,7 @@ static void events_get(struct pn_req *q, void *arg)
 static void classify_post(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
-	char err[256];
-	double k;
-	int classes = pn_model_num_classes(c->m);
-	if (query_num(q, "k", 1, classes, classes < 5 ? classes : 5, &k))
-		return;
-	size_t len;
-	uint8_t *jpeg = pn_req_body_take(q, &len), rgb[PN_IMAGE_BYTES];
-	if (!jpeg) {
-		pn_reply_error(q, 400, "bad image", "body: send one JPEG image");
-		return;
-	}
-	int rc = pn_jpeg_decode(jpeg, len, rgb, err, sizeof(err));
-	free(jpeg);
-	if (rc != 0) {
-		pn_reply_error(q, 400, "bad image", "body: %s", err);
-		return;
-	}
-	if (!c->cls &&
-	    !(c->cls = pn_plan_new(c->m, 0, pn_model_blocks(c->m), 1, err, sizeof(err)))) {
-		pn_reply_error(q, 503, "cannot classify", "%s", err);
-		return;
-	}
-	/* One image, about as long as one batch step of a stage. */
-	uint64_t t0 = pn_now_ns();
-	pn_model_preprocess(c->m, rgb, pn_plan_input(c->cls));
-	pn_plan_run(c->cls, 1);
-	const float *logits = pn_plan_output(c->cls);
-	double t = ms(pn_now_ns() - t0), maxv = logits[0], sum = 0;
-	for (int i = 1; i < classes; i++)
-		maxv = logits[i] > maxv ? logits[i] : maxv;
-	for (int i = 0; i < classes; i++)
-		sum += exp(logits[i] - maxv);
-	int order[1024];
-	int n = classes < 1024 ? classes : 1024;
-	for (int i = 0; i < n; i++)
-		order[i] = i;
-	for (int i = 0; i < (int)k && i < n; i++)
-		for (int m = i + 1; m < n; m++)
-			if (logits[order[m]] > logits[order[i]]) {
-				int tmp = order[i];
-				order[i] = order[m];
-				order[m] = tmp;
-			}
-	json_t *top = json_array(), *all = json_array();
-	for (int i = 0; i < (int)k && i < n; i++)
-		json_array_append_new(top, json_pack("{s:i, s:s, s:f, s:f}", "index", order[i],
-						     "class", pn_model_classes(c->m)[order[i]],
-						     "score", exp(logits[order[i]] - maxv) / sum,
-						     "logit", (double)logits[order[i]]));
-	for (int i = 0; i < classes; i++)
-		json_array_append_new(all, json_real(logits[i]));
-	c->classified_total++;
-	pn_reply_json(q, 200,
-		      json_pack("{s:o, s:o, s:f, s:i}", "top", top, "logits", all, "ms", t,
-				"input_size", pn_model_input_size(c->m)));
+	pn_classifier_post(c->classifier, q);
 }
 
 static void metrics_get(struct pn_req *q, void *arg)
@@ -2905,7 +2852,8 @@ static void metrics_get(struct pn_req *q, void *arg)
 	pn_metric_sample(f, "pipenet_batches_total", "", (double)c->batches_total);
 	pn_metric_family(f, "pipenet_classify_requests_total", "counter",
 			 "Images classified by POST /api/v1/classify.");
-	pn_metric_sample(f, "pipenet_classify_requests_total", "", (double)c->classified_total);
+	pn_metric_sample(f, "pipenet_classify_requests_total", "",
+			 (double)pn_classifier_done(c->classifier));
 	pn_metric_family(f, "pipenet_runs_total", "counter", "Runs ended, by final state.");
 	pn_metric_sample(f, "pipenet_runs_total", "state=\"done\"", (double)c->runs_done);
 	pn_metric_sample(f, "pipenet_runs_total", "state=\"failed\"", (double)c->runs_failed);
@@ -3107,8 +3055,9 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->link_timer = pn_timer_new(l, link_timer_cb, c);
 	c->auto_timer = pn_timer_new(l, auto_timer_cb, c);
 	c->events = pn_events_new(l, SSE_MAX_CLIENTS, o->events_buffer_bytes);
+	c->classifier = pn_classifier_new(l, m);
 	if (!c->local || !c->dispatcher || !c->tick || !c->events || !c->link_timer ||
-	    !c->auto_timer) {
+	    !c->auto_timer || !c->classifier) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -3135,6 +3084,7 @@ void pn_coord_stop(struct pn_coord *c)
 		if (c->runs[i]->state < RUN_DONE)
 			end_run(c->runs[i], RUN_CANCELLED, "the coordinator is stopping");
 	pn_stage_stop(c->local);
+	pn_classifier_stop(c->classifier);
 }
 
 void pn_coord_free(struct pn_coord *c)
@@ -3152,7 +3102,7 @@ void pn_coord_free(struct pn_coord *c)
 		pn_peer_free(c->nodes[i].probe);
 		pn_timer_free(c->nodes[i].prof_timer);
 	}
-	pn_plan_free(c->cls);
+	pn_classifier_free(c->classifier);
 	pn_stage_free(c->local);
 	pn_task_free(c->dispatcher);
 	pn_timer_free(c->tick);

@@ -89,6 +89,7 @@ struct pn_req {
 	const char *args[MAX_ARGS];
 	char argbuf[512];
 	int replied;
+	int held; /* a copy made by pn_req_hold, freed by pn_req_free */
 };
 
 int pn_parse_hostport(const char *s, char *host, size_t hostlen, int *port, char *err,
@@ -696,12 +697,38 @@ void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, cons
 		r->h->replies_5xx++;
 	else if (status >= 400)
 		r->h->replies_4xx++;
+	/* Sending frees a request whose client has gone (see pn_req_hold). */
+	int get = evhttp_request_get_command(r->req) == EVHTTP_REQ_GET;
 	evhttp_send_reply(r->req, status, reason(status), out);
 	if (out)
 		evbuffer_free(out);
-	pn_log(status >= 500 ? PN_LOG_WARN : PN_LOG_DEBUG, "%s %s -> %d",
-	       evhttp_request_get_command(r->req) == EVHTTP_REQ_GET ? "GET" : "request", r->path,
-	       status);
+	pn_log(status >= 500 ? PN_LOG_WARN : PN_LOG_DEBUG, "%s %s -> %d", get ? "GET" : "request",
+	       r->path, status);
+}
+
+struct pn_req *pn_req_hold(struct pn_req *r)
+{
+	struct pn_req *copy = malloc(sizeof(*copy));
+	if (!copy) {
+		pn_reply_error(r, 503, "out of memory", "cannot keep the request");
+		return NULL;
+	}
+	*copy = *r;
+	for (int i = 0; i < MAX_ARGS; i++)
+		if (r->args[i])
+			copy->args[i] = copy->argbuf + (r->args[i] - r->argbuf);
+	copy->held = 1;
+	r->replied = 1; /* the copy answers */
+	return copy;
+}
+
+void pn_req_free(struct pn_req *r)
+{
+	if (!r || !r->held)
+		return;
+	if (!r->replied)
+		pn_reply_error(r, 500, "internal error", "no reply was produced");
+	free(r);
 }
 
 void pn_reply_json(struct pn_req *r, int status, json_t *body)

@@ -121,6 +121,17 @@ uint8_t *pn_req_body_take(struct pn_req *r, size_t *len);
 /* The body as a JSON object, or NULL after answering 400 itself. */
 json_t *pn_req_json(struct pn_req *r);
 
+/* Keeps a request past its handler: the copy returned is answered later
+ * with the reply functions below, then freed with pn_req_free; the
+ * handler must not answer `r` itself. NULL after answering 503 when out
+ * of memory. Sound in libevent 2.1: a client that leaves first has its
+ * request detached from the connection, not freed, and the reply then
+ * only frees it. The copy must be answered before pn_http_free. */
+struct pn_req *pn_req_hold(struct pn_req *r);
+/* Frees a held request (answering 500 if it was not answered); NULL and
+ * requests that were not held are ignored. */
+void pn_req_free(struct pn_req *r);
+
 /* Replies; each takes ownership of `body` (NULL is an empty object). */
 void pn_reply_json(struct pn_req *r, int status, json_t *body);
 void pn_reply_error(struct pn_req *r, int status, const char *error, const char *fmt, ...)

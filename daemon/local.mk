@@ -9,6 +9,7 @@ daemon_libpndaemon_a_SOURCES += \
 	daemon/settings.h daemon/settings.c daemon/stage.h daemon/stage.c \
 	daemon/probe.h daemon/probe.c \
 	daemon/coord.h daemon/coord.c daemon/events.h daemon/events.c \
+	daemon/classify.h daemon/classify.c \
 	daemon/notify.h daemon/notify.c \
 	daemon/metrics.h daemon/metrics.c daemon/webfiles.h daemon/webfiles.c
 daemon_libpndaemon_a_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)

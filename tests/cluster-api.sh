@@ -21,6 +21,12 @@ capi() {
 is_error() { # STATUS: the reply is {"error", "detail"} with that status
 	[ "$STATUS" = "$1" ] && [ -n "$(jget .error)" ] && [ -n "$(jget .detail)" ]
 }
+is_error_naming() { # STATUS PATTERN: that error, its detail matching PATTERN
+	is_error "$1" && jget .detail | grep -q -- "$2"
+}
+served() { # STATUS PATTERN: that status, and a header in $TMP/headers matching
+	[ "$STATUS" = "$1" ] && grep -qi -- "$2" "$TMP/headers"
+}
 
 api GET $C /api/v1/health
 check "GET /api/v1/health: 200, version $(jget .version)" [ "$STATUS" = 200 -a "$(jget .status)" = ok ]
@@ -61,10 +67,10 @@ api GET $C /api/v1/nothing
 check "unknown path: 404 with error and detail" is_error 404
 STATUS=$(curl -s -o "$TMP/reply" -D "$TMP/headers" -w '%{http_code}' -X DELETE "${AUTH[@]}" "http://$C/api/v1/cluster")
 check "wrong method: 405 with an Allow header ($(grep -i '^allow:' "$TMP/headers" | tr -d '\r'))" \
-	[ "$STATUS" = 405 ] && grep -qi '^allow: GET' "$TMP/headers" && is_error 405
+	eval '[ "$STATUS" = 405 ] && grep -qi "^allow: GET" "$TMP/headers" && is_error 405'
 STATUS=$(curl -s -o "$TMP/reply" -D "$TMP/headers" -w '%{http_code}' -X POST "${AUTH[@]}" -d '{}' "http://$C/api/v1/runs/1")
 check "POST /api/v1/runs/1: 405, Allow lists GET and DELETE" \
-	[ "$STATUS" = 405 ] && grep -i '^allow:' "$TMP/headers" | grep -q DELETE
+	eval '[ "$STATUS" = 405 ] && grep -i "^allow:" "$TMP/headers" | grep -q DELETE'
 
 # The token: control routes need it, reads do not.
 api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 8}"
@@ -80,11 +86,11 @@ check "the right token passes (classify of an empty body: 400)" is_error 400
 capi POST /api/v1/runs '{"dataset": '
 check "malformed JSON: 400" is_error 400
 capi POST /api/v1/runs '{"dataset": 7}'
-check "dataset of the wrong type: 400 naming it ($(jget .detail))" [ "$(jget .detail | grep -c dataset)" = 1 ] && is_error 400
+check "dataset of the wrong type: 400 naming it ($(jget .detail))" is_error_naming 400 dataset
 capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"batch_size\": \"8\"}"
-check "batch_size as a string: 400 naming it" [ "$(jget .detail | grep -c batch_size)" = 1 ] && is_error 400
+check "batch_size as a string: 400 naming it" is_error_naming 400 batch_size
 capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"colour\": 1}"
-check "an unknown key: 400 naming it" [ "$(jget .detail | grep -c colour)" = 1 ] && is_error 400
+check "an unknown key: 400 naming it" is_error_naming 400 colour
 capi PUT /api/v1/split '{"split": [19]}'
 check "split out of range: 400 ($(jget .detail))" is_error 400
 capi PUT /api/v1/split '{"split": [9, 4]}'
@@ -92,15 +98,15 @@ check "split not increasing: 400 ($(jget .detail))" is_error 400
 capi PUT /api/v1/split '{"split": [3, 6, 9]}'
 check "split with more ranges than stages: 400 ($(jget .detail))" is_error 400
 capi PUT /api/v1/split '{"split": ["4"]}'
-check "split of strings: 400 naming split[0]" [ "$(jget .detail | grep -c 'split\[0\]')" = 1 ] && is_error 400
+check "split of strings: 400 naming split[0]" is_error_naming 400 'split\[0\]'
 capi PUT /api/v1/split '{"split": [6]}'
 check "PUT /api/v1/split between runs: 200, the next run's split" [ "$STATUS" = 200 -a "$(jget .split[0])" = 6 ]
 
 # Runs: create, get, list, a conflicting one, cancel.
 capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 4000, \"batch_size\": 2, \"mode\": \"sequential\"}"
 id=$(jget .id)
-check "POST /api/v1/runs: 201 with the default split [6]" [ "$STATUS" = 201 -a "$(jget .split[0])" = 6 ] &&
-	grep -qi "^location: /api/v1/runs/$id" "$TMP/headers"
+check "POST /api/v1/runs: 201 with the default split [6]" \
+	eval '[ "$(jget .split[0])" = 6 ] && served 201 "^location: /api/v1/runs/$id"'
 capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 8}"
 check "a second run while one is going: 409" is_error 409
 capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 8, \"queue\": true}"
@@ -132,8 +138,43 @@ STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type
 	--data-binary @"$jpeg" "http://$C/api/v1/classify?k=3")
 check "POST /api/v1/classify: top 3 ($(jget .top[0].class) $(jget .top[0].score))" [ "$STATUS" = 200 -a \
 	-n "$(jget .top[2].class)" -a "$(jget '.top[3]')" = "" -a "$(jget .logits[9])" != "" ]
+one=$(jget .logits)
+# Classifications are computed a block per loop turn, in order: 24 at once
+# are each answered, 200 with the same logits or 503 past the 16 that may
+# wait; then 8 clients that give up at once leave nothing behind.
+pids=()
+for i in $(seq 24); do
+	curl -s -o "$TMP/cls.$i" -w '%{http_code}' -D "$TMP/cls.$i.h" "${AUTH[@]}" \
+		--data-binary @"$jpeg" "http://$C/api/v1/classify?k=3" >"$TMP/cls.$i.code" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+n200=0 n503=0 bad=0 waited=0
+for i in $(seq 24); do
+	case $(cat "$TMP/cls.$i.code") in
+	200)
+		[ "$($W "$JGET" .logits <"$TMP/cls.$i")" = "$one" ] && n200=$((n200 + 1)) || bad=$((bad + 1))
+		awk -v w="$($W "$JGET" .wait_ms <"$TMP/cls.$i")" 'BEGIN {exit !(w > 0)}' && waited=$((waited + 1))
+		;;
+	503) grep -qi '^Retry-After' "$TMP/cls.$i.h" && n503=$((n503 + 1)) || bad=$((bad + 1)) ;;
+	*) bad=$((bad + 1)) ;;
+	esac
+done
+check "24 classifications at once: $n200 with the same logits ($waited waited their turn), $n503 busy (503, Retry-After), $bad otherwise" \
+	[ $bad = 0 -a $n200 -ge 16 -a $((n200 + n503)) = 24 -a $waited -ge 1 ]
+pids=()
+for i in $(seq 8); do
+	curl -s -o /dev/null --max-time 0.01 "${AUTH[@]}" --data-binary @"$jpeg" "http://$C/api/v1/classify" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary @"$jpeg" "http://$C/api/v1/classify?k=3")
+check "after 8 clients gave up waiting, a classification still gets the same logits ($STATUS)" \
+	[ "$STATUS" = 200 -a "$(jget .logits)" = "$one" ]
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary @"$jpeg" "http://$C/api/v1/classify?k=0")
+check "classify with k=0: 400 naming k" is_error_naming 400 '^k '
 STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary 'not a jpeg' "http://$C/api/v1/classify")
-check "classify of something else: 400 naming the body" [ "$(jget .detail | grep -c body)" = 1 ] && is_error 400
+check "classify of something else: 400 naming the body" is_error_naming 400 body
 
 # 413: a body over max_body_bytes is refused from its Content-Length,
 # before any of it is sent (the 1 GiB never follows).
@@ -148,10 +189,10 @@ check "a body over --max-body-bytes: 413" [ "$STATUS" = 413 ]
 
 # The dashboard's files.
 STATUS=$(curl -s -o "$TMP/index" -D "$TMP/headers" -w '%{http_code}' "http://$C/")
-check "GET /: the dashboard's index.html" [ "$STATUS" = 200 ] && cmp -s "$TMP/index" "$top_srcdir/web/index.html" &&
-	grep -qi '^content-type: text/html' "$TMP/headers"
+check "GET /: the dashboard's index.html" \
+	eval 'served 200 "^content-type: text/html" && cmp -s "$TMP/index" "$top_srcdir/web/index.html"'
 STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/app.js")
-check "GET /app.js: JavaScript" [ "$STATUS" = 200 ] && grep -qi '^content-type: text/javascript' "$TMP/headers"
+check "GET /app.js: JavaScript" served 200 '^content-type: text/javascript'
 bad=""
 for p in /../README.md /%2e%2e/README.md /.hidden /web/../../README.md '/%2e%2e%2fREADME.md' /nothing.js /app.js/ '/a%00b'; do
 	STATUS=$(curl -s --path-as-is -o "$TMP/reply" -w '%{http_code}' "http://$C$p")
@@ -160,14 +201,14 @@ done
 check "no traversal or missing file is served: 404${bad:+ (got$bad)}" [ -z "$bad" ]
 if [ -d /usr/share/javascript/chart.js ]; then
 	STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/chart.js")
-	check "GET /chart.js: Debian's Chart.js" [ "$STATUS" = 200 ] && grep -qi '^content-type: text/javascript' "$TMP/headers"
+	check "GET /chart.js: Debian's Chart.js" served 200 '^content-type: text/javascript'
 else
 	ok 0 "# SKIP no libjs-chart.js"
 fi
 
 # Metrics.
 STATUS=$(curl -s -o "$TMP/metrics" -D "$TMP/headers" -w '%{http_code}' "http://$C/metrics")
-check "GET /metrics: Prometheus text 0.0.4" [ "$STATUS" = 200 ] && grep -qi '^content-type: text/plain; version=0.0.4' "$TMP/headers"
+check "GET /metrics: Prometheus text 0.0.4" served 200 '^content-type: text/plain; version=0.0.4'
 api GET $C /api/v1/runs
 images=$(($(jget .runs[0].images_done) + $(jget .runs[1].images_done)))
 batches=$(($(jget .runs[0].batches_done) + $(jget .runs[1].batches_done)))
