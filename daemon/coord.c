@@ -172,11 +172,10 @@ struct run {
 
 	/* Live re-split: the current epoch, and the split waiting for the
 	 * batches in flight to drain (draining = 1). The last MAX_EPOCHS
-	 * epochs are kept (see EPOCH). The current plan's ranges are on
-	 * `members` (node indices in pipeline order). */
+	 * epochs are kept (see EPOCH); the current one's `members` are the
+	 * nodes of the ranges (node indices in pipeline order). */
 	int epoch;
 	struct epoch epochs[MAX_EPOCHS];
-	int members[MAX_STAGES], nmembers;
 	int draining, next_points[MAX_RANGES], next_npoints;
 	int next_members[MAX_STAGES], next_nmembers;
 	int failovers, readmits;
@@ -271,6 +270,7 @@ static int plan_best(struct pn_coord *c, const int *members, int nm, int batch, 
 static void node_down(struct node *n, const char *why);
 static const char *plan_over(struct run *r, const int *members, int nm, int *points, int *npoints);
 static void apply_points(struct run *r, const int *points, int npoints, const int *members, int nm);
+static int same_members(const struct epoch *ep, const int *members, int nm);
 static void failover(struct run *r, const struct node *n);
 static int auto_split(const struct pn_model *m, int k, int *points);
 static void node_refuse(struct node *n, const char *why);
@@ -676,8 +676,7 @@ static void configure(struct run *r)
 		return;
 	}
 	int members[MAX_STAGES], nm = live_members(c, members);
-	if (!r->split_auto &&
-	    (nm != r->nmembers || memcmp(members, r->members, (size_t)nm * sizeof(int)) != 0)) {
+	if (!r->split_auto && !same_members(EPOCH(r, r->epoch), members, nm)) {
 		int points[MAX_RANGES], npoints;
 		const char *how = plan_over(r, members, nm, points, &npoints);
 		snprintf(r->split_note, sizeof(r->split_note),
@@ -869,6 +868,11 @@ static double epoch_img_s(const struct epoch *ep)
 		       : 0;
 }
 
+static int same_members(const struct epoch *ep, const int *members, int nm)
+{
+	return nm == ep->nmembers && memcmp(members, ep->members, (size_t)nm * sizeof(int)) == 0;
+}
+
 /* Block ranges of a split over `members` (node indices in pipeline
  * order): k points make k + 1 ranges; with one more range than members
  * the coordinator computes the first (with no members, all of them). */
@@ -886,13 +890,10 @@ static void apply_points(struct run *r, const int *points, int npoints, const in
 		r->ranges[i].last = i < npoints ? points[i] : blocks;
 		r->ranges[i].node = i < local ? NULL : &c->nodes[members[i - local]];
 	}
-	if (members != r->members)
-		memcpy(r->members, members, (size_t)nm * sizeof(int));
-	r->nmembers = nm;
 	struct epoch *ep = EPOCH(r, r->epoch);
-	memcpy(ep->points, points, (size_t)npoints * sizeof(int));
+	memmove(ep->points, points, (size_t)npoints * sizeof(int));
 	ep->npoints = npoints;
-	memcpy(ep->members, members, (size_t)nm * sizeof(int));
+	memmove(ep->members, members, (size_t)nm * sizeof(int));
 	ep->nmembers = nm;
 }
 
@@ -909,7 +910,7 @@ static void new_epoch(struct run *r, const int *points, int npoints, const int *
 			       points_json(points, npoints), "epoch", r->epoch + 1, "img_s_before",
 			       epoch_img_s(old), "img_s_after", "reason", reason);
 	int had_local = r->ranges[0].node == NULL;
-	int same = nm == r->nmembers && memcmp(members, r->members, (size_t)nm * sizeof(int)) == 0;
+	int same = same_members(old, members, nm);
 	int pts[MAX_RANGES], mem[MAX_STAGES]; /* the arguments may alias the run's */
 	memcpy(pts, points, (size_t)npoints * sizeof(int));
 	memcpy(mem, members, (size_t)nm * sizeof(int));
@@ -1942,7 +1943,7 @@ static json_t *run_json(const struct run *r)
 	json_object_set_new(j, "adapt", json_boolean(r->adapt));
 	if (r->adapt) {
 		json_t *ratios = json_array();
-		for (int i = 0; i < r->nmembers; i++)
+		for (int i = 0; i < cur->nmembers; i++)
 			json_array_append_new(ratios, json_real(r->ratio[i]));
 		json_object_set_new(j, "adapt_ratio", ratios);
 		json_object_set_new(j, "adapt_resplits", json_integer(r->adapts));
@@ -2284,8 +2285,8 @@ static int predicted(struct pn_coord *c, const struct run *r, struct pn_split *o
 {
 	static struct costs k;
 	const struct epoch *ep = EPOCH(r, r->epoch);
-	if (r->nranges != r->nmembers ||
-	    make_costs(c, r->members, r->nmembers, r->batch, r->dtype, 0, 0, &k) != 0)
+	if (r->nranges != ep->nmembers ||
+	    make_costs(c, ep->members, ep->nmembers, r->batch, r->dtype, 0, 0, &k) != 0)
 		return -1;
 	return pn_split_evaluate(&k.k, ep->points, out);
 }
@@ -2559,8 +2560,8 @@ static void adapt_check(struct run *r)
 	struct pn_split cur, best;
 	struct epoch *ep = EPOCH(r, r->epoch);
 	int nb = pn_model_blocks(c->m);
-	if (!r->adapt || r->state != RUN_RUNNING || r->draining || r->nranges != r->nmembers ||
-	    make_costs(c, r->members, r->nmembers, r->batch, r->dtype, 0, 0, &k) != 0 ||
+	if (!r->adapt || r->state != RUN_RUNNING || r->draining || r->nranges != ep->nmembers ||
+	    make_costs(c, ep->members, ep->nmembers, r->batch, r->dtype, 0, 0, &k) != 0 ||
 	    pn_split_evaluate(&k.k, ep->points, &cur) != 0)
 		return;
 	for (int i = 0; i < r->nranges; i++) {
@@ -2603,7 +2604,7 @@ static void adapt_check(struct run *r)
 	pn_events_emit(
 		c->events, "adapt",
 		json_pack("{s:i, s:f, s:s}", "run", r->id, "time", wall_time(), "reason", reason));
-	request_split(r, best.cuts + 1, best.stages - 1, r->members, r->nmembers, reason);
+	request_split(r, best.cuts + 1, best.stages - 1, ep->members, ep->nmembers, reason);
 }
 
 static json_t *split_json(const struct pn_split *p)
@@ -2846,13 +2847,12 @@ static void metrics_get(struct pn_req *q, void *arg)
 	struct run *r = c->active;
 	uint64_t e4, e5;
 	pn_http_error_counts(c->http, &e4, &e5);
-	pn_metric_family(f, "pipenet_images_total", "counter", "Images classified by runs.");
-	pn_metric_sample(f, "pipenet_images_total", "", (double)c->images_total);
-	pn_metric_family(f, "pipenet_batches_total", "counter", "Batches whose logits came back.");
-	pn_metric_sample(f, "pipenet_batches_total", "", (double)c->batches_total);
-	pn_metric_family(f, "pipenet_classify_requests_total", "counter",
-			 "Images classified by POST /api/v1/classify.");
-	pn_metric_sample(f, "pipenet_classify_requests_total", "",
+	pn_metric_single(f, "pipenet_images_total", "counter", "Images classified by runs.",
+			 (double)c->images_total);
+	pn_metric_single(f, "pipenet_batches_total", "counter", "Batches whose logits came back.",
+			 (double)c->batches_total);
+	pn_metric_single(f, "pipenet_classify_requests_total", "counter",
+			 "Images classified by POST /api/v1/classify.",
 			 (double)pn_classifier_done(c->classifier));
 	pn_metric_family(f, "pipenet_runs_total", "counter", "Runs ended, by final state.");
 	pn_metric_sample(f, "pipenet_runs_total", "state=\"done\"", (double)c->runs_done);
@@ -2887,9 +2887,8 @@ static void metrics_get(struct pn_req *q, void *arg)
 			 (double)c->resends_total);
 	pn_metric_sample(f, "pipenet_recovery_total", "kind=\"stale_frame\"",
 			 (double)c->stale_total);
-	pn_metric_family(f, "pipenet_inflight_batches", "gauge",
-			 "Batches dispatched whose logits have not come back.");
-	pn_metric_sample(f, "pipenet_inflight_batches", "",
+	pn_metric_single(f, "pipenet_inflight_batches", "gauge",
+			 "Batches dispatched whose logits have not come back.",
 			 r && r->state == RUN_RUNNING ? r->inflight : 0);
 	pn_metric_family(f, "pipenet_stage_up", "gauge",
 			 "1 when the stage answers its health checks with the coordinator's model, "
@@ -2911,23 +2910,20 @@ static void metrics_get(struct pn_req *q, void *arg)
 	int conns;
 	uint64_t refused;
 	pn_http_conn_counts(c->http, &conns, &refused);
-	pn_metric_family(f, "pipenet_http_connections", "gauge",
-			 "Open client connections to this daemon's HTTP server.");
-	pn_metric_sample(f, "pipenet_http_connections", "", conns);
-	pn_metric_family(f, "pipenet_http_connections_refused_total", "counter",
-			 "Connections answered 503 because max_connections were open.");
-	pn_metric_sample(f, "pipenet_http_connections_refused_total", "", (double)refused);
+	pn_metric_single(f, "pipenet_http_connections", "gauge",
+			 "Open client connections to this daemon's HTTP server.", conns);
+	pn_metric_single(f, "pipenet_http_connections_refused_total", "counter",
+			 "Connections answered 503 because max_connections were open.",
+			 (double)refused);
 	int waiting;
 	uint64_t delayed;
 	pn_http_read_counts(c->http, &waiting, &delayed);
-	pn_metric_family(f, "pipenet_http_reads_waiting", "gauge",
-			 "API reads waiting for the api_reads_per_s budget.");
-	pn_metric_sample(f, "pipenet_http_reads_waiting", "", waiting);
-	pn_metric_family(f, "pipenet_http_reads_delayed_total", "counter",
-			 "API reads that waited for the api_reads_per_s budget.");
-	pn_metric_sample(f, "pipenet_http_reads_delayed_total", "", (double)delayed);
-	pn_metric_family(f, "pipenet_event_clients", "gauge", "Open event streams.");
-	pn_metric_sample(f, "pipenet_event_clients", "", pn_events_clients(c->events));
+	pn_metric_single(f, "pipenet_http_reads_waiting", "gauge",
+			 "API reads waiting for the api_reads_per_s budget.", waiting);
+	pn_metric_single(f, "pipenet_http_reads_delayed_total", "counter",
+			 "API reads that waited for the api_reads_per_s budget.", (double)delayed);
+	pn_metric_single(f, "pipenet_event_clients", "gauge", "Open event streams.",
+			 pn_events_clients(c->events));
 	pn_metric_family(f, "pipenet_batch_latency_seconds", "histogram",
 			 "Batch latency, dispatch to logits.");
 	pn_metric_hist(f, "pipenet_batch_latency_seconds", "", &c->latency);

@@ -55,19 +55,15 @@ struct pn_http {
 	size_t nby_fd;
 	int nconns; /* attached and admitted */
 	uint64_t refused;
-	/* The read budget: a token bucket of api_reads_per_s, and the reads
-	 * waiting for a token, oldest first. */
+	/* The read budget: a token bucket of api_reads_per_s, and a ring of
+	 * the reads waiting for a token (max_connections of them at most),
+	 * oldest first. */
 	double tokens;
 	uint64_t refilled_ns;
-	struct held *held, *held_last;
-	int nheld;
+	struct evhttp_request **waiting;
+	int first_waiting, nwaiting;
 	uint64_t reads_delayed;
 	struct event *release; /* serves waiting reads as tokens come in */
-};
-
-struct held {
-	struct evhttp_request *req;
-	struct held *next;
 };
 
 struct pn_stream {
@@ -116,6 +112,12 @@ int pn_parse_hostport(const char *s, char *host, size_t hostlen, int *port, char
 	host[n] = '\0';
 	*port = (int)p;
 	return 0;
+}
+
+/* Node-to-node routes: served first, outside the limits on API clients. */
+static int node_path(const char *path)
+{
+	return strncmp(path, "/v1/", 4) == 0;
 }
 
 static int method_of(struct evhttp_request *req)
@@ -203,8 +205,7 @@ static struct conn *conn_of(struct pn_http *h, struct evhttp_connection *evcon)
 static int admit(struct pn_req *r, struct conn *c)
 {
 	struct pn_http *h = r->h;
-	if (strncmp(r->path, "/v1/", 4) == 0 &&
-	    h->nconns < h->lim.max_connections + PN_HTTP_NODE_RESERVE) {
+	if (node_path(r->path) && h->nconns < h->lim.max_connections + PN_HTTP_NODE_RESERVE) {
 		c->over = 0;
 		h->nconns++;
 		evhttp_connection_set_timeout(c->evcon, h->lim.idle_timeout_s);
@@ -237,7 +238,7 @@ static void serve(struct pn_http *h, struct evhttp_request *req)
 		return;
 	int method = method_of(req);
 	/* Reads of the user-facing API wait behind node-to-node traffic. */
-	int background = method == PN_GET && strncmp(r.path, "/v1/", 4) != 0;
+	int background = method == PN_GET && !node_path(r.path);
 	bufferevent_priority_set(evhttp_connection_get_bufferevent(evcon),
 				 background ? PN_PRIO_BACKGROUND : PN_PRIO_IO);
 	int allowed = 0; /* methods of the routes whose path matched */
@@ -295,7 +296,7 @@ static int budgeted(struct pn_http *h, struct evhttp_request *req)
 		return 0;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	if (!path || strncmp(path, "/v1/", 4) == 0 || strcmp(path, "/api/v1/health") == 0)
+	if (!path || node_path(path) || strcmp(path, "/api/v1/health") == 0)
 		return 0;
 	struct conn *c = conn_of(h, evhttp_request_get_connection(req));
 	return !(c && c->over);
@@ -316,19 +317,15 @@ static void refill(struct pn_http *h)
 static void arm_release(struct pn_http *h)
 {
 	struct timeval tick = {0, PN_HTTP_RELEASE_MS * 1000};
-	if (h->held && !evtimer_pending(h->release, NULL))
+	if (h->nwaiting && !evtimer_pending(h->release, NULL))
 		evtimer_add(h->release, &tick);
 }
 
 static struct evhttp_request *unhold(struct pn_http *h)
 {
-	struct held *w = h->held;
-	struct evhttp_request *req = w->req;
-	h->held = w->next;
-	if (!h->held)
-		h->held_last = NULL;
-	h->nheld--;
-	free(w);
+	struct evhttp_request *req = h->waiting[h->first_waiting];
+	h->first_waiting = (h->first_waiting + 1) % h->lim.max_connections;
+	h->nwaiting--;
 	return req;
 }
 
@@ -341,7 +338,7 @@ static void release_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	refill(h);
-	while (h->held && (h->tokens >= 1 || h->closing)) {
+	while (h->nwaiting && (h->tokens >= 1 || h->closing)) {
 		struct evhttp_request *req = unhold(h);
 		if (!evhttp_request_get_connection(req)) {
 			evhttp_request_free(req);
@@ -361,13 +358,12 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		return;
 	}
 	refill(h);
-	if (!h->held && h->tokens >= 1) {
+	if (!h->nwaiting && h->tokens >= 1) {
 		h->tokens -= 1;
 		serve(h, req);
 		return;
 	}
-	struct held *w = h->nheld < h->lim.max_connections ? malloc(sizeof(*w)) : NULL;
-	if (!w) {
+	if (h->nwaiting == h->lim.max_connections) {
 		struct pn_req r = {.h = h, .req = req};
 		pn_reply_header(&r, "Retry-After", "1");
 		pn_reply_error(&r, 503, "busy",
@@ -375,13 +371,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			       h->lim.api_reads_per_s);
 		return;
 	}
-	*w = (struct held){.req = req};
-	if (h->held_last)
-		h->held_last->next = w;
-	else
-		h->held = w;
-	h->held_last = w;
-	h->nheld++;
+	h->waiting[(h->first_waiting + h->nwaiting++) % h->lim.max_connections] = req;
 	h->reads_delayed++;
 	bufferevent_priority_set(
 		evhttp_connection_get_bufferevent(evhttp_request_get_connection(req)),
@@ -499,8 +489,9 @@ struct pn_http *pn_http_new(struct pn_loop *l, const char *hostport, const char 
 	h->http = evhttp_new(pn_loop_base(l));
 	h->attach = event_new(pn_loop_base(l), -1, 0, attach_cb, h);
 	h->release = evtimer_new(pn_loop_base(l), release_cb, h);
+	h->waiting = calloc((size_t)h->lim.max_connections, sizeof(*h->waiting));
 	if (!h->http || !h->attach || event_priority_set(h->attach, PN_PRIO_IO) != 0 ||
-	    !h->release || event_priority_set(h->release, PN_PRIO_BACKGROUND) != 0)
+	    !h->release || event_priority_set(h->release, PN_PRIO_BACKGROUND) != 0 || !h->waiting)
 		goto nomem;
 	h->refilled_ns = pn_now_ns();
 	if (token && *token && !(h->token = strdup(token)))
@@ -556,6 +547,7 @@ void pn_http_free(struct pn_http *h)
 	if (h->attach)
 		event_free(h->attach);
 	free(h->by_fd);
+	free(h->waiting);
 	free(h->token);
 	free(h);
 }
@@ -582,7 +574,7 @@ void pn_http_set_max_body(struct pn_http *h, size_t bytes)
 void pn_http_set_closing(struct pn_http *h, int closing)
 {
 	h->closing = closing;
-	if (closing && h->held) /* each waiting read gets its 503 now */
+	if (closing && h->nwaiting) /* each waiting read gets its 503 now */
 		event_active(h->release, EV_TIMEOUT, 0);
 }
 
@@ -828,7 +820,7 @@ void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused)
 
 void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delayed)
 {
-	*waiting = h->nheld;
+	*waiting = h->nwaiting;
 	*delayed = h->reads_delayed;
 }
 

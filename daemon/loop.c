@@ -10,10 +10,7 @@
 #include "loop.h"
 
 enum {
-	PRIO_IO = PN_PRIO_IO,
-	PRIO_TASK = PN_PRIO_TASK, /* runs only when no I/O is active */
-	PRIO_BACKGROUND = PN_PRIO_BACKGROUND, /* only when no task is either */
-	PRIOS = 3,
+	PRIOS = 3, /* see enum pn_prio */
 	TASK_SLICE_US = 500,
 	TASK_SLICE_MAX = 64, /* callbacks */
 };
@@ -78,7 +75,7 @@ struct pn_loop *pn_loop_new(void)
 	struct event_config *cfg = event_config_new();
 	struct timeval slice = {0, TASK_SLICE_US};
 	if (cfg &&
-	    event_config_set_max_dispatch_interval(cfg, &slice, TASK_SLICE_MAX, PRIO_TASK) == 0)
+	    event_config_set_max_dispatch_interval(cfg, &slice, TASK_SLICE_MAX, PN_PRIO_TASK) == 0)
 		l->base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	if (!l->base || event_base_priority_init(l->base, PRIOS) != 0) {
@@ -136,7 +133,8 @@ int pn_loop_on_signal(struct pn_loop *l, int signo, void (*cb)(int, void *), voi
 	s->cb = cb;
 	s->arg = arg;
 	s->ev = evsignal_new(l->base, signo, sig_cb, s);
-	if (!s->ev || event_priority_set(s->ev, PRIO_IO) != 0 || evsignal_add(s->ev, NULL) != 0) {
+	if (!s->ev || event_priority_set(s->ev, PN_PRIO_IO) != 0 ||
+	    evsignal_add(s->ev, NULL) != 0) {
 		if (s->ev)
 			event_free(s->ev);
 		free(s);
@@ -165,7 +163,7 @@ struct pn_timer *pn_timer_new(struct pn_loop *l, void (*cb)(void *), void *arg)
 		free(t);
 		return NULL;
 	}
-	event_priority_set(t->ev, PRIO_IO);
+	event_priority_set(t->ev, PN_PRIO_IO);
 	return t;
 }
 
@@ -214,7 +212,7 @@ struct pn_task *pn_task_new(struct pn_loop *l, void (*cb)(void *), void *arg)
 		free(t);
 		return NULL;
 	}
-	event_priority_set(t->ev, PRIO_TASK);
+	event_priority_set(t->ev, PN_PRIO_TASK);
 	return t;
 }
 
@@ -228,7 +226,7 @@ void pn_task_schedule(struct pn_task *t)
 	int yield = now - t->l->yielded_ns > (uint64_t)PN_LOOP_BACKGROUND_MS * 1000000u;
 	if (yield)
 		t->l->yielded_ns = now;
-	event_priority_set(t->ev, yield ? PRIO_BACKGROUND : PRIO_TASK);
+	event_priority_set(t->ev, yield ? PN_PRIO_BACKGROUND : PN_PRIO_TASK);
 	event_active(t->ev, EV_TIMEOUT, 0);
 }
 

@@ -57,6 +57,12 @@ void pn_metric_sample(FILE *f, const char *name, const char *labels, double v)
 	fputc('\n', f);
 }
 
+void pn_metric_single(FILE *f, const char *name, const char *type, const char *help, double v)
+{
+	pn_metric_family(f, name, type, help);
+	pn_metric_sample(f, name, "", v);
+}
+
 void pn_metric_hist(FILE *f, const char *name, const char *labels, const struct pn_hist *h)
 {
 	const char *sep = labels && *labels ? "," : "";

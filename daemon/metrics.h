@@ -27,6 +27,8 @@ void pn_metric_family(FILE *f, const char *name, const char *type, const char *h
 /* One sample: `labels` is "" or `key="value",...` (values escaped by the
  * caller with pn_metric_label). */
 void pn_metric_sample(FILE *f, const char *name, const char *labels, double value);
+/* A family of one unlabelled sample. */
+void pn_metric_single(FILE *f, const char *name, const char *type, const char *help, double value);
 void pn_metric_hist(FILE *f, const char *name, const char *labels, const struct pn_hist *h);
 /* Escapes a label value (backslash, quote, newline) into buf. */
 const char *pn_metric_label(const char *value, char *buf, size_t buflen);
