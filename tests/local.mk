@@ -39,6 +39,11 @@ tests_test_safetensors_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_safetensors_LDADD = $(PN_KERNEL_LDADD)
 TESTS += tests/test-safetensors
 
+check_PROGRAMS += tests/test-preprocess
+tests_test_preprocess_SOURCES = tests/test-preprocess.c tests/tap.h
+tests_test_preprocess_LDADD = $(PN_KERNEL_LDADD)
+TESTS += tests/test-preprocess
+
 TESTS += tests/format.sh
 EXTRA_DIST += tests/format.sh
 
