@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h" /* pn_crc32c */
+
 #define PN_FRAME_MAGIC 0x52464e50u
 #define PN_FRAME_VERSION 1
 #define PN_FRAME_HEADER 48
@@ -78,8 +80,6 @@ size_t pn_dtype_size(int dtype);
 /* "f32", "f16", "u8"; pn_dtype_parse returns 0 for an unknown name. */
 const char *pn_dtype_name(int dtype);
 int pn_dtype_parse(const char *name);
-
-uint32_t pn_crc32c(uint32_t crc, const void *buf, size_t len);
 
 void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_HEADER]);
 

@@ -8,6 +8,7 @@
 
 #include "pipenet-config.h"
 #include "coord.h"
+#include "crc32c.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -230,8 +231,9 @@ static int start(struct daemon *d)
 	if (c->port_file && *c->port_file &&
 	    write_port_file(c->port_file, pn_http_port(d->http)) != 0)
 		return -1;
-	pn_info("%s listening on %s:%d (model %s, sha256 %.12s, kernels %s)", c->role, host,
-		pn_http_port(d->http), c->model, d->sha, d->ops->name);
+	pn_info("%s listening on %s:%d (model %s, sha256 %.12s, kernels %s, frame CRC32C %s)",
+		c->role, host, pn_http_port(d->http), c->model, d->sha, d->ops->name,
+		pn_crc32c_impl()->name);
 	uint64_t usec = pn_notify_watchdog_usec();
 	if (usec) {
 		d->watchdog_ms = usec / 2000 ? usec / 2000 : 1;

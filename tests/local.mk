@@ -44,6 +44,11 @@ tests_test_preprocess_SOURCES = tests/test-preprocess.c tests/tap.h
 tests_test_preprocess_LDADD = $(PN_KERNEL_LDADD)
 TESTS += tests/test-preprocess
 
+check_PROGRAMS += tests/test-crc32c
+tests_test_crc32c_SOURCES = tests/test-crc32c.c tests/tap.h
+tests_test_crc32c_LDADD = $(PN_OPS_LDADD)
+TESTS += tests/test-crc32c
+
 TESTS += tests/format.sh
 EXTRA_DIST += tests/format.sh
 
