@@ -142,6 +142,13 @@ struct epoch {
 	double predicted_img_s, predicted_latency_ms; /* 0: no prediction */
 };
 
+/* The coordinator's own time outside the kernels, by kind: reading the
+ * dataset into first-hop frames, CRC32C (sealing them, checking logits),
+ * the rest of frame handling, and JSON (run, batch and summary views,
+ * /metrics). Runs keep the values at their start and end. */
+enum acct { ACCT_DATASET, ACCT_CRC, ACCT_FRAME, ACCT_JSON, NACCT };
+static const char *const acct_names[NACCT] = {"dataset", "crc", "frame", "json"};
+
 struct run {
 	struct pn_coord *c;
 	int id;
@@ -169,6 +176,8 @@ struct run {
 	uint64_t t_created, t_start, t_first_done, t_last_done, t_end, t_progress;
 	size_t first_done_images;
 	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+	/* pn_now_ns() and the coordinator's acct[] at the start and the end */
+	uint64_t cpu_start, cpu_end, acct_start[NACCT], acct_end[NACCT];
 
 	/* Live re-split: the current epoch, and the split waiting for the
 	 * batches in flight to drain (draining = 1). The last MAX_EPOCHS
@@ -215,6 +224,7 @@ struct pn_coord {
 	struct node nodes[MAX_STAGES];
 	int nnodes;
 	struct pn_stage *local;
+	uint64_t acct[NACCT]; /* ns, since start */
 	struct run *runs[MAX_RUNS];
 	int nruns, next_id;
 	struct run *active;
@@ -257,6 +267,8 @@ static const double compute_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 static void start_next(struct pn_coord *c);
 static void finish(struct run *r);
 static json_t *run_json(const struct run *r);
+static json_t *stage_cpu_json(json_t *status, uint64_t frames);
+static json_t *coord_cpu_json(const struct run *r, double wall_s);
 static void check_drain(struct run *r);
 static int send_configs(struct run *r);
 static void default_points(struct pn_coord *c, int *points, int *npoints);
@@ -323,6 +335,10 @@ static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 		reset_ranges(r);
 	r->state = state;
 	c->gen++;
+	if (!r->t_end && r->t_start) {
+		r->cpu_end = pn_cpu_ns();
+		memcpy(r->acct_end, c->acct, sizeof(c->acct));
+	}
 	r->t_end = r->t_end ? r->t_end : pn_now_ns();
 	pn_peer_free(r->first_hop);
 	r->first_hop = NULL;
@@ -492,6 +508,7 @@ static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
 		return NULL;
 	}
 	char err[256];
+	uint64_t t0 = pn_now_ns();
 	for (size_t i = 0; i < n; i++) {
 		size_t rec = r->offset + (first + i) * r->stride;
 		if (pn_dataset_get(r->ds, rec, buf + PN_FRAME_HEADER + i * PN_IMAGE_BYTES,
@@ -501,7 +518,10 @@ static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
 			return NULL;
 		}
 	}
+	uint64_t t1 = pn_now_ns();
 	pn_frame_seal(&h, buf);
+	r->c->acct[ACCT_DATASET] += t1 - t0;
+	r->c->acct[ACCT_CRC] += pn_now_ns() - t1;
 	return buf;
 }
 
@@ -584,6 +604,8 @@ static void begin(struct run *r)
 	EPOCH(r, r->epoch)->t_start = r->t_progress;
 	if (r->epoch == 0) {
 		r->t_start = r->t_progress;
+		r->cpu_start = pn_cpu_ns();
+		memcpy(r->acct_start, c->acct, sizeof(c->acct));
 		pn_info("run %d: %zu images in %zu batches, %s, window %d, wire %s", r->id,
 			r->samples, r->nbatches, r->pipelined ? "pipelined" : "sequential",
 			r->window, pn_dtype_name(r->dtype));
@@ -834,6 +856,7 @@ static json_t *points_json(const int *points, int n)
 /* The "batch" event (see /tmp/sse-schema.md in the README). */
 static json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
 {
+	uint64_t t0 = pn_now_ns();
 	json_t *stages = json_array();
 	for (int i = 0; i < r->nranges; i++) {
 		const struct range *g = &r->ranges[i];
@@ -851,6 +874,7 @@ static json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
 			      "images_done", (json_int_t)r->images_done, "samples",
 			      (json_int_t)r->samples, "stages", stages);
 	json_object_set_new(j, "accuracy", accuracy_json(r));
+	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	return j;
 }
 
@@ -1038,7 +1062,10 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 		.w = 1,
 		.c = classes,
 	};
-	if (pn_frame_validate(buf, len, &x, &h, &e) != 0) {
+	uint64_t t0 = pn_now_ns();
+	int valid = pn_frame_validate(buf, len, &x, &h, &e) == 0;
+	c->acct[ACCT_CRC] += pn_now_ns() - t0;
+	if (!valid) {
 		free(buf);
 		pn_reply_json(q, strcmp(e.field, "run") == 0 ? 409 : 400,
 			      json_pack("{s:s, s:s, s:s}", "error", "bad frame", "field", e.field,
@@ -1129,7 +1156,10 @@ static void frames_route(struct pn_req *q, void *arg)
 	/* Logits (first block = blocks) are ours; anything else is for
 	 * the coordinator's own stage, which validates it. */
 	if (len >= 22 && (buf[20] | buf[21] << 8) == pn_model_blocks(c->m)) {
+		uint64_t t0 = pn_now_ns(), crc0 = c->acct[ACCT_CRC], json0 = c->acct[ACCT_JSON];
 		logits_frame(q, c, buf, len);
+		c->acct[ACCT_FRAME] += pn_now_ns() - t0 - (c->acct[ACCT_CRC] - crc0) -
+				       (c->acct[ACCT_JSON] - json0);
 		return;
 	}
 	json_t *error;
@@ -1431,12 +1461,14 @@ static json_t *summary_json(struct pn_coord *c)
 	json_t *bottleneck = json_null();
 	for (int i = 0; i < r->nranges; i++) {
 		const struct range *g = &r->ranges[i];
-		json_array_append_new(stages,
-				      json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f}", "index", i,
-						"address", range_address(r, i), "first", g->first,
-						"last", g->last, "utilisation", g->utilisation,
-						"compute_ms_per_batch", g->recent_compute_ms,
-						"queue_ms_per_batch", g->recent_queue_ms));
+		json_array_append_new(
+			stages,
+			json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f, s:o}", "index", i, "address",
+				  range_address(r, i), "first", g->first, "last", g->last,
+				  "utilisation", g->utilisation, "compute_ms_per_batch",
+				  g->recent_compute_ms, "queue_ms_per_batch", g->recent_queue_ms,
+				  "cpu",
+				  stage_cpu_json(g->status, counter(g->status, "frames_in"))));
 		if (g->recent_compute_ms > worst) {
 			worst = g->recent_compute_ms;
 			json_decref(bottleneck);
@@ -1455,6 +1487,7 @@ static json_t *summary_json(struct pn_coord *c)
 	}
 	json_object_set_new(j, "stages", stages);
 	json_object_set_new(j, "hops", hops);
+	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
 	json_object_set_new(j, "bottleneck", worst > 0 ? bottleneck : json_null());
 	if (worst <= 0)
 		json_decref(bottleneck);
@@ -1576,7 +1609,9 @@ static void tick_cb(void *arg)
 		r->rate_images[r->rate_n % RATE_TICKS] = r->images_done;
 		r->rate_n++;
 	}
+	uint64_t t0 = pn_now_ns();
 	pn_events_emit(c->events, "summary", summary_json(c));
+	c->acct[ACCT_JSON] += pn_now_ns() - t0;
 }
 
 /* ---- requests ---- */
@@ -1836,6 +1871,28 @@ static json_t *latency_json(const struct run *r)
 	return j;
 }
 
+/* A stage's process CPU per batch beside the wall time of its parts: the
+ * kernels, and outside them by kind; other is the CPU none of these
+ * account for (the kernel's socket copies, libevent, status replies).
+ * When other processes take the core, the parts' wall time exceeds the
+ * CPU: then `contended` is true and other is not known (0). */
+static json_t *stage_cpu_json(json_t *status, uint64_t frames)
+{
+	uint64_t cpu = counter(status, "cpu_ns"), kernel = counter(status, "kernel_ns");
+	uint64_t pre = counter(status, "preprocess_ns"), conv = counter(status, "convert_ns");
+	uint64_t crc = counter(status, "crc_ns"), frame = counter(status, "frame_ns");
+	uint64_t known = kernel + pre + conv + crc + frame;
+	double f = frames ? (double)frames : 1;
+	return json_pack("{s:f, s:b, s:f, s:{s:f, s:f, s:f, s:f, s:f}}", "cpu_ms_per_batch",
+			 ms(cpu) / f, "contended",
+			 cpu<known, "kernel_ms_per_batch", ms(kernel) / f, "overhead_ms_per_batch",
+				 "preprocess", ms(pre) / f, "convert", ms(conv) / f, "crc",
+				 ms(crc) / f, "frame", ms(frame) / f, "other", cpu>
+					 known
+				 ? ms(cpu - known) / f
+				 : 0.0);
+}
+
 static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 {
 	const struct pn_model *m = r->c->m;
@@ -1876,6 +1933,7 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 		json_object_set_new(s, "max_step_ms",
 				    json_real(ms(counter(g->status, "max_step_ns"))));
 		json_object_set_new(s, "utilisation", json_real(g->utilisation));
+		json_object_set_new(s, "cpu", stage_cpu_json(g->status, frames));
 		json_array_append_new(arr, s);
 		if (per_batch > worst) {
 			worst = per_batch;
@@ -1885,8 +1943,28 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 	return arr;
 }
 
+/* The coordinator's CPU over the run, beside the stages' compute: per
+ * image, as a share of the wall time, and the part of it by kind. */
+static json_t *coord_cpu_json(const struct run *r, double wall_s)
+{
+	const struct pn_coord *c = r->c;
+	uint64_t cpu = r->cpu_start ? (r->cpu_end ? r->cpu_end : pn_cpu_ns()) - r->cpu_start : 0;
+	double per_image = r->images_done ? ms(cpu) / (double)r->images_done : 0;
+	json_t *kinds = json_object();
+	for (int k = 0; k < NACCT; k++) {
+		uint64_t v = (r->cpu_end ? r->acct_end[k] : c->acct[k]) - r->acct_start[k];
+		json_object_set_new(
+			kinds, acct_names[k],
+			json_real(r->batches_done ? ms(v) / (double)r->batches_done : 0));
+	}
+	return json_pack("{s:f, s:f, s:f, s:o}", "cpu_ms", ms(cpu), "cpu_ms_per_image", per_image,
+			 "cpu_share", wall_s > 0 ? ms(cpu) / 1000 / wall_s : 0, "ms_per_batch",
+			 kinds);
+}
+
 static json_t *run_json(const struct run *r)
 {
+	uint64_t t0 = pn_now_ns();
 	uint64_t end = r->t_end ? r->t_end : pn_now_ns();
 	double wall = r->t_start ? (double)(end - r->t_start) / 1e9 : 0;
 	double span = r->t_last_done > r->t_first_done
@@ -1980,6 +2058,8 @@ static json_t *run_json(const struct run *r)
 		json_array_append_new(epochs, o);
 	}
 	json_object_set_new(j, "epochs", epochs);
+	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
+	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	return j;
 }
 
@@ -2839,6 +2919,7 @@ static void metrics_get(struct pn_req *q, void *arg)
 		pn_reply_bytes(q, 200, type, c->metrics_cache.body, c->metrics_cache.len);
 		return;
 	}
+	uint64_t t0 = pn_now_ns();
 	FILE *f = open_memstream(&text, &len);
 	if (!f) {
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
@@ -2938,11 +3019,42 @@ static void metrics_get(struct pn_req *q, void *arg)
 					 sizeof(l1)));
 		pn_metric_hist(f, "pipenet_stage_compute_seconds", lab, &c->compute[h]);
 	}
+	pn_metric_single(f, "process_cpu_seconds_total", "counter",
+			 "CPU time of the coordinator process, user and system.",
+			 (double)pn_cpu_ns() / 1e9);
+	pn_metric_family(f, "pipenet_coordinator_seconds_total", "counter",
+			 "The coordinator's time outside the kernels, by kind.");
+	for (int k = 0; k < NACCT; k++) {
+		snprintf(lab, sizeof(lab), "kind=\"%s\"", acct_names[k]);
+		pn_metric_sample(f, "pipenet_coordinator_seconds_total", lab,
+				 (double)c->acct[k] / 1e9);
+	}
+	pn_metric_family(f, "pipenet_stage_time_seconds_total", "counter",
+			 "Each range's stage in the running run: its process CPU (kind cpu), "
+			 "and the wall time in the kernels and outside them by kind.");
+	for (int i = 0; r && r->state == RUN_RUNNING && i < r->nranges; i++) {
+		static const char *const keys[][2] = {
+			{"cpu", "cpu_ns"},
+			{"kernel", "kernel_ns"},
+			{"preprocess", "preprocess_ns"},
+			{"convert", "convert_ns"},
+			{"crc", "crc_ns"},
+			{"frame", "frame_ns"},
+		};
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			snprintf(lab, sizeof(lab), "stage=\"%s\",range=\"%d\",kind=\"%s\"",
+				 pn_metric_label(range_address(r, i), l1, sizeof(l1)), i,
+				 keys[k][0]);
+			pn_metric_sample(f, "pipenet_stage_time_seconds_total", lab,
+					 (double)counter(r->ranges[i].status, keys[k][1]) / 1e9);
+		}
+	}
 	if (fclose(f) != 0 || !text) {
 		free(text);
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
 		return;
 	}
+	c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	cache_set(c, &c->metrics_cache, text, len);
 	pn_reply_bytes(q, 200, type, text, len);
 }

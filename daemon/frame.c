@@ -189,8 +189,8 @@ void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf)
 	pn_frame_header_put(hd, buf);
 }
 
-void pn_frame_encode(struct pn_frame_header *hd, const float *data,
-		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
+void pn_frame_put_payload(const struct pn_frame_header *hd, const float *data,
+			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
 {
 	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
 	uint8_t *payload = out + PN_FRAME_HEADER;
@@ -198,6 +198,12 @@ void pn_frame_encode(struct pn_frame_header *hd, const float *data,
 		to_f16(data, (uint16_t *)(void *)payload, count);
 	else
 		memcpy(payload, data, count * sizeof(float));
+}
+
+void pn_frame_encode(struct pn_frame_header *hd, const float *data,
+		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
+{
+	pn_frame_put_payload(hd, data, to_f16, out);
 	pn_frame_seal(hd, out);
 }
 

@@ -98,6 +98,10 @@ void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf);
  * pn_frame_size() bytes. Not for u8 frames (use pn_frame_seal). */
 void pn_frame_encode(struct pn_frame_header *hd, const float *data,
 		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
+/* The payload part of pn_frame_encode alone; pn_frame_seal completes it
+ * (a stage times the conversion and the checksum apart). */
+void pn_frame_put_payload(const struct pn_frame_header *hd, const float *data,
+			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
 /* The payload of a validated f32 or f16 frame into floats. `payload` must be aligned
  * for its dtype (frames live in malloc'd buffers). */
 void pn_frame_decode(const struct pn_frame_header *hd, const uint8_t *payload,
