@@ -8,6 +8,9 @@
 # down and comes back.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
+need_tool ip iproute2
+need_tool tc iproute2
+need_tool iptables iptables
 RATE_MBIT=100
 tag=$$
 ns_c=pnc$tag ns_s1=pns1$tag ns_s2=pns2$tag ns_br=pnbr$tag

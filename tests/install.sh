@@ -6,7 +6,7 @@
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 [ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
 [ -z "$W" ] || skip_all "not under qemu: the install tree is the build machine's"
-command -v curl >/dev/null || skip_all "curl is not installed (apt-get install curl)"
+need_tool curl curl
 
 root=$TMP/root
 make -s -C "$top_builddir" install DESTDIR="$root" >"$TMP/install.log" 2>&1

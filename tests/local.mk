@@ -41,10 +41,15 @@ TESTS += tests/test-safetensors
 
 TESTS += tests/format.sh
 EXTRA_DIST += tests/format.sh
+# scripts/install-deps against the tools the tests use; tests/need.sh
+# fails a test that lacks one, naming its Debian package.
+TESTS += tests/deps.sh
+EXTRA_DIST += tests/deps.sh tests/need.sh
 
 # Cross builds for the Raspberry Pis, tested under qemu-user (skipped when
-# PIPENET_SKIP_CROSS=1 or without the cross compiler and qemu); each keeps
-# its build folder under tests/ between runs.
+# PIPENET_SKIP_CROSS=1 or not on x86_64; failed naming the package without
+# the cross compiler, its C library or qemu); each keeps its build folder
+# under tests/ between runs.
 TESTS += tests/cross-aarch64.sh tests/cross-armhf.sh
 EXTRA_DIST += tests/cross-check tests/cross-aarch64.sh tests/cross-armhf.sh
 clean-local: clean-cross
@@ -101,7 +106,7 @@ TESTS += tests/cluster-plan.sh tests/cluster-adapt.sh
 EXTRA_DIST += tests/cluster-plan.sh tests/cluster-adapt.sh tests/bench-plan
 EXTRA_DIST += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
 # The main job and the cluster benchmark (run by hand, not by make check).
-EXTRA_DIST += scripts/demo tests/bench-cluster
+EXTRA_DIST += scripts/demo scripts/build scripts/install-deps scripts/get-cifar10 tests/bench-cluster
 
 TESTS += tests/cli-plan.sh
 EXTRA_DIST += tests/cli-plan.sh
