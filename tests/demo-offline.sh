@@ -6,7 +6,8 @@
 # build (--build). It must run the shipped 1,000-image sample, say so and
 # how many images, cap --samples 2000 to them, suggest scripts/get-cifar10
 # in one line, download nothing, report an accuracy, and leave no daemon
-# behind.
+# behind. scripts/get-cifar10 says in one line that the host cannot be
+# reached.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 [ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
 [ -z "$W" ] || skip_all "not under qemu: the demo runs the build machine's programs"
@@ -52,4 +53,13 @@ check "nothing was downloaded or tried (no data/, no download message)${tried:+:
 left=$(grep -la "$copy/[m]odels" /proc/[0-9]*/cmdline 2>/dev/null)
 check "no daemon of the demo is left running${left:+: $left}" [ -z "$left" ]
 diag "$(grep -E '^(data|throughput|model)' "$TMP/demo.out")"
+
+# get-cifar10, for the full set, with its host unreachable: one line.
+PIPENET_CIFAR_URL=http://127.0.0.1:9/cifar-10-binary.tar.gz timeout 120 \
+	"$copy/scripts/get-cifar10" "$TMP/cifar" >"$TMP/get.out" 2>&1
+rc=$?
+check "get-cifar10 with the host unreachable: exit $rc, one line: $(head -c 160 "$TMP/get.out")" \
+	[ $rc != 0 -a "$(wc -l <"$TMP/get.out")" = 1 ] &&
+	grep -q 'cannot reach the host' "$TMP/get.out"
+check "... and leaves nothing behind" [ ! -e "$TMP/cifar" ]
 tap_end
