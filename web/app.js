@@ -507,6 +507,8 @@
 			if (s.queue_ms_per_batch !== undefined) figs.push(`${num(s.queue_ms_per_batch)} ms queue`);
 			if (!live && info.last_contact_ms !== undefined && info.last_contact_ms !== null) figs.push(`seen ${num(info.last_contact_ms / 1000, 1)} s ago`);
 			if (figs.length) node.append(el('div', { class: 'figs muted small' }, figs.join(' · ') + (live ? ' per batch' : '')));
+			/* Why a stage is refused (another token or model), down or not reached yet. */
+			if (state && state !== 'up' && info.reason) node.append(el('div', { class: 'reason muted small' }, str(info.reason)));
 			kids.push(node);
 		});
 		kids.push(hopEl(hops[stages.length], stages.length, stages, true));
@@ -1094,6 +1096,7 @@
 		try {
 			const r = await api('POST', 'runs', body);
 			if (r && r.state === 'failed') setStatus('run-status', `run ${str(r.id)} failed: ${str(r.error)}`, true);
+			else if (r && r.waiting) setStatus('run-status', `run ${str(r.id)} started; ${str(r.waiting)}: waiting for it.`);
 			else setStatus('run-status', `run ${str(r && r.id)} ${r && r.state === 'queued' ? 'queued' : 'started'}.`);
 			if (r) onRun(r);
 		} catch (e) {
