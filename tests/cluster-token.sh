@@ -132,6 +132,33 @@ check "the cluster shows it refused, the other up" \
 	[ "$(cj .stages[0].state)" = up -a "$(cj .stages[1].state)" = refused ]
 stop mixc mix1 mix2
 
+# The stages and the coordinator agree, but the logits go to an address
+# (--advertise) with another token: the 401s on the stages' frames are
+# seen in their counters, and the run fails naming them, not hanging.
+start ax --role coordinator --model "$MODEL32" --token other-$T &&
+	start a1 --role stage --model "$MODEL32" --token $T &&
+	start a2 --role stage --model "$MODEL32" --token $T || exit 1
+S1=127.0.0.1:$PORT_a1
+S2=127.0.0.1:$PORT_a2
+start ac --role coordinator --model "$MODEL32" --token $T --stages "$S1,$S2" \
+	--advertise 127.0.0.1:$PORT_ax || exit 1
+sleep 0.5
+t0=$(now)
+tapi $T POST 127.0.0.1:$PORT_ac /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": $SAMPLES, \"split\": [8]}"
+wait_run 127.0.0.1:$PORT_ac "$(jget .id)" 60
+secs=$(secs "$t0" "$(now)")
+err=$(jget .error)
+diag "logits refused with 401: run $RUN_STATE after $secs s: $err; epochs: $(jget .epochs)"
+ok "$([ "$RUN_STATE" = failed ] && awk -v s="$secs" 'BEGIN { exit !(s < 10) }'; echo $?)" \
+	"logits refused with 401: the run fails within 10 s ($RUN_STATE after $secs s)"
+ok "$(has "$err" "stage $S2 refused: token mismatch: 127.0.0.1:$PORT_ax refused a frame with 401" &&
+	has "$err" "stage $S1 refused: token mismatch"; echo $?)" \
+	"logits refused with 401: the error names the stages and the token mismatch"
+api GET 127.0.0.1:$PORT_ac /api/v1/cluster
+check "logits refused with 401: the cluster shows both stages refused" \
+	[ "$(jget .stages[0].state)" = refused -a "$(jget .stages[1].state)" = refused ]
+stop ac ax a1 a2
+
 # A stage without the token sends results to a coordinator with one: the
 # 401 is recorded as the stage's last error, once (not sent again as if
 # the coordinator were busy).
