@@ -2972,10 +2972,13 @@ static void events_get(struct pn_req *q, void *arg)
 	for (int i = 0; i < c->nnodes; i++) {
 		int first, last, ranged = node_range(c, i, &first, &last) == 0;
 		const struct node *n = &c->nodes[i];
-		json_array_append_new(cluster, json_pack("{s:s, s:s, s:o, s:o}", "address",
-							 n->address, "state", node_state(n),
-							 "first", int_or_null(ranged, first),
-							 "last", int_or_null(ranged, last)));
+		json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "address", n->address, "state",
+				      node_state(n), "first", int_or_null(ranged, first), "last",
+				      int_or_null(ranged, last));
+		json_object_set_new(o, "reason",
+				    n->why[0] && (n->up != 1 || n->refused) ? json_string(n->why)
+									    : json_null());
+		json_array_append_new(cluster, o);
 	}
 	json_t *hello = json_pack("{s:s, s:o, s:{s:o, s:i, s:o}}", "version", PACKAGE_VERSION,
 				  "run", r ? run_json(r) : json_null(), "cluster", "stages",
