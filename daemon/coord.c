@@ -44,6 +44,11 @@
 #define HEALTH_TIMEOUT_MS 2000
 #define HEALTH_MISSES 2
 #define READMIT_MS 2000
+/* A stage never reached since the coordinator started is "unknown", not
+ * down, for REACH_MS: it may still be starting. A run waits for such
+ * stages (at most its auto_wait_s), polling every AUTO_POLL_MS, and
+ * /api/v1/ready answers 503 meanwhile. */
+#define REACH_MS 10000
 /* A batch with no logits after batch_deadline_s (at least; more when its
  * plan predicts a long latency) is sent again, at most DEADLINE_RESENDS
  * times. */
@@ -108,7 +113,10 @@ struct node {
 	int up; /* -1 unknown, 0 down, 1 up */
 	int misses; /* health pings in a row without an answer */
 	int refused; /* answers with another model or role: not used */
-	char why[400]; /* why it is down or refused */
+	char why[400]; /* why it is down or refused (or not reached yet) */
+	/* A 401 from it, or for its frames: it stays refused until it
+	 * restarts (a daemon reads its token at start). */
+	char auth_why[400];
 	uint64_t up_since;
 	double uptime_s; /* the daemon's own, from its last health answer */
 	struct pn_peer *probe; /* health pings and block time requests */
@@ -193,6 +201,10 @@ struct run {
 	 * (waiting at most auto_wait_s), else by MACs. */
 	int split_auto, auto_waiting, auto_wait_s;
 	uint64_t auto_deadline;
+	/* Waiting (at most auto_wait_s) for stages not reached yet. */
+	int reach_waiting;
+	uint64_t reach_deadline;
+	char waiting[500];
 	const char *split_source; /* "given", "default", "pending", "planner", "macs" */
 	char split_note[700];
 	/* adapt: stage compute measured against the profile (ratio per node,
@@ -228,6 +240,7 @@ struct pn_coord {
 	struct run *runs[MAX_RUNS];
 	int nruns, next_id;
 	struct run *active;
+	uint64_t t_start;
 	struct pn_task *dispatcher;
 	struct pn_timer *tick;
 	int stopping;
@@ -290,6 +303,11 @@ static int live_members(const struct pn_coord *c, int *members);
 static int want_links(struct pn_coord *c, int batch);
 static json_t *links_json(const struct pn_coord *c);
 static int want_profiles(struct pn_coord *c, int batch);
+static void node_refuse_auth(struct node *n, const char *why);
+static int refused_only(struct run *r);
+static int run_uses(const struct run *r, const struct node *n);
+static void plan_start(struct run *r);
+static void reach_poll(struct run *r);
 
 static const char *const state_names[] = {"queued", "running", "running",  "running",
 					  "done",   "failed",  "cancelled"};
@@ -407,6 +425,7 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 	struct node *n = arg;
 	struct run *r = n->c->active;
 	json_t *j = NULL;
+	char auth[450] = "";
 	int last = --n->gets == 0 && n->final_wait;
 	if (last)
 		n->final_wait = 0;
@@ -414,6 +433,10 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		j = json_loadb((const char *)rep->body, rep->len, 0, NULL);
 	if (j)
 		n->last_contact_ns = pn_now_ns();
+	if (rep->status == 401)
+		snprintf(auth, sizeof(auth),
+			 "token mismatch: the stage answered 401 to the coordinator's GET "
+			 "/v1/stage");
 	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING)) {
 		json_decref(j);
 		return;
@@ -429,13 +452,25 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		if (j && run == r->id &&
 		    json_integer_value(json_object_get(plan, "epoch")) == (r->epoch & 255) &&
 		    json_integer_value(json_object_get(plan, "first")) == r->ranges[i].first &&
-		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last)
+		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last) {
 			set_status(r, &r->ranges[i], json_incref(j));
+			/* Its frames were refused with 401: sending them again
+			 * would not help, and the run would wait for them. */
+			const char *le = json_string_value(json_object_get(j, "last_error"));
+			if (counter(j, "out_unauthorized"))
+				snprintf(auth, sizeof(auth), "%s",
+					 le && strncmp(le, "token mismatch", 14) == 0
+						 ? le
+						 : "token mismatch: its frames were refused with "
+						   "401");
+		}
 		break;
 	}
 	json_decref(j);
 	if (r->state == RUN_FINISHING && last && --r->pending == 0)
 		end_run(r, RUN_DONE, NULL);
+	else if (auth[0] && r->state == RUN_RUNNING && run_uses(r, n))
+		node_refuse_auth(n, auth);
 }
 
 /* Asks every remote range for its counters; the local one is read now. */
@@ -473,6 +508,13 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 	if (rep->status == 0 && r->ranges[0].node) {
 		/* Unreachable for the whole retry budget: down, re-plan. */
 		node_down(r->ranges[0].node, rep->error);
+		return;
+	}
+	if (rep->status == 401 && r->ranges[0].node) {
+		/* Not congestion: every frame would be refused the same way. */
+		node_refuse_auth(r->ranges[0].node,
+				 "token mismatch: the stage answered 401 to a frame from the "
+				 "coordinator");
 		return;
 	}
 	if (rep->status == 409) {
@@ -634,6 +676,9 @@ static void config_cb(const struct pn_reply *rep, void *arg)
 		json_decref(j);
 		if (rep->status == 0 || rep->status >= 500) /* not answering: re-plan without it */
 			node_down(n, why);
+		else if (rep->status == 401)
+			node_refuse_auth(n, "token mismatch: the stage answered 401 to the "
+					    "coordinator's PUT /v1/stage");
 		else if (rep->status == 409 && error && strcmp(error, "model mismatch") == 0)
 			node_refuse(n, why);
 		else
@@ -697,6 +742,23 @@ static void configure(struct run *r)
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
 	}
+	if (r->auto_wait_s > 0 && pn_coord_reaching(c, r->waiting, sizeof(r->waiting))) {
+		r->reach_waiting = 1;
+		r->reach_deadline = pn_now_ns() + (uint64_t)r->auto_wait_s * 1000000000u;
+		pn_info("run %d: %s: waiting up to %d s", r->id, r->waiting, r->auto_wait_s);
+		reach_poll(r);
+		return;
+	}
+	plan_start(r);
+}
+
+/* The stages reached (or waited for long enough): the run's plan over the
+ * stages usable now, then their configuration. */
+static void plan_start(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	if (refused_only(r))
+		return;
 	int members[MAX_STAGES], nm = live_members(c, members);
 	if (!r->split_auto && !same_members(EPOCH(r, r->epoch), members, nm)) {
 		int points[MAX_RANGES], npoints;
@@ -1021,6 +1083,8 @@ static void failover(struct run *r, const struct node *n)
 	int members[MAX_STAGES], points[MAX_RANGES], npoints;
 	int nm = live_members(r->c, members);
 	char reason[1100];
+	if (!nm && refused_only(r))
+		return;
 	for (size_t b = r->low; b < r->next_batch; b++)
 		if (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST) {
 			r->nlost += r->bstate[b] == BATCH_INFLIGHT;
@@ -1215,7 +1279,9 @@ static void node_lost(struct node *n)
 	node_event(n);
 	pn_peer_clear(n->ctl);
 	pn_peer_send(n->ctl, PN_DELETE, "/v1/stage", NULL, NULL, 0, 0, NULL, NULL);
-	if (r && (r->state == RUN_RUNNING || (r->state == RUN_CONFIGURING && !r->auto_waiting)) &&
+	if (r &&
+	    (r->state == RUN_RUNNING ||
+	     (r->state == RUN_CONFIGURING && !r->auto_waiting && !r->reach_waiting)) &&
 	    run_uses(r, n))
 		failover(r, n);
 }
@@ -1242,6 +1308,54 @@ static void node_refuse(struct node *n, const char *why)
 	node_lost(n);
 }
 
+/* A 401 from the node, or for the frames it sends: refused with `why`
+ * until it restarts. */
+static void node_refuse_auth(struct node *n, const char *why)
+{
+	snprintf(n->auth_why, sizeof(n->auth_why), "%s", why);
+	node_refuse(n, why);
+}
+
+/* Every stage is refused (another token, model or role): a setting to
+ * fix. The run fails naming them rather than the coordinator computing
+ * every block alone, as it does when some stage is merely down (it may
+ * come back). 1 after failing the run. */
+static int refused_only(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	char list[sizeof(r->error)] = "";
+	for (int i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[i];
+		size_t at = strlen(list);
+		if (!n->refused)
+			return 0;
+		snprintf(list + at, sizeof(list) - at, "%sstage %s refused: %s", i ? "; " : "",
+			 n->address, n->why);
+	}
+	if (!c->nnodes)
+		return 0;
+	end_run(r, RUN_FAILED, "every stage is refused: %.700s", list);
+	return 1;
+}
+
+/* A stage's health answer against the coordinator's token: why they would
+ * not take each other's requests and frames, or NULL. A stage that does
+ * not say (an older version) is judged by its 401s. */
+static const char *token_mismatch(const struct pn_coord *c, json_t *health)
+{
+	json_t *set = json_object_get(health, "token_set");
+	int mine = c->o.token && *c->o.token;
+	if (!json_is_boolean(set))
+		return NULL;
+	if (json_is_true(set) && !mine)
+		return "token mismatch: the stage has a token but the coordinator has none";
+	if (!json_is_true(set) && mine)
+		return "token mismatch: the stage has no token but the coordinator has one";
+	if (mine && !json_is_true(json_object_get(health, "token_match")))
+		return "token mismatch: the stage's token is not the coordinator's";
+	return NULL;
+}
+
 static void ping(struct node *n);
 
 /* A health answer names the node's role and model: a stage with another
@@ -1258,6 +1372,12 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 		char why[300];
 		snprintf(why, sizeof(why), "health check: %s",
 			 rep->status ? "not a JSON answer" : rep->error);
+		if (n->up == -1 && now - c->t_start < (uint64_t)REACH_MS * 1000000u) {
+			/* Not reached yet: it may still be starting. Asked again
+			 * at the next tick, or sooner by a run waiting for it. */
+			snprintf(n->why, sizeof(n->why), "%s", why);
+			return;
+		}
 		if (++n->misses >= HEALTH_MISSES)
 			node_down(n, why);
 		else
@@ -1277,13 +1397,18 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 			 n->uptime_s);
 		node_down(n, restart);
 	}
+	if (n->up != 1)
+		n->auth_why[0] = '\0'; /* (re)started: it may have another token now */
 	n->uptime_s = uptime;
+	const char *token = token_mismatch(c, j);
 	if (!role || strcmp(role, "stage") != 0)
 		snprintf(why, sizeof(why), "it is a %s, not a stage", role ? role : "?");
 	else if (!sha || strcmp(sha, c->sha) != 0)
 		snprintf(why, sizeof(why),
 			 "its model has SHA-256 %.64s, the coordinator's %.64s (model mismatch)",
 			 sha ? sha : "?", c->sha);
+	else if (token || n->auth_why[0])
+		snprintf(why, sizeof(why), "%s", token ? token : n->auth_why);
 	json_decref(j);
 	if (n->up != 1) {
 		if (n->up == 0)
@@ -1298,7 +1423,7 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 	} else if (n->refused) {
 		n->refused = 0;
 		n->up_since = now;
-		pn_info("stage %s has the coordinator's model again", n->address);
+		pn_info("stage %s has the coordinator's model and token again", n->address);
 		node_event(n);
 	}
 }
@@ -2010,6 +2135,7 @@ static json_t *run_json(const struct run *r)
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
 	const struct epoch *cur = EPOCH(r, r->epoch);
 	json_object_set_new(j, "split_source", json_string(r->split_source));
+	json_object_set_new(j, "waiting", r->reach_waiting ? json_string(r->waiting) : json_null());
 	json_object_set_new(j, "split_note",
 			    r->split_note[0] ? json_string(r->split_note) : json_null());
 	json_object_set_new(j, "predicted_img_s",
@@ -2292,7 +2418,7 @@ static void cluster_get(struct pn_req *q, void *arg)
 				      int_or_null(ranged, first), "last", int_or_null(ranged, last),
 				      "block_ms", ms);
 		json_object_set_new(s, "reason",
-				    n->why[0] && (n->up == 0 || n->refused) ? json_string(n->why)
+				    n->why[0] && (n->up != 1 || n->refused) ? json_string(n->why)
 									    : json_null());
 		json_object_set_new(s, "last_contact_ms",
 				    n->last_contact_ns
@@ -2561,6 +2687,8 @@ static void auto_poll(struct run *r)
 	int links = profiles && want_links(c, r->batch);
 	int late = pn_now_ns() >= r->auto_deadline || nm < 1;
 	int points[MAX_RANGES], npoints;
+	if (nm < 1 && refused_only(r))
+		return;
 	if (nm && profiles && (links || late) &&
 	    plan_best(c, members, nm, r->batch, r->dtype, &best) == 0) {
 		npoints = best.stages - 1;
@@ -2597,8 +2725,40 @@ static void auto_timer_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
-	if (r && r->state == RUN_CONFIGURING && r->auto_waiting)
+	if (r && r->state == RUN_CONFIGURING && r->reach_waiting)
+		reach_poll(r);
+	else if (r && r->state == RUN_CONFIGURING && r->auto_waiting)
 		auto_poll(r);
+}
+
+/* A run waiting for stages not reached yet: they are asked again every
+ * AUTO_POLL_MS until each has answered or failed for long enough to be
+ * down, or the run's auto_wait_s is over; then its plan. */
+static void reach_poll(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	char why[sizeof(r->waiting)];
+	if (pn_coord_reaching(c, why, sizeof(why))) {
+		if (pn_now_ns() < r->reach_deadline) {
+			if (strcmp(why, r->waiting) != 0) {
+				snprintf(r->waiting, sizeof(r->waiting), "%s", why);
+				c->gen++;
+			}
+			for (int i = 0; i < c->nnodes; i++)
+				if (c->nodes[i].up == -1)
+					ping(&c->nodes[i]);
+			pn_timer_arm(c->auto_timer, AUTO_POLL_MS);
+			return;
+		}
+		snprintf(r->split_note + strlen(r->split_note),
+			 sizeof(r->split_note) - strlen(r->split_note), "%s%s after %d s",
+			 r->split_note[0] ? "; " : "", why, r->auto_wait_s);
+		pn_warn("run %d: %s after %d s: going on", r->id, why, r->auto_wait_s);
+	}
+	r->reach_waiting = 0;
+	r->waiting[0] = '\0';
+	c->gen++;
+	plan_start(r);
 }
 
 /* Asks for a live re-split of the running run: the batches in flight
@@ -2892,10 +3052,13 @@ static void events_get(struct pn_req *q, void *arg)
 	for (int i = 0; i < c->nnodes; i++) {
 		int first, last, ranged = node_range(c, i, &first, &last) == 0;
 		const struct node *n = &c->nodes[i];
-		json_array_append_new(cluster, json_pack("{s:s, s:s, s:o, s:o}", "address",
-							 n->address, "state", node_state(n),
-							 "first", int_or_null(ranged, first),
-							 "last", int_or_null(ranged, last)));
+		json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "address", n->address, "state",
+				      node_state(n), "first", int_or_null(ranged, first), "last",
+				      int_or_null(ranged, last));
+		json_object_set_new(o, "reason",
+				    n->why[0] && (n->up != 1 || n->refused) ? json_string(n->why)
+									    : json_null());
+		json_array_append_new(cluster, o);
 	}
 	json_t *hello = json_pack("{s:s, s:o, s:{s:o, s:i, s:o}}", "version", PACKAGE_VERSION,
 				  "run", r ? run_json(r) : json_null(), "cluster", "stages",
@@ -2980,6 +3143,17 @@ static void metrics_get(struct pn_req *q, void *arg)
 		pn_metric_sample(f, "pipenet_stage_up", lab,
 				 c->nodes[i].up == 1 && !c->nodes[i].refused);
 	}
+	pn_metric_family(f, "pipenet_stage_state", "gauge",
+			 "1 for the state each stage is in (the reason is in /api/v1/cluster).");
+	static const char *const node_states[] = {"up", "down", "refused", "unknown"};
+	for (int i = 0; i < c->nnodes; i++)
+		for (int k = 0; k < 4; k++) {
+			snprintf(lab, sizeof(lab), "stage=\"%s\",state=\"%s\"",
+				 pn_metric_label(c->nodes[i].address, l1, sizeof(l1)),
+				 node_states[k]);
+			pn_metric_sample(f, "pipenet_stage_state", lab,
+					 strcmp(node_state(&c->nodes[i]), node_states[k]) == 0);
+		}
 	pn_metric_family(f, "pipenet_stage_utilisation", "gauge",
 			 "Busy fraction of each range's stage over the last interval of the "
 			 "running run.");
@@ -3116,6 +3290,7 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->sha = model_sha256;
 	c->model_path = model_path;
 	c->o = *o;
+	c->t_start = pn_now_ns();
 	pn_hist_init(&c->latency, latency_bounds,
 		     (int)(sizeof(latency_bounds) / sizeof(latency_bounds[0])));
 	for (int i = 0; i <= MAX_STAGES; i++)
@@ -3183,6 +3358,19 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 fail:
 	pn_coord_free(c);
 	return NULL;
+}
+
+int pn_coord_reaching(const struct pn_coord *c, char *why, size_t len)
+{
+	for (int i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[i];
+		if (n->up == -1 && !n->refused) {
+			snprintf(why, len, "stage %s not reached yet%s%s", n->address,
+				 n->why[0] ? ": " : "", n->why);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void pn_coord_stop(struct pn_coord *c)

@@ -28,6 +28,7 @@ struct counters {
 	uint64_t frames_in, bytes_in, frames_out, bytes_out;
 	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
 	uint64_t out_acked, out_failed, out_stale, out_dropped, rejected_busy, rejected_bad;
+	uint64_t out_unauthorized; /* frames the next node refused with 401 */
 	uint64_t max_step_ns; /* the longest loop turn spent computing */
 	/* Wall time in the kernels and outside them by kind, and the
 	 * process's CPU since the run configured it (pn_stage_status). Wall
@@ -292,6 +293,17 @@ static void out_cb(const struct pn_reply *rep, void *arg)
 		/* The next node has moved on to another run or plan epoch:
 		 * this frame is stale, not an error of ours. */
 		s->c.out_stale++;
+	} else if (rep->status == 401) {
+		/* Not congestion: sending again would be refused again. The
+		 * coordinator reads this from GET /v1/stage and stops using us. */
+		s->c.out_failed++;
+		s->c.out_unauthorized++;
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "token mismatch: %.200s refused a frame with 401: this stage's token is "
+			 "not the one %.200s expects",
+			 s->next, s->next);
+		if (s->c.out_unauthorized == 1)
+			pn_error("%s", s->last_error);
 	} else {
 		s->c.out_failed++;
 		snprintf(s->last_error, sizeof(s->last_error),
@@ -532,7 +544,7 @@ json_t *pn_stage_status(const struct pn_stage *s)
 {
 	json_t *j = json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:i, s:i, s:s}",
+		"s:I, s:i, s:i, s:s}",
 		"state",
 		s->stopping ? "stopping"
 		: !s->plan  ? "idle"
@@ -546,9 +558,9 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		"out_stale", (json_int_t)s->c.out_stale, "out_dropped",
 		(json_int_t)s->c.out_dropped, "rejected_busy", (json_int_t)s->c.rejected_busy,
 		"rejected_bad", (json_int_t)s->c.rejected_bad, "max_step_ns",
-		(json_int_t)s->c.max_step_ns, "out_pending",
-		(json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued", s->qlen,
-		"queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+		(json_int_t)s->c.max_step_ns, "out_unauthorized", (json_int_t)s->c.out_unauthorized,
+		"out_pending", (json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued",
+		s->qlen, "queue_depth", s->o.queue_depth, "model_sha256", s->sha);
 	if (j) {
 		uint64_t cpu = pn_cpu_ns();
 		json_object_set_new(j, "cpu_ns",

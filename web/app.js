@@ -519,6 +519,8 @@
 					`kernels ${num(cpu.kernel_ms_per_batch)} ms · outside: ${parts.join(' · ') || 'none'} · CPU ${num(cpu.cpu_ms_per_batch)} ms` +
 					(cpu.contended ? ' (core shared with other work)' : '')));
 			}
+			/* Why a stage is refused (another token or model), down or not reached yet. */
+			if (state && state !== 'up' && info.reason) node.append(el('div', { class: 'reason muted small' }, str(info.reason)));
 			kids.push(node);
 		});
 		kids.push(hopEl(hops[stages.length], stages.length, stages, true));
@@ -1106,6 +1108,7 @@
 		try {
 			const r = await api('POST', 'runs', body);
 			if (r && r.state === 'failed') setStatus('run-status', `run ${str(r.id)} failed: ${str(r.error)}`, true);
+			else if (r && r.waiting) setStatus('run-status', `run ${str(r.id)} started; ${str(r.waiting)}: waiting for it.`);
 			else setStatus('run-status', `run ${str(r && r.id)} ${r && r.state === 'queued' ? 'queued' : 'started'}.`);
 			if (r) onRun(r);
 		} catch (e) {
