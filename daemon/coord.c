@@ -57,6 +57,10 @@
 #define PROFILES 4 /* batch sizes whose block times a node keeps */
 #define PROFILE_POLL_MS 250
 #define PROFILE_ITERS 7 /* passes whose median is a block's time */
+/* With no token, GET /api/v1/plan has at most this many batch sizes
+ * measured per PLAN_MEASURES_S (a run's are not counted). */
+#define PLAN_MEASURES 8
+#define PLAN_MEASURES_S 3600
 #define SSE_MAX_CLIENTS 32
 #define RATE_TICKS 4 /* img_s_now is measured over the last 3 s */
 #define MAX_HOPS 64 /* (from, to) pairs counted in pipenet_hop_bytes_total */
@@ -261,6 +265,10 @@ struct pn_coord {
 	struct pn_timer *link_timer, *auto_timer;
 	struct pn_events *events;
 	struct pn_classifier *classifier; /* POST /api/v1/classify */
+	/* With no token: batch sizes GET /api/v1/plan may still have measured
+	 * (a bucket of PLAN_MEASURES refilled over PLAN_MEASURES_S). */
+	double plan_measures;
+	uint64_t plan_measures_ns;
 
 	/* Metrics since start. */
 	uint64_t images_total, batches_total, duplicates_total, runs_failed, runs_done,
@@ -2886,6 +2894,80 @@ static int query_num(struct pn_req *q, const char *key, double min, double max, 
 	return 0;
 }
 
+/* The batch sizes whose block times every member has. */
+static json_t *cached_batches(const struct pn_coord *c, const int *members, int nm)
+{
+	json_t *a = json_array();
+	const struct node *n0 = &c->nodes[members[0]];
+	for (int k = 0; k < PROFILES; k++) {
+		int b = n0->prof[k].batch, all = b > 0;
+		for (int i = 1; all && i < nm; i++)
+			all = node_profile(&c->nodes[members[i]], b) != NULL;
+		if (all)
+			json_array_append_new(a, json_integer(b));
+	}
+	return a;
+}
+
+/* Measuring is work for the stages (a profile at batch 256 takes a core
+ * for seconds): with a token, only the authorised start it and others
+ * get what is cached; with none, a bucket bounds how many batch sizes
+ * plan requests have measured, one at a time. 0 to go on with what is
+ * known (make_costs tells whether that is enough), -1 after answering. */
+static int plan_measure(struct pn_coord *c, struct pn_req *q, const int *members, int nm, int batch)
+{
+	int cached = 1, busy = 0;
+	for (int i = 0; i < nm; i++) {
+		const struct node *n = &c->nodes[members[i]];
+		cached &= node_profile(n, batch) != NULL;
+		busy = n->prof_want ? n->prof_want : busy;
+	}
+	if (!pn_req_authorized(q)) {
+		if (cached)
+			return 0; /* no link probes either: plan with what is known */
+		pn_reply_json(
+			q, 401,
+			json_pack("{s:s, s:s, s:o}", "error", "unauthorized", "detail",
+				  "profile not cached for this batch size; ask with the token "
+				  "(Authorization: Bearer TOKEN) to have the stages measure it",
+				  "cached_batch_sizes", cached_batches(c, members, nm)));
+		return -1;
+	}
+	int open = !c->o.token || !*c->o.token;
+	if (!cached && open && busy != batch) {
+		if (busy) {
+			pn_reply_header(q, "Retry-After", "2");
+			pn_reply_error(
+				q, 503, "measuring",
+				"the stages are measuring batch %d; one batch size at a time",
+				busy);
+			return -1;
+		}
+		uint64_t now = pn_now_ns();
+		double per_s = (double)PLAN_MEASURES / PLAN_MEASURES_S;
+		c->plan_measures += per_s * ms_since(now, c->plan_measures_ns) / 1e3;
+		if (c->plan_measures_ns == 0 || c->plan_measures > PLAN_MEASURES)
+			c->plan_measures = PLAN_MEASURES;
+		c->plan_measures_ns = now;
+		if (c->plan_measures < 1) {
+			char after[16];
+			snprintf(after, sizeof(after), "%d",
+				 (int)((1 - c->plan_measures) / per_s) + 1);
+			pn_reply_header(q, "Retry-After", after);
+			pn_reply_error(
+				q, 429, "too many batch sizes",
+				"without a token, plan has at most %d batch sizes measured an "
+				"hour; ask again later, use a measured one, or set a token",
+				PLAN_MEASURES);
+			return -1;
+		}
+		c->plan_measures -= 1;
+	}
+	if (want_profiles(c, batch))
+		want_links(c, batch);
+	return 0;
+}
+
 static void plan_get(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
@@ -2917,8 +2999,8 @@ static void plan_get(struct pn_req *q, void *arg)
 		pn_reply_error(q, 503, "stage down", "no stage is up");
 		return;
 	}
-	if (want_profiles(c, (int)batch))
-		want_links(c, (int)batch);
+	if (plan_measure(c, q, members, nm, (int)batch) != 0)
+		return;
 	if (make_costs(c, members, nm, (int)batch, dtype, mbit, lat, &k) != 0) {
 		pn_reply_header(q, "Retry-After", "1");
 		pn_reply_error(q, 503, "measuring",
@@ -2949,6 +3031,7 @@ static void plan_get(struct pn_req *q, void *arg)
 	for (int i = 0; i < nm; i++)
 		json_array_append_new(used, json_string(c->nodes[members[i]].address));
 	json_object_set_new(j, "stage_addresses", used);
+	json_object_set_new(j, "cached_batch_sizes", cached_batches(c, members, nm));
 	int have_best = pn_split_best(&k.k, &best) == 0;
 	json_object_set_new(j, "best", have_best ? split_json(&best) : json_null());
 	/* The links the plan used: as given in the query, else as measured. */

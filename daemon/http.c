@@ -74,6 +74,9 @@ struct pn_stream {
 	size_t max_buffered;
 	void (*on_close)(void *arg);
 	void *arg;
+	/* A pulled reply (pn_reply_pull): its pieces, bytes sent and total. */
+	pn_piece_fn piece;
+	uint64_t off, len;
 };
 
 static void stream_closed(struct evhttp_connection *evcon, void *arg);
@@ -176,7 +179,7 @@ static int match(struct pn_req *r, const char *pattern)
 }
 
 /* Constant-time comparison of the bearer token. */
-static int authorized(struct pn_req *r)
+static int authorized(const struct pn_req *r)
 {
 	if (!r->h->token)
 		return 1;
@@ -191,6 +194,11 @@ static int authorized(struct pn_req *r)
 	for (size_t i = 0; i < n; i++)
 		diff |= (unsigned)(a[i] ^ r->h->token[i]);
 	return diff == 0;
+}
+
+int pn_req_authorized(const struct pn_req *r)
+{
+	return authorized(r);
 }
 
 static struct conn *conn_of(struct pn_http *h, struct evhttp_connection *evcon)
@@ -855,6 +863,8 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 	s->evcon = NULL;
 	if (s->on_close)
 		s->on_close(s->arg);
+	if (s->piece) /* a pulled reply is ours to free */
+		pn_stream_free(s);
 }
 
 struct pn_stream *pn_reply_stream(struct pn_req *r, const char *content_type, size_t max_buffered,
@@ -929,4 +939,79 @@ void pn_stream_free(struct pn_stream *s)
 		evhttp_request_free(s->req);
 	}
 	free(s);
+}
+
+/* ---- replies pulled piece by piece ---- */
+
+static void pull_next(struct pn_stream *s);
+
+static void pull_drained(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	pull_next(arg);
+}
+
+/* Sends the next piece once the previous one has left for the kernel, or
+ * ends the reply (keeping the connection) after the last. */
+static void pull_next(struct pn_stream *s)
+{
+	size_t n = 0;
+	const void *data = s->off < s->len ? s->piece(s->arg, s->off, &n) : NULL;
+	if (n > s->len - s->off)
+		n = (size_t)(s->len - s->off);
+	struct evbuffer *b = data && n ? evbuffer_new() : NULL;
+	if (!b || evbuffer_add(b, data, n) != 0) {
+		if (b)
+			evbuffer_free(b);
+		/* Done, or out of memory: the client sees a short body. */
+		struct evhttp_request *req = s->req;
+		void (*done)(void *) = s->on_close;
+		void *arg = s->arg;
+		int whole = s->off == s->len;
+		if (s->conn)
+			s->conn->stream = NULL;
+		else
+			evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+		free(s);
+		if (whole)
+			evhttp_send_reply_end(req); /* may free the connection */
+		else
+			evhttp_connection_free(evhttp_request_get_connection(req));
+		done(arg);
+		return;
+	}
+	s->off += n;
+	evhttp_send_reply_chunk_with_cb(s->req, b, pull_drained, s);
+	evbuffer_free(b);
+}
+
+int pn_reply_pull(struct pn_req *r, const char *content_type, uint64_t len, pn_piece_fn piece,
+		  void (*done)(void *arg), void *arg)
+{
+	struct pn_stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		pn_reply_error(r, 503, "out of memory", "cannot start the reply");
+		return -1;
+	}
+	s->req = r->req;
+	s->evcon = evhttp_request_get_connection(r->req);
+	s->conn = conn_of(r->h, s->evcon);
+	s->piece = piece;
+	s->len = evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD ? 0 : len;
+	s->on_close = done;
+	s->arg = arg;
+	r->replied = 1;
+	char n[32];
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
+	pn_reply_header(r, "Content-Type", content_type);
+	pn_reply_header(r, "Content-Length", n);
+	if (s->conn)
+		s->conn->stream = s; /* conn_closed tells the stream */
+	else
+		evhttp_connection_set_closecb(s->evcon, stream_closed, s);
+	evhttp_send_reply_start(r->req, 200, "OK");
+	pn_log(PN_LOG_DEBUG, "GET %s -> 200 (%llu bytes, pulled)", r->path,
+	       (unsigned long long)len);
+	pull_next(s);
+	return 0;
 }

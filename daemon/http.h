@@ -144,6 +144,22 @@ void pn_reply_header(struct pn_req *r, const char *name, const char *value);
 void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, const void *data,
 		    size_t len);
 
+/* A reply of exactly `len` bytes (Content-Length) sent piece by piece,
+ * for a body too large to hold: `piece(arg, offset, &n)` gives the next
+ * bytes (n of them, at most what is left, copied at once), asked for only
+ * once the previous piece has left for the kernel, so a client that does
+ * not read holds one piece of memory. `done(arg)` is called once, when
+ * the last byte is queued or the client goes away (then from libevent's
+ * close callback); the connection stays open for the next request. This
+ * answers the request; -1 after answering 503 when out of memory. */
+typedef const void *(*pn_piece_fn)(void *arg, uint64_t offset, size_t *n);
+int pn_reply_pull(struct pn_req *r, const char *content_type, uint64_t len, pn_piece_fn piece,
+		  void (*done)(void *arg), void *arg);
+
+/* Whether a request carries the configured token (1 when none is set),
+ * for routes that serve more to the authorised. */
+int pn_req_authorized(const struct pn_req *r);
+
 /* A streamed reply (Server-Sent Events): starts a 200 with chunked
  * encoding, which answers the request. The stream belongs to the caller,
  * who frees it; `on_close(arg)` is called once if the peer goes away

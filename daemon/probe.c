@@ -1,5 +1,6 @@
 /* Link probes (see probe.h). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ struct pn_probe *pn_probe_new(struct pn_loop *l, const char *to, const char *tok
 	p->peer = pn_peer_new(l, to, token, err, errlen);
 	if (!p->peer)
 		goto fail;
+	pn_peer_set_max_reply(p->peer, large); /* the echo is exactly this */
 	for (int i = 0; i < 2 * reps; i++) {
 		char path[64];
 		snprintf(path, sizeof(path), "/v1/echo?bytes=%zu", p->bytes[i % 2]);
@@ -121,6 +123,25 @@ json_t *pn_probe_json(const struct pn_probe *p)
 	return j;
 }
 
+/* The echo's payload: one piece of zeros, sent again and again. */
+static const uint8_t echo_zeros[PN_PROBE_ECHO_PIECE];
+/* The echo being sent, if any: one at a time per node. */
+static int echo_busy;
+
+static const void *echo_piece(void *arg, uint64_t offset, size_t *n)
+{
+	(void)arg;
+	(void)offset;
+	*n = sizeof(echo_zeros);
+	return echo_zeros;
+}
+
+static void echo_done(void *arg)
+{
+	(void)arg;
+	echo_busy = 0;
+}
+
 void pn_probe_echo_route(struct pn_req *q, void *arg)
 {
 	(void)arg;
@@ -132,11 +153,11 @@ void pn_probe_echo_route(struct pn_req *q, void *arg)
 			       PN_PROBE_MAX_BYTES);
 		return;
 	}
-	void *body = calloc(1, n ? (size_t)n : 1);
-	if (!body) {
-		pn_reply_error(q, 503, "out of memory", "cannot make %llu bytes", n);
+	if (echo_busy) {
+		pn_reply_header(q, "Retry-After", "1");
+		pn_reply_error(q, 503, "busy", "another link probe is being answered");
 		return;
 	}
-	pn_reply_bytes(q, 200, "application/octet-stream", body, (size_t)n);
-	free(body);
+	if (pn_reply_pull(q, "application/octet-stream", n, echo_piece, echo_done, NULL) == 0)
+		echo_busy = 1;
 }

@@ -40,7 +40,12 @@ void pn_probe_result(const struct pn_probe *p, double *latency_ms, double *bytes
  * "latency_ms", "bytes_per_ms", "state": "probing"|"done"|"failed", "error"}. */
 json_t *pn_probe_json(const struct pn_probe *p);
 
-/* GET /v1/echo?bytes=N: N zero bytes (at most PN_PROBE_MAX_BYTES). */
+/* GET /v1/echo?bytes=N: N zero bytes (at most PN_PROBE_MAX_BYTES), sent
+ * a piece of PN_PROBE_ECHO_PIECE at a time, the next once the previous
+ * has left for the kernel: a client that does not read costs one piece.
+ * One echo at a time per node: another meanwhile is answered 503 with
+ * Retry-After, which the probe's client retries. */
+#define PN_PROBE_ECHO_PIECE ((size_t)256 << 10)
 void pn_probe_echo_route(struct pn_req *q, void *arg);
 
 #endif
