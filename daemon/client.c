@@ -48,6 +48,8 @@ struct pn_peer {
 	struct pn_task *reaper; /* frees the peer outside libevent's callbacks */
 	int timeout_ms;
 	int dead;
+	size_t max_reply; /* the largest reply body accepted */
+	int too_large; /* the reply in flight broke the size limits */
 };
 
 static void send_head(struct pn_peer *p);
@@ -112,6 +114,19 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	if (p->dead || !it)
 		return;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
+	if (status == 0 && p->too_large) {
+		/* A peer that sends more than a reply can be is not asked again. */
+		char why[96];
+		snprintf(why, sizeof(why), "reply over %zu bytes of body or %d of headers",
+			 p->max_reply, PN_PEER_MAX_HEADERS);
+		p->too_large = 0;
+		struct pn_reply rep = {.status = 0, .attempts = it->attempts, .error = why};
+		pn_warn("%s%s: %s: refused", p->address, it->path, why);
+		complete(p, it, &rep);
+		if (!p->dead)
+			send_head(p);
+		return;
+	}
 	if (status == 0) {
 		/* libevent tells no reason: a timeout is told by the time. */
 		char why[64];
@@ -142,6 +157,13 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		send_head(p);
 }
 
+/* Called by libevent before done_cb when a request fails. */
+static void error_cb(enum evhttp_request_error e, void *arg)
+{
+	struct pn_peer *p = arg;
+	p->too_large = e == EVREQ_HTTP_DATA_TOO_LONG;
+}
+
 static enum evhttp_cmd_type cmd_of(int method)
 {
 	switch (method) {
@@ -166,6 +188,8 @@ static void send_head(struct pn_peer *p)
 		failed(p, it, 0, "out of memory", 0);
 		return;
 	}
+	evhttp_request_set_error_cb(req, error_cb);
+	p->too_large = 0;
 	struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hd, "Host", p->host);
 	if (it->content_type)
@@ -235,6 +259,8 @@ struct pn_peer *pn_peer_new(struct pn_loop *l, const char *hostport, const char 
 		goto nomem;
 	evhttp_connection_set_timeout(p->evcon, TIMEOUT_S);
 	p->timeout_ms = TIMEOUT_S * 1000;
+	evhttp_connection_set_max_headers_size(p->evcon, PN_PEER_MAX_HEADERS);
+	pn_peer_set_max_reply(p, PN_PEER_MAX_REPLY);
 	pn_http_tune(evhttp_connection_get_bufferevent(p->evcon));
 	return p;
 nomem:
@@ -267,6 +293,12 @@ void pn_peer_set_timeout_ms(struct pn_peer *p, int ms)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evhttp_connection_set_timeout_tv(p->evcon, &tv);
 	p->timeout_ms = ms;
+}
+
+void pn_peer_set_max_reply(struct pn_peer *p, size_t bytes)
+{
+	evhttp_connection_set_max_body_size(p->evcon, (ev_ssize_t)bytes);
+	p->max_reply = bytes;
 }
 
 const char *pn_peer_address(const struct pn_peer *p)
