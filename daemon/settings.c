@@ -1,8 +1,10 @@
 /* The settings table (see settings.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -51,6 +53,9 @@ static const struct key keys[] = {
 	KEY(token, STR, 0, 0, "TOKEN",
 	    "cluster token: required on control routes and between nodes"),
 	{"api_token", STR, offsetof(struct pn_config, token), 0, 0, "TOKEN", "the same as token"},
+	KEY(token_file, STR, 0, 0, "FILE",
+	    "read the token from the first line of FILE (not writable by group or others, not "
+	    "readable by others); under systemd the credential \"token\" is read instead"),
 	KEY(web_root, STR, 0, 0, "DIR",
 	    "coordinator: the dashboard's files (default: the installed ones)"),
 	KEY(chartjs, STR, 0, 0, "FILE",
@@ -334,6 +339,93 @@ int pn_config_args(struct pn_config *c, int argc, char **argv, char *err, size_t
 	return 0;
 }
 
+/* The first line of a token file, trimmed. The file must be a regular
+ * file that only its owner (and group, for reading) can see and change:
+ * a token others can read is no secret, one they can write lets them in. */
+static int read_token(const char *path, char **out, char *err, size_t errlen)
+{
+	char buf[4096];
+	ssize_t n = 0;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(err, errlen, "token file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "token file %s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH | S_IROTH)) {
+		snprintf(err, errlen,
+			 "token file %s: mode %03o lets %s; make it 0600 or 0640 (chmod 640 %s)",
+			 path, (unsigned)(st.st_mode & 0777),
+			 st.st_mode & (S_IWGRP | S_IWOTH) ? "others change it" : "anyone read it",
+			 path);
+		goto fail;
+	}
+	for (ssize_t got; n < (ssize_t)sizeof(buf) - 1; n += got) {
+		got = read(fd, buf + n, sizeof(buf) - 1 - (size_t)n);
+		if (got < 0 && errno == EINTR)
+			got = 0;
+		else if (got < 0) {
+			snprintf(err, errlen, "token file %s: %s", path, strerror(errno));
+			goto fail;
+		} else if (got == 0)
+			break;
+	}
+	close(fd);
+	buf[n] = '\0';
+	char *t = buf + strspn(buf, " \t\r");
+	size_t len = strcspn(t, "\n");
+	while (len && strchr(" \t\r", t[len - 1]))
+		len--;
+	if (len == 0) {
+		snprintf(err, errlen, "token file %s: the first line holds no token", path);
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (t[i] < 0x21 || t[i] > 0x7e || len > PN_TOKEN_MAX) {
+			snprintf(err, errlen,
+				 "token file %s: the token must be 1 to %d printable ASCII "
+				 "characters without spaces",
+				 path, PN_TOKEN_MAX);
+			return -1;
+		}
+	free(*out);
+	*out = strndup(t, len);
+	if (!*out) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* The token: given, else systemd's credential "token" (LoadCredential=;
+ * an empty one counts as none), else token_file. */
+static int resolve_token(struct pn_config *c, char *err, size_t errlen)
+{
+	int given = c->token && *c->token, file = c->token_file && *c->token_file;
+	if (given && file) {
+		snprintf(err, errlen, "token and token_file (%s) are both set; keep one",
+			 c->token_file);
+		return -1;
+	}
+	if (given)
+		return 0;
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+	struct stat st;
+	if (creds && *creds &&
+	    (size_t)snprintf(path, sizeof(path), "%s/token", creds) < sizeof(path) &&
+	    stat(path, &st) == 0 && st.st_size > 0)
+		return read_token(path, &c->token, err, errlen);
+	return file ? read_token(c->token_file, &c->token, err, errlen) : 0;
+}
+
 int pn_config_check(struct pn_config *c, char *err, size_t errlen)
 {
 	/* pn_config_init's defaults are copies that may have failed. */
@@ -371,6 +463,8 @@ int pn_config_check(struct pn_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "stages is a coordinator setting; this is a stage");
 		return -1;
 	}
+	if (resolve_token(c, err, errlen) != 0)
+		return -1;
 	checked_slowdown = c->slowdown;
 	return 0;
 }

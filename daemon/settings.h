@@ -12,7 +12,8 @@ struct pn_config {
 	char *advertise;
 	char *model;
 	char *stages; /* comma-separated HOST:PORT list */
-	char *token;
+	char *token; /* after pn_config_check: also what token_file held */
+	char *token_file; /* the token's first line, see pn_config_check */
 	char *web_root;
 	char *log_level;
 	char *port_file;
@@ -41,8 +42,14 @@ int pn_config_load(struct pn_config *c, const char *path, char *err, size_t errl
 /* Applies "--key value" / "--key=value" flags over what is set. --config,
  * --help and --version are left to the caller (it skips them). */
 int pn_config_args(struct pn_config *c, int argc, char **argv, char *err, size_t errlen);
+/* The longest token (it travels in an Authorization header). */
+#define PN_TOKEN_MAX 256
 /* Cross-key checks, and the default model: the installed one, else
- * models/ under the current folder. */
+ * models/ under the current folder. The token is read: `token` as given,
+ * else the first line of $CREDENTIALS_DIRECTORY/token when that exists and
+ * is not empty (systemd's LoadCredential=), else of token_file; token and
+ * token_file both set is an error, and so is a token file that is not a
+ * regular file, is writable by group or others or readable by others. */
 int pn_config_check(struct pn_config *c, char *err, size_t errlen);
 void pn_config_usage(FILE *f);
 /* The slowdown of the last configuration pn_config_check accepted (1 when
