@@ -3,26 +3,46 @@ pkgsysconfdir = $(sysconfdir)/pipenet
 systemdunitdir = @SYSTEMD_UNIT_DIR@
 systemdunit_DATA = etc/pipenetd.service etc/pipenetd@.service
 EXTRA_DIST += etc/pipenetd.service.in etc/pipenetd@.service.in
-CLEANFILES += etc/pipenetd.service etc/pipenetd@.service
+CLEANFILES += etc/pipenetd.service etc/pipenetd@.service etc/pipenet.json
+noinst_DATA = etc/pipenet.json
 
 etc/pipenetd.service: $(srcdir)/etc/pipenetd.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) etc && sed -e 's|@bindir[@]|$(bindir)|g' \
-		-e 's|@sysconfdir[@]|$(sysconfdir)|g' $(srcdir)/etc/pipenetd.service.in >$@
+		-e 's|@sysconfdir[@]|$(sysconfdir)|g' -e 's|@pkgdatadir[@]|$(pkgdatadir)|g' \
+		$(srcdir)/etc/pipenetd.service.in >$@
 etc/pipenetd@.service: $(srcdir)/etc/pipenetd@.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) etc && sed -e 's|@bindir[@]|$(bindir)|g' \
-		-e 's|@sysconfdir[@]|$(sysconfdir)|g' $(srcdir)/etc/pipenetd@.service.in >$@
+		-e 's|@sysconfdir[@]|$(sysconfdir)|g' -e 's|@pkgdatadir[@]|$(pkgdatadir)|g' \
+		$(srcdir)/etc/pipenetd@.service.in >$@
 
-# The example becomes the configuration unless one exists: an upgrade
-# never overwrites the administrator's file. Uninstall removes it only if
-# it is still the unmodified example.
-install-data-local:
+# The installed configuration: the example, reading the token from the
+# token file installed beside it.
+etc/pipenet.json: $(srcdir)/etc/pipenet.example.json Makefile
+	$(AM_V_GEN)$(MKDIR_P) etc && sed -e 's|"token_file": ""|"token_file": "$(pkgsysconfdir)/token"|' \
+		$(srcdir)/etc/pipenet.example.json >$@
+
+# The configuration (0640: it may hold the token) is installed unless one
+# exists: an upgrade never overwrites the administrator's file, only takes
+# away others' access to it. The token file gets a random token (256 bits
+# from /dev/urandom, as hex), 0640, unless it exists: it is never
+# overwritten. Uninstall removes the configuration only if it is still
+# the one installed, and then the token with it.
+install-data-local: etc/pipenet.json
 	$(MKDIR_P) $(DESTDIR)$(pkgsysconfdir)
 	if [ ! -e $(DESTDIR)$(pkgsysconfdir)/pipenet.json ]; then \
-		$(INSTALL_DATA) $(srcdir)/etc/pipenet.example.json $(DESTDIR)$(pkgsysconfdir)/pipenet.json; \
+		$(INSTALL) -m 0640 etc/pipenet.json $(DESTDIR)$(pkgsysconfdir)/pipenet.json; \
+	else \
+		chmod o-rwx $(DESTDIR)$(pkgsysconfdir)/pipenet.json; \
 	fi
-uninstall-local:
-	if cmp -s $(srcdir)/etc/pipenet.example.json $(DESTDIR)$(pkgsysconfdir)/pipenet.json; then \
-		rm -f $(DESTDIR)$(pkgsysconfdir)/pipenet.json; \
+	t=$(DESTDIR)$(pkgsysconfdir)/token; \
+	if [ ! -e $$t ]; then \
+		(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >$$t.tmp && echo >>$$t.tmp) && \
+		[ "$$(wc -c <$$t.tmp)" -eq 65 ] && chmod 0640 $$t.tmp && mv $$t.tmp $$t || \
+		{ rm -f $$t.tmp; echo "cannot make $$t from /dev/urandom" >&2; exit 1; }; \
+	fi
+uninstall-local: etc/pipenet.json
+	if cmp -s etc/pipenet.json $(DESTDIR)$(pkgsysconfdir)/pipenet.json; then \
+		rm -f $(DESTDIR)$(pkgsysconfdir)/pipenet.json $(DESTDIR)$(pkgsysconfdir)/token; \
 	fi
 	-rmdir $(DESTDIR)$(pkgsysconfdir) 2>/dev/null
 
