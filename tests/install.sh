@@ -89,6 +89,8 @@ PIPENETD=$root$bindir/pipenetd
 start c --config "$conf" --role coordinator --stages "" --token-file "$tok" \
 	--model "$model" --web-root "$root$pkgdatadir/web"
 ok $? "installed pipenetd starts with the installed configuration"
+start s --config "$conf" --role stage --stages "" --token-file "$tok" --model "$model"
+ok $? "and as a stage with the template unit's arguments"
 STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 60 -X POST \
 	-H 'Content-Type: image/jpeg' --data-binary "@$jpeg" "http://127.0.0.1:$PORT_c/api/v1/classify")
 [ "$STATUS" = 401 ]
