@@ -51,9 +51,12 @@ done
 base_fds=$(fds "$PID_rj")
 want=$(head -c 1000000 /dev/zero | sha256sum | cut -d' ' -f1)
 par=()
+# A node answers one echo at a time (503 with Retry-After to the others,
+# retried): 20 connections through the relay at once, their bodies in turn.
 for i in $(seq 20); do
-	curl -s --max-time 60 "http://127.0.0.1:$PORT_rj/v1/echo?bytes=1000000" |
-		sha256sum >"$TMP/par.$i" &
+	{ curl -s --max-time 120 --retry 100 --retry-max-time 110 -o "$TMP/body.$i" \
+		"http://127.0.0.1:$PORT_rj/v1/echo?bytes=1000000" &&
+		sha256sum <"$TMP/body.$i" >"$TMP/par.$i"; } &
 	par+=($!)
 done
 wait "${par[@]}"
