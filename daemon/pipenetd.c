@@ -138,8 +138,9 @@ static int load_settings(struct pn_config *c, int argc, char **argv)
 		return -1;
 	}
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i] + (strncmp(argv[i], "--api-", 6) == 0 ? 4 : 0);
-		if (strncmp(a, "--token", 7) == 0 && (!a[7] || a[7] == '='))
+		const char *a = strncmp(argv[i], "--", 2) == 0 ? argv[i] + 2 : "";
+		a += strncmp(a, "api-", 4) == 0 ? 4 : 0; /* --api-token */
+		if (strncmp(a, "token", 5) == 0 && (!a[5] || a[5] == '='))
 			pn_warn("--token on the command line shows in ps to every local user; put "
 				"it in a file read through --token-file FILE (or token_file)");
 	}

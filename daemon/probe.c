@@ -158,6 +158,7 @@ void pn_probe_echo_route(struct pn_req *q, void *arg)
 		pn_reply_error(q, 503, "busy", "another link probe is being answered");
 		return;
 	}
-	if (pn_reply_pull(q, "application/octet-stream", n, echo_piece, echo_done, NULL) == 0)
-		echo_busy = 1;
+	echo_busy = 1; /* before: a short reply is done within the call */
+	if (pn_reply_pull(q, "application/octet-stream", n, echo_piece, echo_done, NULL) != 0)
+		echo_busy = 0;
 }

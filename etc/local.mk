@@ -16,9 +16,11 @@ etc/pipenetd@.service: $(srcdir)/etc/pipenetd@.service.in Makefile
 		$(srcdir)/etc/pipenetd@.service.in >$@
 
 # The installed configuration: the example, reading the token from the
-# token file installed beside it.
+# token file installed beside it, with datasets in the coordinator unit's
+# state directory (StateDirectory=pipenet).
 etc/pipenet.json: $(srcdir)/etc/pipenet.example.json Makefile
 	$(AM_V_GEN)$(MKDIR_P) etc && sed -e 's|"token_file": ""|"token_file": "$(pkgsysconfdir)/token"|' \
+		-e 's|"data_dir": "[^"]*"|"data_dir": "/var/lib/pipenet"|' \
 		$(srcdir)/etc/pipenet.example.json >$@
 
 # The configuration (0640: it may hold the token) is installed unless one

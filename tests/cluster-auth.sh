@@ -64,14 +64,14 @@ ok $? "a stage refuses GET /v1/stage without the token ($s)"
 s=$(code GET "$S" /v1/stage "${auth[@]}")
 [ "$s" = 200 ]
 ok $? "a stage takes the token read from the file ($s)"
-timeout 20 "$PIPENETD" --role stage --model "$MODEL32" --listen 127.0.0.1:0 --token "$T" \
+timeout 20 "$PIPENETD" --role stage --model "$MODEL32" --listen 127.0.0.1:0 --api-token="$T" \
 	--port-file "$TMP/warn.port" 2>"$TMP/warn.log" &
 wpid=$!
 wait_file "$TMP/warn.port" 30
 kill "$wpid" 2>/dev/null
 wait "$wpid" 2>/dev/null
 grep -q -- '--token on the command line shows in ps' "$TMP/warn.log"
-ok $? "--token on the command line is warned about ($(grep -m1 -o -- '--token on the.*' "$TMP/warn.log" | head -c 60))"
+ok $? "--api-token= on the command line is warned about ($(grep -m1 -o -- '--token on the.*' "$TMP/warn.log" | head -c 60))"
 
 # ---- plan: with a token, only the authorised start measuring ----
 # The coordinator measures batch 8 at start; wait for it with the token.
@@ -151,6 +151,12 @@ s=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 20 "${aut
 	"http://$S/v1/echo?bytes=0")
 [ "$s" = "200 0" ]
 ok $? "an echo of 0 bytes: $s"
+s=$(curl -s -I -o /dev/null -w '%{http_code}' --max-time 20 "${auth[@]}" \
+	"http://$S/v1/echo?bytes=5")
+s2=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 20 "${auth[@]}" \
+	"http://$S/v1/echo?bytes=5")
+[ "$s" = 200 ] && [ "$s2" = "200 5" ]
+ok $? "HEAD of an echo: $s, and the next echo is served: $s2"
 s=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "${auth[@]}" \
 	"http://$S/v1/echo?bytes=67108865")
 [ "$s" = 400 ]
