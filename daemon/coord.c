@@ -2916,15 +2916,20 @@ static json_t *cached_batches(const struct pn_coord *c, const int *members, int 
  * known (make_costs tells whether that is enough), -1 after answering. */
 static int plan_measure(struct pn_coord *c, struct pn_req *q, const int *members, int nm, int batch)
 {
-	int cached = 1, busy = 0;
+	int cached = 1, pending = 1, busy = 0;
 	for (int i = 0; i < nm; i++) {
 		const struct node *n = &c->nodes[members[i]];
-		cached &= node_profile(n, batch) != NULL;
+		int have = node_profile(n, batch) != NULL;
+		cached &= have;
+		pending &= have || n->prof_want == batch;
 		busy = n->prof_want ? n->prof_want : busy;
 	}
 	if (!pn_req_authorized(q)) {
-		if (cached)
-			return 0; /* no link probes either: plan with what is known */
+		/* No link probes either: plan with what is known, or 503 while
+		 * the batch size is measured for someone else (a run, or the
+		 * coordinator's start). */
+		if (cached || pending)
+			return 0;
 		pn_reply_json(
 			q, 401,
 			json_pack("{s:s, s:s, s:o}", "error", "unauthorized", "detail",

@@ -106,6 +106,10 @@ sleep 2
 [ "$(profiled s1)" = "$p1" ] && [ "$(profiled s2)" = "$p2" ] &&
 	! grep -q 'profiled batch \(64\|256\|33\|128\)' "$TMP/s1.log" "$TMP/s2.log"
 ok $? "no stage profiled for them (profiles: s1 $p1 -> $(profiled s1), s2 $p2 -> $(profiled s2))"
+s=$(code GET "$C" "/api/v1/plan?batch_size=3" "${auth[@]}")
+s2=$(code GET "$C" "/api/v1/plan?batch_size=3")
+[ "$s" = 503 ] && [ "$s2" = 503 ]
+ok $? "plan for batch 3 with the token starts measuring ($s); without it, meanwhile: $s2, not 401"
 for i in $(seq 600); do
 	s=$(code GET "$C" "/api/v1/plan?batch_size=3" "${auth[@]}")
 	[ "$s" = 200 ] && break
