@@ -64,6 +64,9 @@ else
 		[ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s < 3.0) }'
 		ok $? "systemd-analyze security --offline=yes rates $u ${score:-?} (2.x or better)"
 		[ -n "$score" ] || echo "$out" | tail -5 | sed 's/^/# /'
+		bad=$(echo "$out" | grep -E "$u:[0-9]+: ")
+		[ -z "$bad" ]
+		ok $? "systemd parses every line of $u${bad:+: $bad}"
 	done
 fi
 grep -q '^Type=notify' "$root$systemdunitdir/pipenetd.service" &&
