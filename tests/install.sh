@@ -48,6 +48,10 @@ grep -Eqx '[0-9a-f]{64}' "$tok" && [ "$(wc -l <"$tok")" = 1 ]
 ok $? "the token is 64 hex digits from /dev/urandom"
 grep -q "\"token_file\": \"$sysconfdir/pipenet/token\"" "$conf"
 ok $? "the installed configuration reads it through token_file"
+grep -q "^BindReadOnlyPaths=-$pkgdatadir/samples:/var/lib/pipenet/samples$" \
+	"$root$systemdunitdir/pipenetd.service" && grep -q '^StateDirectory=pipenet$' \
+	"$root$systemdunitdir/pipenetd.service" && [ -d "$root$pkgdatadir/samples/cifar10" ]
+ok $? "the coordinator's unit mounts the installed samples into its state directory"
 cp "$tok" "$TMP/token.first"
 make -s -C "$top_builddir" install DESTDIR="$root" >>"$TMP/install.log" 2>&1
 cmp -s "$tok" "$TMP/token.first"
