@@ -228,7 +228,7 @@ static void cmyk_to_rgb(uint8_t *row, unsigned width, int inverted)
 struct pn_jpeg {
 	struct jpeg_decompress_struct cinfo;
 	struct jpeg_fail fail;
-	int multiscan, output, failed;
+	int started, multiscan, output, failed;
 	int cmyk;
 	unsigned w, h; /* output size (downscaled) */
 	JSAMPARRAY row;
@@ -317,6 +317,14 @@ struct pn_jpeg *pn_jpeg_new(const uint8_t *buf, size_t len, int *status, char *e
 	j->cinfo.scale_denom = scale_denom(w < h ? w : h);
 	j->multiscan = jpeg_has_multiple_scans(&j->cinfo);
 	j->cinfo.buffered_image = j->multiscan ? TRUE : FALSE;
+	return j;
+}
+
+/* The first step: the image's buffers (a multi-scan file's whole
+ * coefficient array among them), allocated only now, so that decodes
+ * waiting their turn hold just their header. */
+static void jpeg_start(struct pn_jpeg *j)
+{
 	jpeg_start_decompress(&j->cinfo);
 	j->w = j->cinfo.output_width;
 	j->h = j->cinfo.output_height;
@@ -328,7 +336,7 @@ struct pn_jpeg *pn_jpeg_new(const uint8_t *buf, size_t len, int *status, char *e
 		j->xfirst[k] = k * j->w / PN_IMAGE_SIDE;
 		j->xend[k] = ((k + 1) * j->w + PN_IMAGE_SIDE - 1) / PN_IMAGE_SIDE;
 	}
-	return j;
+	j->started = 1;
 }
 
 /* One output scanline into the accumulators. */
@@ -374,6 +382,10 @@ int pn_jpeg_step(struct pn_jpeg *j, int budget, uint8_t *rgb, int *status, char 
 		*status = j->fail.status ? j->fail.status : 400;
 		seterr(err, errlen, "%s", j->fail.msg[0] ? j->fail.msg : "unknown libjpeg error");
 		return -1;
+	}
+	if (!j->started) {
+		jpeg_start(j);
+		return 1;
 	}
 	if (j->multiscan && !j->output) {
 		for (int n = 0; n < budget; n++) {

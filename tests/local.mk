@@ -33,6 +33,15 @@ tests_test_dataset_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
 tests_test_dataset_LDADD = daemon/libpndaemon.a $(LIBJPEG_LIBS)
 TESTS += tests/test-dataset
 
+# Datasets through the coordinator: the data directory, hostile names and
+# JPEGs, a big folder (make-jpeg writes the JPEGs).
+check_PROGRAMS += tests/make-jpeg
+tests_make_jpeg_SOURCES = tests/make-jpeg.c
+tests_make_jpeg_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
+tests_make_jpeg_LDADD = $(LIBJPEG_LIBS)
+TESTS += tests/cluster-data.sh
+EXTRA_DIST += tests/cluster-data.sh
+
 check_PROGRAMS += tests/test-safetensors
 tests_test_safetensors_SOURCES = tests/test-safetensors.c tests/tap.h
 tests_test_safetensors_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
