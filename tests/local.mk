@@ -118,6 +118,7 @@ EXTRA_DIST += tests/cli-plan.sh
 # Fuzz targets, one per parser, built from the project's own objects.
 PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config \
 	tests/fuzz-json
+PN_FUZZ_TARGETS += tests/fuzz-datapath
 check_PROGRAMS += $(PN_FUZZ_TARGETS)
 if FUZZING
 PN_FUZZ_MAIN =
@@ -135,6 +136,10 @@ tests_fuzz_safetensors_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 tests_fuzz_jpeg_SOURCES = tests/fuzz/jpeg.c
 tests_fuzz_jpeg_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
 tests_fuzz_jpeg_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+# A run's dataset name, resolved beneath a data directory.
+tests_fuzz_datapath_SOURCES = tests/fuzz/datapath.c
+tests_fuzz_datapath_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
+tests_fuzz_datapath_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 tests_fuzz_frame_SOURCES = tests/fuzz/frame.c
 tests_fuzz_frame_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
 tests_fuzz_frame_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
