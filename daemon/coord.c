@@ -2040,6 +2040,22 @@ static int make_room(struct pn_coord *c)
 	return -1;
 }
 
+/* The data directory, opened at start or, when it could not be (not made
+ * yet), at the next request that needs it. 1, or 0 with why in err. */
+static int have_datadir(struct pn_coord *c, char *err, size_t errlen)
+{
+	if (c->datadir)
+		return 1;
+	if (!c->o.data_dir || !*c->o.data_dir) {
+		snprintf(err, errlen,
+			 "this coordinator reads no datasets: start it with --data-dir DIR "
+			 "(data_dir in its configuration)");
+		return 0;
+	}
+	c->datadir = pn_datadir_open(c->o.data_dir, err, errlen);
+	return c->datadir != NULL;
+}
+
 static void runs_post(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
@@ -2067,17 +2083,15 @@ static void runs_post(struct pn_req *q, void *arg)
 		return;
 	}
 	int status = 403;
-	if (!c->datadir ||
-	    !(r->ds = pn_dataset_open_at(c->datadir, r->dataset, pn_model_classes(c->m),
+	if (!have_datadir(c, err, sizeof(err))) {
+		run_free(r);
+		pn_reply_error(q, 403, "no data directory", "%s", err);
+		return;
+	}
+	if (!(r->ds = pn_dataset_open_at(c->datadir, r->dataset, pn_model_classes(c->m),
 					 pn_model_num_classes(c->m), &status, err, sizeof(err)))) {
 		run_free(r);
-		if (!c->datadir)
-			pn_reply_error(
-				q, 403, "no data directory",
-				"this coordinator reads no datasets: start it with --data-dir "
-				"DIR (data_dir in its configuration)");
-		else
-			pn_reply_error(q, status, "bad dataset", "dataset: %s", err);
+		pn_reply_error(q, status, "bad dataset", "dataset: %s", err);
 		return;
 	}
 	if (make_room(c) != 0) {
@@ -2105,6 +2119,8 @@ static void runs_post(struct pn_req *q, void *arg)
 static void datasets_get(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
+	char err[256];
+	int have = have_datadir(c, err, sizeof(err));
 	struct pn_dataset_info *info = calloc(DATASETS_MAX, sizeof(*info));
 	if (!info) {
 		pn_reply_error(q, 503, "out of memory", "cannot list the datasets");
@@ -2124,8 +2140,8 @@ static void datasets_get(struct pn_req *q, void *arg)
 						      : json_integer(info[i].classes)));
 	free(info);
 	pn_reply_json(q, 200,
-		      json_pack("{s:b, s:o, s:b}", "data_dir", c->datadir != NULL, "datasets", list,
-				"truncated", n == DATASETS_MAX));
+		      json_pack("{s:b, s:o, s:b}", "data_dir", have, "datasets", list, "truncated",
+				n == DATASETS_MAX));
 }
 
 static int cache_fresh(const struct pn_coord *c, const struct api_cache *k)
@@ -3129,9 +3145,8 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->auto_timer = pn_timer_new(l, auto_timer_cb, c);
 	c->events = pn_events_new(l, SSE_MAX_CLIENTS, o->events_buffer_bytes);
 	c->classifier = pn_classifier_new(l, m);
-	if (o->data_dir && *o->data_dir &&
-	    !(c->datadir = pn_datadir_open(o->data_dir, err, errlen)))
-		goto fail;
+	if (o->data_dir && *o->data_dir && !have_datadir(c, err, errlen))
+		pn_warn("%s; dataset runs are refused until it can be opened", err);
 	pn_dataset_set_warn(dataset_warn);
 	if (!c->local || !c->dispatcher || !c->tick || !c->events || !c->link_timer ||
 	    !c->auto_timer || !c->classifier) {

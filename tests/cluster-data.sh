@@ -10,7 +10,8 @@
 # coordinator's RSS bounded; a folder of 300 JPEGs of 1024x768 runs with
 # the same logits as `pipenet classify`, health answering within 1 s; a
 # valid run afterwards is exact. Without --data-dir dataset runs are
-# refused with a message saying so.
+# refused with a message saying so; a data directory made after the start
+# is used once it is there.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
 MKJPEG=$top_builddir/tests/make-jpeg
@@ -154,5 +155,15 @@ check "without --data-dir a run is refused: $STATUS, saying to set it ($(jget .d
 api GET "127.0.0.1:$PORT_c2" /api/v1/datasets
 check "and GET /api/v1/datasets lists nothing ($(cat "$TMP/reply"))" \
 	[ "$STATUS" = 200 -a "$(jget '.datasets|length')" = 0 -a "$(jget .data_dir)" = false ]
+
+# 6. A data directory made after the start (systemd's StateDirectory, say)
+# is opened when a request needs it.
+start c3 --role coordinator --model "$MODEL32" --data-dir "$TMP/later" --stages "" || exit 1
+api POST "127.0.0.1:$PORT_c3" /api/v1/runs '{"dataset": "small.bin", "samples": 8}'
+check "a data directory not there yet: 403 naming it ($(jget .detail))" \
+	[ "$STATUS" = 403 -a "$(jget .detail | grep -c "$TMP/later")" = 1 ]
+mkdir "$TMP/later" && cp "$D/small.bin" "$TMP/later/"
+run "127.0.0.1:$PORT_c3" '{"dataset": "small.bin", "samples": 8}' 120
+check "once made, a run from it is done ($RUN_STATE)" [ "$RUN_STATE" = done ]
 
 tap_end
