@@ -241,6 +241,7 @@ struct pn_coord {
 	struct pn_events *events;
 	struct pn_classifier *classifier; /* POST /api/v1/classify */
 	struct pn_datadir *datadir; /* where datasets are; NULL: none set */
+	struct api_cache datasets_cache; /* GET /api/v1/datasets */
 
 	/* Metrics since start. */
 	uint64_t images_total, batches_total, duplicates_total, runs_failed, runs_done,
@@ -2113,37 +2114,6 @@ static void runs_post(struct pn_req *q, void *arg)
 	pn_reply_json(q, 201, run_json(r));
 }
 
-/* The datasets a run may name, from the data directory. */
-#define DATASETS_MAX 256
-
-static void datasets_get(struct pn_req *q, void *arg)
-{
-	struct pn_coord *c = arg;
-	char err[256];
-	int have = have_datadir(c, err, sizeof(err));
-	struct pn_dataset_info *info = calloc(DATASETS_MAX, sizeof(*info));
-	if (!info) {
-		pn_reply_error(q, 503, "out of memory", "cannot list the datasets");
-		return;
-	}
-	size_t n = pn_datadir_list(c->datadir, pn_model_classes(c->m), pn_model_num_classes(c->m),
-				   info, DATASETS_MAX);
-	json_t *list = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-			list,
-			json_pack("{s:s, s:s, s:o, s:o}", "name", info[i].name, "kind",
-				  info[i].kind, "records",
-				  info[i].records < 0 ? json_null() : json_integer(info[i].records),
-				  "classes",
-				  info[i].classes < 0 ? json_null()
-						      : json_integer(info[i].classes)));
-	free(info);
-	pn_reply_json(q, 200,
-		      json_pack("{s:b, s:o, s:b}", "data_dir", have, "datasets", list, "truncated",
-				n == DATASETS_MAX));
-}
-
 static int cache_fresh(const struct pn_coord *c, const struct api_cache *k)
 {
 	return k->body && k->gen == c->gen &&
@@ -2177,6 +2147,45 @@ static void reply_cache(struct pn_req *q, const struct api_cache *k)
 		pn_reply_bytes(q, 200, "application/json", k->body, k->len);
 	else
 		pn_reply_error(q, 503, "out of memory", "cannot write the answer");
+}
+
+/* The datasets a run may name, from the data directory. */
+#define DATASETS_MAX 256
+/* The listing reads folders: it is kept this long for the next reader. */
+#define DATASETS_CACHE_MS 1000
+
+static void datasets_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	struct api_cache *k = &c->datasets_cache;
+	char err[256];
+	if (k->body && pn_now_ns() - k->t < (uint64_t)DATASETS_CACHE_MS * 1000000u) {
+		reply_cache(q, k);
+		return;
+	}
+	int have = have_datadir(c, err, sizeof(err));
+	struct pn_dataset_info *info = calloc(DATASETS_MAX, sizeof(*info));
+	if (!info) {
+		pn_reply_error(q, 503, "out of memory", "cannot list the datasets");
+		return;
+	}
+	size_t n = pn_datadir_list(c->datadir, pn_model_classes(c->m), pn_model_num_classes(c->m),
+				   info, DATASETS_MAX);
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(
+			list,
+			json_pack("{s:s, s:s, s:o, s:o}", "name", info[i].name, "kind",
+				  info[i].kind, "records",
+				  info[i].records < 0 ? json_null() : json_integer(info[i].records),
+				  "classes",
+				  info[i].classes < 0 ? json_null()
+						      : json_integer(info[i].classes)));
+	free(info);
+	cache_json(c, k,
+		   json_pack("{s:b, s:o, s:b}", "data_dir", have, "datasets", list, "truncated",
+			     n == DATASETS_MAX));
+	reply_cache(q, k);
 }
 
 static void runs_list(struct pn_req *q, void *arg)
@@ -3188,6 +3197,7 @@ void pn_coord_free(struct pn_coord *c)
 	pn_events_free(c->events);
 	free(c->runs_cache.body);
 	free(c->metrics_cache.body);
+	free(c->datasets_cache.body);
 	for (int i = 0; i < c->nnodes; i++) {
 		pn_peer_free(c->nodes[i].ctl);
 		pn_peer_free(c->nodes[i].stats);
