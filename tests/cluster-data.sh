@@ -19,6 +19,7 @@ D=$TMP/data
 LIMIT_S=1                      # health answers within this
 [ "$SLOW" = 1 ] && LIMIT_S=5   # under a sanitizer or an emulator
 RSS_KB=300000                  # the coordinator's RSS stays below this
+[ "$SLOW" = 1 ] && RSS_KB=1000000 # ASan keeps freed memory in quarantine
 
 mkdir -p "$D/sub" "$TMP/outside"
 head -c $((3073 * 200)) "$DATA" >"$D/small.bin"
