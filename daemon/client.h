@@ -4,7 +4,8 @@
  * that fails to connect, breaks off, or is answered 503 is sent again
  * after a growing delay (20 ms doubling up to 1 s, or the peer's
  * Retry-After when that is shorter) until its retry budget is spent.
- * Any other answer, or the budget running out (status 0), completes it.
+ * Any other answer, or the budget running out (status 0), completes it:
+ * a 401 (another token) is never sent again, as it would be refused again.
  */
 #ifndef PN_CLIENT_H
 #define PN_CLIENT_H

@@ -44,6 +44,11 @@
 #define HEALTH_TIMEOUT_MS 2000
 #define HEALTH_MISSES 2
 #define READMIT_MS 2000
+/* A stage never reached since the coordinator started is "unknown", not
+ * down, for REACH_MS: it may still be starting. A run waits for such
+ * stages (at most its auto_wait_s), polling every AUTO_POLL_MS, and
+ * /api/v1/ready answers 503 meanwhile. */
+#define REACH_MS 10000
 /* A batch with no logits after batch_deadline_s (at least; more when its
  * plan predicts a long latency) is sent again, at most DEADLINE_RESENDS
  * times. */
@@ -108,7 +113,10 @@ struct node {
 	int up; /* -1 unknown, 0 down, 1 up */
 	int misses; /* health pings in a row without an answer */
 	int refused; /* answers with another model or role: not used */
-	char why[400]; /* why it is down or refused */
+	char why[400]; /* why it is down or refused (or not reached yet) */
+	/* A 401 from it, or for its frames: it stays refused until it
+	 * restarts (a daemon reads its token at start). */
+	char auth_why[400];
 	uint64_t up_since;
 	double uptime_s; /* the daemon's own, from its last health answer */
 	struct pn_peer *probe; /* health pings and block time requests */
@@ -142,6 +150,13 @@ struct epoch {
 	double predicted_img_s, predicted_latency_ms; /* 0: no prediction */
 };
 
+/* The coordinator's own time outside the kernels, by kind: reading the
+ * dataset into first-hop frames, CRC32C (sealing them, checking logits),
+ * the rest of frame handling, and JSON (run, batch and summary views,
+ * /metrics). Runs keep the values at their start and end. */
+enum acct { ACCT_DATASET, ACCT_CRC, ACCT_FRAME, ACCT_JSON, NACCT };
+static const char *const acct_names[NACCT] = {"dataset", "crc", "frame", "json"};
+
 struct run {
 	struct pn_coord *c;
 	int id;
@@ -171,6 +186,8 @@ struct run {
 	uint64_t t_created, t_start, t_first_done, t_last_done, t_end, t_progress;
 	size_t first_done_images;
 	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+	/* pn_now_ns() and the coordinator's acct[] at the start and the end */
+	uint64_t cpu_start, cpu_end, acct_start[NACCT], acct_end[NACCT];
 
 	/* Live re-split: the current epoch, and the split waiting for the
 	 * batches in flight to drain (draining = 1). The last MAX_EPOCHS
@@ -186,6 +203,10 @@ struct run {
 	 * (waiting at most auto_wait_s), else by MACs. */
 	int split_auto, auto_waiting, auto_wait_s;
 	uint64_t auto_deadline;
+	/* Waiting (at most auto_wait_s) for stages not reached yet. */
+	int reach_waiting;
+	uint64_t reach_deadline;
+	char waiting[500];
 	const char *split_source; /* "given", "default", "pending", "planner", "macs" */
 	char split_note[700];
 	/* adapt: stage compute measured against the profile (ratio per node,
@@ -217,9 +238,11 @@ struct pn_coord {
 	struct node nodes[MAX_STAGES];
 	int nnodes;
 	struct pn_stage *local;
+	uint64_t acct[NACCT]; /* ns, since start */
 	struct run *runs[MAX_RUNS];
 	int nruns, next_id;
 	struct run *active;
+	uint64_t t_start;
 	struct pn_task *dispatcher;
 	struct pn_timer *tick;
 	int stopping;
@@ -261,6 +284,8 @@ static const double compute_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 static void start_next(struct pn_coord *c);
 static void finish(struct run *r);
 static json_t *run_json(const struct run *r);
+static json_t *stage_cpu_json(json_t *status, uint64_t frames);
+static json_t *coord_cpu_json(const struct run *r, double wall_s);
 static void check_drain(struct run *r);
 static int send_configs(struct run *r);
 static void default_points(struct pn_coord *c, int *points, int *npoints);
@@ -282,6 +307,11 @@ static int live_members(const struct pn_coord *c, int *members);
 static int want_links(struct pn_coord *c, int batch);
 static json_t *links_json(const struct pn_coord *c);
 static int want_profiles(struct pn_coord *c, int batch);
+static void node_refuse_auth(struct node *n, const char *why);
+static int refused_only(struct run *r);
+static int run_uses(const struct run *r, const struct node *n);
+static void plan_start(struct run *r);
+static void reach_poll(struct run *r);
 
 static const char *const state_names[] = {"queued", "running", "running",  "running",
 					  "done",   "failed",  "cancelled"};
@@ -327,6 +357,10 @@ static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 		reset_ranges(r);
 	r->state = state;
 	c->gen++;
+	if (!r->t_end && r->t_start) {
+		r->cpu_end = pn_cpu_ns();
+		memcpy(r->acct_end, c->acct, sizeof(c->acct));
+	}
 	r->t_end = r->t_end ? r->t_end : pn_now_ns();
 	pn_peer_free(r->first_hop);
 	r->first_hop = NULL;
@@ -397,6 +431,7 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 	struct node *n = arg;
 	struct run *r = n->c->active;
 	json_t *j = NULL;
+	char auth[450] = "";
 	int last = --n->gets == 0 && n->final_wait;
 	if (last)
 		n->final_wait = 0;
@@ -404,6 +439,10 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		j = json_loadb((const char *)rep->body, rep->len, 0, NULL);
 	if (j)
 		n->last_contact_ns = pn_now_ns();
+	if (rep->status == 401)
+		snprintf(auth, sizeof(auth),
+			 "token mismatch: the stage answered 401 to the coordinator's GET "
+			 "/v1/stage");
 	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING)) {
 		json_decref(j);
 		return;
@@ -419,13 +458,25 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		if (j && run == r->id &&
 		    json_integer_value(json_object_get(plan, "epoch")) == (r->epoch & 255) &&
 		    json_integer_value(json_object_get(plan, "first")) == r->ranges[i].first &&
-		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last)
+		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last) {
 			set_status(r, &r->ranges[i], json_incref(j));
+			/* Its frames were refused with 401: sending them again
+			 * would not help, and the run would wait for them. */
+			const char *le = json_string_value(json_object_get(j, "last_error"));
+			if (counter(j, "out_unauthorized"))
+				snprintf(auth, sizeof(auth), "%s",
+					 le && strncmp(le, "token mismatch", 14) == 0
+						 ? le
+						 : "token mismatch: its frames were refused with "
+						   "401");
+		}
 		break;
 	}
 	json_decref(j);
 	if (r->state == RUN_FINISHING && last && --r->pending == 0)
 		end_run(r, RUN_DONE, NULL);
+	else if (auth[0] && r->state == RUN_RUNNING && run_uses(r, n))
+		node_refuse_auth(n, auth);
 }
 
 /* Asks every remote range for its counters; the local one is read now. */
@@ -465,6 +516,13 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 		node_down(r->ranges[0].node, rep->error);
 		return;
 	}
+	if (rep->status == 401 && r->ranges[0].node) {
+		/* Not congestion: every frame would be refused the same way. */
+		node_refuse_auth(r->ranges[0].node,
+				 "token mismatch: the stage answered 401 to a frame from the "
+				 "coordinator");
+		return;
+	}
 	if (rep->status == 409) {
 		return; /* stale (another plan epoch): its deadline sends it again */
 	}
@@ -500,8 +558,10 @@ static int build_frame(struct run *r, size_t b, uint8_t **out, size_t *len)
 	char err[256];
 	for (; r->build_i < n; r->build_i++) {
 		size_t i = r->build_i, rec = r->offset + (first + i) * r->stride;
-		if (i > 0 && pn_now_ns() - t0 > BUILD_TURN_NS)
+		if (i > 0 && pn_now_ns() - t0 > BUILD_TURN_NS) {
+			r->c->acct[ACCT_DATASET] += pn_now_ns() - t0;
 			return 1;
+		}
 		if (pn_dataset_get(r->ds, rec, r->building + PN_FRAME_HEADER + i * PN_IMAGE_BYTES,
 				   &r->labels[first + i], err, sizeof(err)) != 0) {
 			end_run(r, RUN_FAILED, "%s", err);
@@ -519,7 +579,10 @@ static int build_frame(struct run *r, size_t b, uint8_t **out, size_t *len)
 		.w = PN_IMAGE_SIDE,
 		.c = 3,
 	};
+	uint64_t t1 = pn_now_ns();
 	pn_frame_seal(&h, r->building);
+	r->c->acct[ACCT_DATASET] += t1 - t0;
+	r->c->acct[ACCT_CRC] += pn_now_ns() - t1;
 	*out = r->building;
 	*len = r->build_len;
 	r->building = NULL;
@@ -615,6 +678,8 @@ static void begin(struct run *r)
 	EPOCH(r, r->epoch)->t_start = r->t_progress;
 	if (r->epoch == 0) {
 		r->t_start = r->t_progress;
+		r->cpu_start = pn_cpu_ns();
+		memcpy(r->acct_start, c->acct, sizeof(c->acct));
 		pn_info("run %d: %zu images in %zu batches, %s, window %d, wire %s", r->id,
 			r->samples, r->nbatches, r->pipelined ? "pipelined" : "sequential",
 			r->window, pn_dtype_name(r->dtype));
@@ -643,6 +708,9 @@ static void config_cb(const struct pn_reply *rep, void *arg)
 		json_decref(j);
 		if (rep->status == 0 || rep->status >= 500) /* not answering: re-plan without it */
 			node_down(n, why);
+		else if (rep->status == 401)
+			node_refuse_auth(n, "token mismatch: the stage answered 401 to the "
+					    "coordinator's PUT /v1/stage");
 		else if (rep->status == 409 && error && strcmp(error, "model mismatch") == 0)
 			node_refuse(n, why);
 		else
@@ -703,6 +771,23 @@ static void configure(struct run *r)
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
 	}
+	if (r->auto_wait_s > 0 && pn_coord_reaching(c, r->waiting, sizeof(r->waiting))) {
+		r->reach_waiting = 1;
+		r->reach_deadline = pn_now_ns() + (uint64_t)r->auto_wait_s * 1000000000u;
+		pn_info("run %d: %s: waiting up to %d s", r->id, r->waiting, r->auto_wait_s);
+		reach_poll(r);
+		return;
+	}
+	plan_start(r);
+}
+
+/* The stages reached (or waited for long enough): the run's plan over the
+ * stages usable now, then their configuration. */
+static void plan_start(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	if (refused_only(r))
+		return;
 	int members[MAX_STAGES], nm = live_members(c, members);
 	if (!r->split_auto && !same_members(EPOCH(r, r->epoch), members, nm)) {
 		int points[MAX_RANGES], npoints;
@@ -862,6 +947,7 @@ static json_t *points_json(const int *points, int n)
 /* The "batch" event (see /tmp/sse-schema.md in the README). */
 static json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
 {
+	uint64_t t0 = pn_now_ns();
 	json_t *stages = json_array();
 	for (int i = 0; i < r->nranges; i++) {
 		const struct range *g = &r->ranges[i];
@@ -879,6 +965,7 @@ static json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
 			      "images_done", (json_int_t)r->images_done, "samples",
 			      (json_int_t)r->samples, "stages", stages);
 	json_object_set_new(j, "accuracy", accuracy_json(r));
+	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	return j;
 }
 
@@ -1025,6 +1112,8 @@ static void failover(struct run *r, const struct node *n)
 	int members[MAX_STAGES], points[MAX_RANGES], npoints;
 	int nm = live_members(r->c, members);
 	char reason[1100];
+	if (!nm && refused_only(r))
+		return;
 	for (size_t b = r->low; b < r->next_batch; b++)
 		if (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST) {
 			r->nlost += r->bstate[b] == BATCH_INFLIGHT;
@@ -1066,7 +1155,10 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 		.w = 1,
 		.c = classes,
 	};
-	if (pn_frame_validate(buf, len, &x, &h, &e) != 0) {
+	uint64_t t0 = pn_now_ns();
+	int valid = pn_frame_validate(buf, len, &x, &h, &e) == 0;
+	c->acct[ACCT_CRC] += pn_now_ns() - t0;
+	if (!valid) {
 		free(buf);
 		pn_reply_json(q, strcmp(e.field, "run") == 0 ? 409 : 400,
 			      json_pack("{s:s, s:s, s:s}", "error", "bad frame", "field", e.field,
@@ -1157,7 +1249,10 @@ static void frames_route(struct pn_req *q, void *arg)
 	/* Logits (first block = blocks) are ours; anything else is for
 	 * the coordinator's own stage, which validates it. */
 	if (len >= 22 && (buf[20] | buf[21] << 8) == pn_model_blocks(c->m)) {
+		uint64_t t0 = pn_now_ns(), crc0 = c->acct[ACCT_CRC], json0 = c->acct[ACCT_JSON];
 		logits_frame(q, c, buf, len);
+		c->acct[ACCT_FRAME] += pn_now_ns() - t0 - (c->acct[ACCT_CRC] - crc0) -
+				       (c->acct[ACCT_JSON] - json0);
 		return;
 	}
 	json_t *error;
@@ -1213,7 +1308,9 @@ static void node_lost(struct node *n)
 	node_event(n);
 	pn_peer_clear(n->ctl);
 	pn_peer_send(n->ctl, PN_DELETE, "/v1/stage", NULL, NULL, 0, 0, NULL, NULL);
-	if (r && (r->state == RUN_RUNNING || (r->state == RUN_CONFIGURING && !r->auto_waiting)) &&
+	if (r &&
+	    (r->state == RUN_RUNNING ||
+	     (r->state == RUN_CONFIGURING && !r->auto_waiting && !r->reach_waiting)) &&
 	    run_uses(r, n))
 		failover(r, n);
 }
@@ -1240,6 +1337,54 @@ static void node_refuse(struct node *n, const char *why)
 	node_lost(n);
 }
 
+/* A 401 from the node, or for the frames it sends: refused with `why`
+ * until it restarts. */
+static void node_refuse_auth(struct node *n, const char *why)
+{
+	snprintf(n->auth_why, sizeof(n->auth_why), "%s", why);
+	node_refuse(n, why);
+}
+
+/* Every stage is refused (another token, model or role): a setting to
+ * fix. The run fails naming them rather than the coordinator computing
+ * every block alone, as it does when some stage is merely down (it may
+ * come back). 1 after failing the run. */
+static int refused_only(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	char list[sizeof(r->error)] = "";
+	for (int i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[i];
+		size_t at = strlen(list);
+		if (!n->refused)
+			return 0;
+		snprintf(list + at, sizeof(list) - at, "%sstage %s refused: %s", i ? "; " : "",
+			 n->address, n->why);
+	}
+	if (!c->nnodes)
+		return 0;
+	end_run(r, RUN_FAILED, "every stage is refused: %.700s", list);
+	return 1;
+}
+
+/* A stage's health answer against the coordinator's token: why they would
+ * not take each other's requests and frames, or NULL. A stage that does
+ * not say (an older version) is judged by its 401s. */
+static const char *token_mismatch(const struct pn_coord *c, json_t *health)
+{
+	json_t *set = json_object_get(health, "token_set");
+	int mine = c->o.token && *c->o.token;
+	if (!json_is_boolean(set))
+		return NULL;
+	if (json_is_true(set) && !mine)
+		return "token mismatch: the stage has a token but the coordinator has none";
+	if (!json_is_true(set) && mine)
+		return "token mismatch: the stage has no token but the coordinator has one";
+	if (mine && !json_is_true(json_object_get(health, "token_match")))
+		return "token mismatch: the stage's token is not the coordinator's";
+	return NULL;
+}
+
 static void ping(struct node *n);
 
 /* A health answer names the node's role and model: a stage with another
@@ -1256,6 +1401,12 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 		char why[300];
 		snprintf(why, sizeof(why), "health check: %s",
 			 rep->status ? "not a JSON answer" : rep->error);
+		if (n->up == -1 && now - c->t_start < (uint64_t)REACH_MS * 1000000u) {
+			/* Not reached yet: it may still be starting. Asked again
+			 * at the next tick, or sooner by a run waiting for it. */
+			snprintf(n->why, sizeof(n->why), "%s", why);
+			return;
+		}
 		if (++n->misses >= HEALTH_MISSES)
 			node_down(n, why);
 		else
@@ -1275,13 +1426,18 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 			 n->uptime_s);
 		node_down(n, restart);
 	}
+	if (n->up != 1)
+		n->auth_why[0] = '\0'; /* (re)started: it may have another token now */
 	n->uptime_s = uptime;
+	const char *token = token_mismatch(c, j);
 	if (!role || strcmp(role, "stage") != 0)
 		snprintf(why, sizeof(why), "it is a %s, not a stage", role ? role : "?");
 	else if (!sha || strcmp(sha, c->sha) != 0)
 		snprintf(why, sizeof(why),
 			 "its model has SHA-256 %.64s, the coordinator's %.64s (model mismatch)",
 			 sha ? sha : "?", c->sha);
+	else if (token || n->auth_why[0])
+		snprintf(why, sizeof(why), "%s", token ? token : n->auth_why);
 	json_decref(j);
 	if (n->up != 1) {
 		if (n->up == 0)
@@ -1296,7 +1452,7 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 	} else if (n->refused) {
 		n->refused = 0;
 		n->up_since = now;
-		pn_info("stage %s has the coordinator's model again", n->address);
+		pn_info("stage %s has the coordinator's model and token again", n->address);
 		node_event(n);
 	}
 }
@@ -1459,12 +1615,14 @@ static json_t *summary_json(struct pn_coord *c)
 	json_t *bottleneck = json_null();
 	for (int i = 0; i < r->nranges; i++) {
 		const struct range *g = &r->ranges[i];
-		json_array_append_new(stages,
-				      json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f}", "index", i,
-						"address", range_address(r, i), "first", g->first,
-						"last", g->last, "utilisation", g->utilisation,
-						"compute_ms_per_batch", g->recent_compute_ms,
-						"queue_ms_per_batch", g->recent_queue_ms));
+		json_array_append_new(
+			stages,
+			json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f, s:o}", "index", i, "address",
+				  range_address(r, i), "first", g->first, "last", g->last,
+				  "utilisation", g->utilisation, "compute_ms_per_batch",
+				  g->recent_compute_ms, "queue_ms_per_batch", g->recent_queue_ms,
+				  "cpu",
+				  stage_cpu_json(g->status, counter(g->status, "frames_in"))));
 		if (g->recent_compute_ms > worst) {
 			worst = g->recent_compute_ms;
 			json_decref(bottleneck);
@@ -1483,6 +1641,7 @@ static json_t *summary_json(struct pn_coord *c)
 	}
 	json_object_set_new(j, "stages", stages);
 	json_object_set_new(j, "hops", hops);
+	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
 	json_object_set_new(j, "bottleneck", worst > 0 ? bottleneck : json_null());
 	if (worst <= 0)
 		json_decref(bottleneck);
@@ -1604,7 +1763,9 @@ static void tick_cb(void *arg)
 		r->rate_images[r->rate_n % RATE_TICKS] = r->images_done;
 		r->rate_n++;
 	}
+	uint64_t t0 = pn_now_ns();
 	pn_events_emit(c->events, "summary", summary_json(c));
+	c->acct[ACCT_JSON] += pn_now_ns() - t0;
 }
 
 /* ---- requests ---- */
@@ -1865,6 +2026,28 @@ static json_t *latency_json(const struct run *r)
 	return j;
 }
 
+/* A stage's process CPU per batch beside the wall time of its parts: the
+ * kernels, and outside them by kind; other is the CPU none of these
+ * account for (the kernel's socket copies, libevent, status replies).
+ * When other processes take the core, the parts' wall time exceeds the
+ * CPU: then `contended` is true and other is not known (0). */
+static json_t *stage_cpu_json(json_t *status, uint64_t frames)
+{
+	uint64_t cpu = counter(status, "cpu_ns"), kernel = counter(status, "kernel_ns");
+	uint64_t pre = counter(status, "preprocess_ns"), conv = counter(status, "convert_ns");
+	uint64_t crc = counter(status, "crc_ns"), frame = counter(status, "frame_ns");
+	uint64_t known = kernel + pre + conv + crc + frame;
+	double f = frames ? (double)frames : 1;
+	return json_pack("{s:f, s:b, s:f, s:{s:f, s:f, s:f, s:f, s:f}}", "cpu_ms_per_batch",
+			 ms(cpu) / f, "contended",
+			 cpu<known, "kernel_ms_per_batch", ms(kernel) / f, "overhead_ms_per_batch",
+				 "preprocess", ms(pre) / f, "convert", ms(conv) / f, "crc",
+				 ms(crc) / f, "frame", ms(frame) / f, "other", cpu>
+					 known
+				 ? ms(cpu - known) / f
+				 : 0.0);
+}
+
 static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 {
 	const struct pn_model *m = r->c->m;
@@ -1905,6 +2088,7 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 		json_object_set_new(s, "max_step_ms",
 				    json_real(ms(counter(g->status, "max_step_ns"))));
 		json_object_set_new(s, "utilisation", json_real(g->utilisation));
+		json_object_set_new(s, "cpu", stage_cpu_json(g->status, frames));
 		json_array_append_new(arr, s);
 		if (per_batch > worst) {
 			worst = per_batch;
@@ -1914,8 +2098,28 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 	return arr;
 }
 
+/* The coordinator's CPU over the run, beside the stages' compute: per
+ * image, as a share of the wall time, and the part of it by kind. */
+static json_t *coord_cpu_json(const struct run *r, double wall_s)
+{
+	const struct pn_coord *c = r->c;
+	uint64_t cpu = r->cpu_start ? (r->cpu_end ? r->cpu_end : pn_cpu_ns()) - r->cpu_start : 0;
+	double per_image = r->images_done ? ms(cpu) / (double)r->images_done : 0;
+	json_t *kinds = json_object();
+	for (int k = 0; k < NACCT; k++) {
+		uint64_t v = (r->cpu_end ? r->acct_end[k] : c->acct[k]) - r->acct_start[k];
+		json_object_set_new(
+			kinds, acct_names[k],
+			json_real(r->batches_done ? ms(v) / (double)r->batches_done : 0));
+	}
+	return json_pack("{s:f, s:f, s:f, s:o}", "cpu_ms", ms(cpu), "cpu_ms_per_image", per_image,
+			 "cpu_share", wall_s > 0 ? ms(cpu) / 1000 / wall_s : 0, "ms_per_batch",
+			 kinds);
+}
+
 static json_t *run_json(const struct run *r)
 {
+	uint64_t t0 = pn_now_ns();
 	uint64_t end = r->t_end ? r->t_end : pn_now_ns();
 	double wall = r->t_start ? (double)(end - r->t_start) / 1e9 : 0;
 	double span = r->t_last_done > r->t_first_done
@@ -1961,6 +2165,7 @@ static json_t *run_json(const struct run *r)
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
 	const struct epoch *cur = EPOCH(r, r->epoch);
 	json_object_set_new(j, "split_source", json_string(r->split_source));
+	json_object_set_new(j, "waiting", r->reach_waiting ? json_string(r->waiting) : json_null());
 	json_object_set_new(j, "split_note",
 			    r->split_note[0] ? json_string(r->split_note) : json_null());
 	json_object_set_new(j, "predicted_img_s",
@@ -2009,6 +2214,8 @@ static json_t *run_json(const struct run *r)
 		json_array_append_new(epochs, o);
 	}
 	json_object_set_new(j, "epochs", epochs);
+	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
+	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	return j;
 }
 
@@ -2308,7 +2515,7 @@ static void cluster_get(struct pn_req *q, void *arg)
 				      int_or_null(ranged, first), "last", int_or_null(ranged, last),
 				      "block_ms", ms);
 		json_object_set_new(s, "reason",
-				    n->why[0] && (n->up == 0 || n->refused) ? json_string(n->why)
+				    n->why[0] && (n->up != 1 || n->refused) ? json_string(n->why)
 									    : json_null());
 		json_object_set_new(s, "last_contact_ms",
 				    n->last_contact_ns
@@ -2577,6 +2784,8 @@ static void auto_poll(struct run *r)
 	int links = profiles && want_links(c, r->batch);
 	int late = pn_now_ns() >= r->auto_deadline || nm < 1;
 	int points[MAX_RANGES], npoints;
+	if (nm < 1 && refused_only(r))
+		return;
 	if (nm && profiles && (links || late) &&
 	    plan_best(c, members, nm, r->batch, r->dtype, &best) == 0) {
 		npoints = best.stages - 1;
@@ -2613,8 +2822,40 @@ static void auto_timer_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
-	if (r && r->state == RUN_CONFIGURING && r->auto_waiting)
+	if (r && r->state == RUN_CONFIGURING && r->reach_waiting)
+		reach_poll(r);
+	else if (r && r->state == RUN_CONFIGURING && r->auto_waiting)
 		auto_poll(r);
+}
+
+/* A run waiting for stages not reached yet: they are asked again every
+ * AUTO_POLL_MS until each has answered or failed for long enough to be
+ * down, or the run's auto_wait_s is over; then its plan. */
+static void reach_poll(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	char why[sizeof(r->waiting)];
+	if (pn_coord_reaching(c, why, sizeof(why))) {
+		if (pn_now_ns() < r->reach_deadline) {
+			if (strcmp(why, r->waiting) != 0) {
+				snprintf(r->waiting, sizeof(r->waiting), "%s", why);
+				c->gen++;
+			}
+			for (int i = 0; i < c->nnodes; i++)
+				if (c->nodes[i].up == -1)
+					ping(&c->nodes[i]);
+			pn_timer_arm(c->auto_timer, AUTO_POLL_MS);
+			return;
+		}
+		snprintf(r->split_note + strlen(r->split_note),
+			 sizeof(r->split_note) - strlen(r->split_note), "%s%s after %d s",
+			 r->split_note[0] ? "; " : "", why, r->auto_wait_s);
+		pn_warn("run %d: %s after %d s: going on", r->id, why, r->auto_wait_s);
+	}
+	r->reach_waiting = 0;
+	r->waiting[0] = '\0';
+	c->gen++;
+	plan_start(r);
 }
 
 /* Asks for a live re-split of the running run: the batches in flight
@@ -2908,10 +3149,13 @@ static void events_get(struct pn_req *q, void *arg)
 	for (int i = 0; i < c->nnodes; i++) {
 		int first, last, ranged = node_range(c, i, &first, &last) == 0;
 		const struct node *n = &c->nodes[i];
-		json_array_append_new(cluster, json_pack("{s:s, s:s, s:o, s:o}", "address",
-							 n->address, "state", node_state(n),
-							 "first", int_or_null(ranged, first),
-							 "last", int_or_null(ranged, last)));
+		json_t *o = json_pack("{s:s, s:s, s:o, s:o}", "address", n->address, "state",
+				      node_state(n), "first", int_or_null(ranged, first), "last",
+				      int_or_null(ranged, last));
+		json_object_set_new(o, "reason",
+				    n->why[0] && (n->up != 1 || n->refused) ? json_string(n->why)
+									    : json_null());
+		json_array_append_new(cluster, o);
 	}
 	json_t *hello = json_pack("{s:s, s:o, s:{s:o, s:i, s:o}}", "version", PACKAGE_VERSION,
 				  "run", r ? run_json(r) : json_null(), "cluster", "stages",
@@ -2935,6 +3179,7 @@ static void metrics_get(struct pn_req *q, void *arg)
 		pn_reply_bytes(q, 200, type, c->metrics_cache.body, c->metrics_cache.len);
 		return;
 	}
+	uint64_t t0 = pn_now_ns();
 	FILE *f = open_memstream(&text, &len);
 	if (!f) {
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
@@ -2995,6 +3240,17 @@ static void metrics_get(struct pn_req *q, void *arg)
 		pn_metric_sample(f, "pipenet_stage_up", lab,
 				 c->nodes[i].up == 1 && !c->nodes[i].refused);
 	}
+	pn_metric_family(f, "pipenet_stage_state", "gauge",
+			 "1 for the state each stage is in (the reason is in /api/v1/cluster).");
+	static const char *const node_states[] = {"up", "down", "refused", "unknown"};
+	for (int i = 0; i < c->nnodes; i++)
+		for (int k = 0; k < 4; k++) {
+			snprintf(lab, sizeof(lab), "stage=\"%s\",state=\"%s\"",
+				 pn_metric_label(c->nodes[i].address, l1, sizeof(l1)),
+				 node_states[k]);
+			pn_metric_sample(f, "pipenet_stage_state", lab,
+					 strcmp(node_state(&c->nodes[i]), node_states[k]) == 0);
+		}
 	pn_metric_family(f, "pipenet_stage_utilisation", "gauge",
 			 "Busy fraction of each range's stage over the last interval of the "
 			 "running run.");
@@ -3034,11 +3290,42 @@ static void metrics_get(struct pn_req *q, void *arg)
 					 sizeof(l1)));
 		pn_metric_hist(f, "pipenet_stage_compute_seconds", lab, &c->compute[h]);
 	}
+	pn_metric_single(f, "process_cpu_seconds_total", "counter",
+			 "CPU time of the coordinator process, user and system.",
+			 (double)pn_cpu_ns() / 1e9);
+	pn_metric_family(f, "pipenet_coordinator_seconds_total", "counter",
+			 "The coordinator's time outside the kernels, by kind.");
+	for (int k = 0; k < NACCT; k++) {
+		snprintf(lab, sizeof(lab), "kind=\"%s\"", acct_names[k]);
+		pn_metric_sample(f, "pipenet_coordinator_seconds_total", lab,
+				 (double)c->acct[k] / 1e9);
+	}
+	pn_metric_family(f, "pipenet_stage_time_seconds_total", "counter",
+			 "Each range's stage in the running run: its process CPU (kind cpu), "
+			 "and the wall time in the kernels and outside them by kind.");
+	for (int i = 0; r && r->state == RUN_RUNNING && i < r->nranges; i++) {
+		static const char *const keys[][2] = {
+			{"cpu", "cpu_ns"},
+			{"kernel", "kernel_ns"},
+			{"preprocess", "preprocess_ns"},
+			{"convert", "convert_ns"},
+			{"crc", "crc_ns"},
+			{"frame", "frame_ns"},
+		};
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			snprintf(lab, sizeof(lab), "stage=\"%s\",range=\"%d\",kind=\"%s\"",
+				 pn_metric_label(range_address(r, i), l1, sizeof(l1)), i,
+				 keys[k][0]);
+			pn_metric_sample(f, "pipenet_stage_time_seconds_total", lab,
+					 (double)counter(r->ranges[i].status, keys[k][1]) / 1e9);
+		}
+	}
 	if (fclose(f) != 0 || !text) {
 		free(text);
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");
 		return;
 	}
+	c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	cache_set(c, &c->metrics_cache, text, len);
 	pn_reply_bytes(q, 200, type, text, len);
 }
@@ -3106,6 +3393,7 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->sha = model_sha256;
 	c->model_path = model_path;
 	c->o = *o;
+	c->t_start = pn_now_ns();
 	pn_hist_init(&c->latency, latency_bounds,
 		     (int)(sizeof(latency_bounds) / sizeof(latency_bounds[0])));
 	for (int i = 0; i <= MAX_STAGES; i++)
@@ -3176,6 +3464,19 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 fail:
 	pn_coord_free(c);
 	return NULL;
+}
+
+int pn_coord_reaching(const struct pn_coord *c, char *why, size_t len)
+{
+	for (int i = 0; i < c->nnodes; i++) {
+		const struct node *n = &c->nodes[i];
+		if (n->up == -1 && !n->refused) {
+			snprintf(why, len, "stage %s not reached yet%s%s", n->address,
+				 n->why[0] ? ": " : "", n->why);
+			return 1;
+		}
+	}
+	return 0;
 }
 
 void pn_coord_stop(struct pn_coord *c)

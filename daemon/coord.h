@@ -46,6 +46,10 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 			      const struct pn_coord_opts *o, char *err, size_t errlen);
 void pn_coord_free(struct pn_coord *c); /* NULL is fine */
 const struct pn_route *pn_coord_routes(size_t *n);
+/* 1 while some stage has not been reached yet (it has not answered a
+ * health check, nor kept failing them for long enough to count as down),
+ * with the reason in `why`; else 0. */
+int pn_coord_reaching(const struct pn_coord *c, char *why, size_t len);
 /* Shutdown: cancels the running and queued runs and resets the stages. */
 void pn_coord_stop(struct pn_coord *c);
 

@@ -47,48 +47,6 @@ int pn_dtype_parse(const char *name)
 	return 0;
 }
 
-/* CRC32C, reflected polynomial 0x82f63b78, eight bytes per step. */
-static uint32_t crc_table[8][256];
-static int crc_ready;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (int t = 1; t < 8; t++)
-		for (int i = 0; i < 256; i++)
-			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
-					  crc_table[0][crc_table[t - 1][i] & 0xff];
-	crc_ready = 1;
-}
-
-uint32_t pn_crc32c(uint32_t crc, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	if (!crc_ready)
-		crc_init();
-	crc = ~crc;
-	while (len >= 8) {
-		uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-				     (uint32_t)p[3] << 24);
-		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-			      (uint32_t)p[7] << 24;
-		crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-		      crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-		      crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-		      crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
-		p += 8;
-		len -= 8;
-	}
-	while (len--)
-		crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
-	return ~crc;
-}
-
 static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -231,8 +189,8 @@ void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf)
 	pn_frame_header_put(hd, buf);
 }
 
-void pn_frame_encode(struct pn_frame_header *hd, const float *data,
-		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
+void pn_frame_put_payload(const struct pn_frame_header *hd, const float *data,
+			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
 {
 	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
 	uint8_t *payload = out + PN_FRAME_HEADER;
@@ -240,6 +198,12 @@ void pn_frame_encode(struct pn_frame_header *hd, const float *data,
 		to_f16(data, (uint16_t *)(void *)payload, count);
 	else
 		memcpy(payload, data, count * sizeof(float));
+}
+
+void pn_frame_encode(struct pn_frame_header *hd, const float *data,
+		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
+{
+	pn_frame_put_payload(hd, data, to_f16, out);
 	pn_frame_seal(hd, out);
 }
 

@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32c.h" /* pn_crc32c */
+
 #define PN_FRAME_MAGIC 0x52464e50u
 #define PN_FRAME_VERSION 1
 #define PN_FRAME_HEADER 48
@@ -79,8 +81,6 @@ size_t pn_dtype_size(int dtype);
 const char *pn_dtype_name(int dtype);
 int pn_dtype_parse(const char *name);
 
-uint32_t pn_crc32c(uint32_t crc, const void *buf, size_t len);
-
 void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_HEADER]);
 
 /* Checks a whole frame (header and payload, `len` bytes): structure,
@@ -98,6 +98,10 @@ void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf);
  * pn_frame_size() bytes. Not for u8 frames (use pn_frame_seal). */
 void pn_frame_encode(struct pn_frame_header *hd, const float *data,
 		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
+/* The payload part of pn_frame_encode alone; pn_frame_seal completes it
+ * (a stage times the conversion and the checksum apart). */
+void pn_frame_put_payload(const struct pn_frame_header *hd, const float *data,
+			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
 /* The payload of a validated f32 or f16 frame into floats. `payload` must be aligned
  * for its dtype (frames live in malloc'd buffers). */
 void pn_frame_decode(const struct pn_frame_header *hd, const uint8_t *payload,

@@ -593,6 +593,11 @@ const char *pn_req_header(const struct pn_req *r, const char *name)
 	return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
 }
 
+int pn_req_token_match(struct pn_req *r)
+{
+	return r->h->token && authorized(r);
+}
+
 size_t pn_req_body_len(const struct pn_req *r)
 {
 	return evbuffer_get_length(evhttp_request_get_input_buffer(r->req));

@@ -111,6 +111,9 @@ void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delaye
 const char *pn_req_path(const struct pn_req *r);
 const char *pn_req_arg(const struct pn_req *r, int i);
 const char *pn_req_header(const struct pn_req *r, const char *name);
+/* 1 when this daemon has a token and the request carries it (compared
+ * in constant time); 0 otherwise, also when there is no token to match. */
+int pn_req_token_match(struct pn_req *r);
 /* The decoded value of `key` in the query string, copied into buf; NULL
  * when absent. */
 const char *pn_req_query(const struct pn_req *r, const char *key, char *buf, size_t buflen);

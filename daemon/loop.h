@@ -49,6 +49,8 @@ void pn_task_free(struct pn_task *t); /* NULL is fine */
 
 /* Monotonic clock in nanoseconds. */
 uint64_t pn_now_ns(void);
+/* CPU time this process has used (user and system), in nanoseconds. */
+uint64_t pn_cpu_ns(void);
 
 /* For the HTTP server and client modules only: the base, and the
  * priorities their events and connections take (see pn_http_tune). */

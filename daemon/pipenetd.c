@@ -8,6 +8,7 @@
 
 #include "pipenet-config.h"
 #include "coord.h"
+#include "crc32c.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -33,26 +34,36 @@ struct daemon {
 	int signals;
 };
 
+/* Health also tells whether this daemon has a token and whether the
+ * request carried it (never the token itself): the coordinator sends its
+ * own, and so learns whether the stage and it would take each other's
+ * requests and frames. */
 static void health_route(struct pn_req *r, void *arg)
 {
 	struct daemon *d = arg;
 	pn_reply_json(r, 200,
-		      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f}", "status",
+		      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b}", "status",
 				d->signals ? "stopping" : "ok", "version", PACKAGE_VERSION, "role",
 				d->cfg.role, "model", d->cfg.model, "model_sha256", d->sha, "isa",
-				d->ops->name, "uptime_s",
-				(double)(pn_now_ns() - d->t_start) / 1e9));
+				d->ops->name, "uptime_s", (double)(pn_now_ns() - d->t_start) / 1e9,
+				"token_set", d->cfg.token && *d->cfg.token, "token_match",
+				pn_req_token_match(r)));
 }
 
-/* Ready: the model is loaded and, on a stage, a coordinator has
- * configured a run; 503 with the reason otherwise. */
+/* Ready: the model is loaded; on a stage, a coordinator has configured a
+ * run; on the coordinator, every stage has been reached once. 503 with
+ * the reason otherwise. */
 static void ready_route(struct pn_req *r, void *arg)
 {
 	struct daemon *d = arg;
-	const char *why = d->signals ? "stopping"
-			  : d->stage && !pn_stage_configured(d->stage)
-				  ? "not configured by a coordinator yet"
-				  : NULL;
+	char wait[400];
+	const char *why = NULL;
+	if (d->signals)
+		why = "stopping";
+	else if (d->stage && !pn_stage_configured(d->stage))
+		why = "not configured by a coordinator yet";
+	else if (d->coord && pn_coord_reaching(d->coord, wait, sizeof(wait)))
+		why = wait;
 	pn_reply_json(r, why ? 503 : 200,
 		      json_pack("{s:b, s:s, s:s?}", "ready", why == NULL, "role", d->cfg.role,
 				"reason", why));
@@ -171,11 +182,12 @@ static int start(struct daemon *d)
 	char host[256];
 	int port;
 	pn_parse_hostport(listen, host, sizeof(host), &port, err, sizeof(err));
-	if ((!c->token || !*c->token) && strcmp(host, "127.0.0.1") != 0 &&
+	if ((!c->token || !*c->token) && strncmp(host, "127.", 4) != 0 &&
 	    strcmp(host, "localhost") != 0 && strcmp(host, "::1") != 0 &&
 	    strcmp(host, "[::1]") != 0)
-		pn_warn("listening on %s without a token: anyone who reaches this address can "
-			"control the %s (set --token)",
+		pn_warn("listening on %s without a token: anyone on the network who reaches this "
+			"address can start runs, send frames and reconfigure this %s (set --token, "
+			"the same on every node)",
 			listen, c->role);
 	snprintf(d->address, sizeof(d->address), "%s:%d",
 		 strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, pn_http_port(d->http));
@@ -231,8 +243,9 @@ static int start(struct daemon *d)
 	if (c->port_file && *c->port_file &&
 	    write_port_file(c->port_file, pn_http_port(d->http)) != 0)
 		return -1;
-	pn_info("%s listening on %s:%d (model %s, sha256 %.12s, kernels %s)", c->role, host,
-		pn_http_port(d->http), c->model, d->sha, d->ops->name);
+	pn_info("%s listening on %s:%d (model %s, sha256 %.12s, kernels %s, frame CRC32C %s)",
+		c->role, host, pn_http_port(d->http), c->model, d->sha, d->ops->name,
+		pn_crc32c_impl()->name);
 	uint64_t usec = pn_notify_watchdog_usec();
 	if (usec) {
 		d->watchdog_ms = usec / 2000 ? usec / 2000 : 1;

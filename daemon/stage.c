@@ -28,7 +28,14 @@ struct counters {
 	uint64_t frames_in, bytes_in, frames_out, bytes_out;
 	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
 	uint64_t out_acked, out_failed, out_stale, out_dropped, rejected_busy, rejected_bad;
+	uint64_t out_unauthorized; /* frames the next node refused with 401 */
 	uint64_t max_step_ns; /* the longest loop turn spent computing */
+	/* Wall time in the kernels and outside them by kind, and the
+	 * process's CPU since the run configured it (pn_stage_status). Wall
+	 * time because reading the CPU clock is a system call, too dear to
+	 * make around every block; on a core of its own the two agree. */
+	uint64_t kernel_ns, preprocess_ns, convert_ns, crc_ns, frame_ns;
+	uint64_t cpu_at_start_ns;
 };
 
 /* Block times for one batch size, measured by a resumable job (one block
@@ -264,6 +271,7 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 	s->wire = dtype;
 	s->out_dtype = last == blocks ? PN_DTYPE_F32 : dtype;
 	memset(&s->c, 0, sizeof(s->c));
+	s->c.cpu_at_start_ns = pn_cpu_ns();
 	s->last_error[0] = '\0';
 	if (s->http)
 		pn_http_set_max_body(s->http,
@@ -285,6 +293,17 @@ static void out_cb(const struct pn_reply *rep, void *arg)
 		/* The next node has moved on to another run or plan epoch:
 		 * this frame is stale, not an error of ours. */
 		s->c.out_stale++;
+	} else if (rep->status == 401) {
+		/* Not congestion: sending again would be refused again. The
+		 * coordinator reads this from GET /v1/stage and stops using us. */
+		s->c.out_failed++;
+		s->c.out_unauthorized++;
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "token mismatch: %.200s refused a frame with 401: this stage's token is "
+			 "not the one %.200s expects",
+			 s->next, s->next);
+		if (s->c.out_unauthorized == 1)
+			pn_error("%s", s->last_error);
 	} else {
 		s->c.out_failed++;
 		snprintf(s->last_error, sizeof(s->last_error),
@@ -322,7 +341,7 @@ static void start_job(struct pn_stage *s)
 		pn_plan_start(s->plan, (int)it->h.n);
 	}
 	it->buf = NULL;
-	s->c.compute_ns += pn_now_ns() - now;
+	s->c.convert_ns += pn_now_ns() - now;
 }
 
 /* One source image into the plan's input; the plan starts after the last. */
@@ -330,8 +349,10 @@ static void preprocess_one(struct pn_stage *s)
 {
 	size_t floats = pn_shape_floats(pn_plan_in_shape(s->plan));
 	uint32_t i = s->job_prepped++;
+	uint64_t t0 = pn_now_ns();
 	pn_model_preprocess(s->model, s->job_images + PN_FRAME_HEADER + (size_t)i * PN_IMAGE_BYTES,
 			    pn_plan_input(s->plan) + i * floats);
+	s->c.preprocess_ns += pn_now_ns() - t0;
 	if (s->job_prepped == s->job.n) {
 		free(s->job_images);
 		s->job_images = NULL;
@@ -353,6 +374,7 @@ static void finish_job(struct pn_stage *s)
 		.w = (uint32_t)out.w,
 		.c = (uint32_t)out.c,
 	};
+	uint64_t t0 = pn_now_ns();
 	size_t len = pn_frame_size(s->out_dtype, h.n, h.h, h.w, h.c);
 	uint8_t *buf = malloc(len);
 	s->busy = 0;
@@ -362,7 +384,12 @@ static void finish_job(struct pn_stage *s)
 		pn_error("%s", s->last_error);
 		return;
 	}
-	pn_frame_encode(&h, pn_plan_output(s->plan), pn_model_ops(s->model)->f32_to_f16, buf);
+	pn_frame_put_payload(&h, pn_plan_output(s->plan), pn_model_ops(s->model)->f32_to_f16, buf);
+	uint64_t t1 = pn_now_ns();
+	pn_frame_seal(&h, buf);
+	uint64_t t2 = pn_now_ns();
+	s->c.convert_ns += t1 - t0;
+	s->c.crc_ns += t2 - t1;
 	if (s->drop > 0) { /* debug: a frame lost on the way, silently */
 		s->drop--;
 		s->c.out_dropped++;
@@ -374,6 +401,7 @@ static void finish_job(struct pn_stage *s)
 	if (pn_peer_send(s->peer, PN_POST, "/v1/frames", "application/octet-stream", buf, len,
 			 (int64_t)s->o.retry_s * 1000, out_cb, s) != 0)
 		s->c.out_failed++;
+	s->c.frame_ns += pn_now_ns() - t2;
 }
 
 /* The debug slowdown: a compute turn that took dt ns is stretched to
@@ -399,10 +427,15 @@ static void step_cb(void *arg)
 	if (!s->busy)
 		return;
 	uint64_t t0 = pn_now_ns();
-	if (s->job_images)
+	if (s->job_images) {
 		preprocess_one(s);
-	else if (!pn_plan_step(s->plan))
-		finish_job(s);
+	} else {
+		uint64_t cpu0 = pn_now_ns();
+		int more = pn_plan_step(s->plan);
+		s->c.kernel_ns += pn_now_ns() - cpu0;
+		if (!more)
+			finish_job(s);
+	}
 	uint64_t dt = slow_down(s, pn_now_ns() - t0);
 	s->c.compute_ns += dt;
 	if (dt > s->c.max_step_ns)
@@ -432,7 +465,10 @@ int pn_stage_submit(struct pn_stage *s, uint8_t *buf, size_t len, json_t **error
 		status = 503;
 		goto fail;
 	}
-	if (pn_frame_validate(buf, len, &s->expect, &h, &e) != 0) {
+	uint64_t t0 = pn_now_ns();
+	int valid = pn_frame_validate(buf, len, &s->expect, &h, &e) == 0;
+	s->c.crc_ns += pn_now_ns() - t0;
+	if (!valid) {
 		s->c.rejected_bad++;
 		*error = json_pack("{s:s, s:s, s:s}", "error", "bad frame", "field", e.field,
 				   "detail", e.detail);
@@ -459,6 +495,7 @@ void pn_stage_frame_route(struct pn_req *r, void *arg)
 	size_t len;
 	json_t *error;
 	int status;
+	uint64_t t0 = pn_now_ns(), crc0 = s->c.crc_ns;
 	if (s->plan && s->qlen == s->o.queue_depth) {
 		/* Refuse before copying the body. */
 		s->c.rejected_busy++;
@@ -478,6 +515,7 @@ void pn_stage_frame_route(struct pn_req *r, void *arg)
 		pn_reply_json(r, 202, json_pack("{s:i}", "queued", s->qlen));
 	else
 		pn_reply_json(r, status, error);
+	s->c.frame_ns += pn_now_ns() - t0 - (s->c.crc_ns - crc0);
 }
 
 static void config_route(struct pn_req *r, void *arg)
@@ -506,7 +544,7 @@ json_t *pn_stage_status(const struct pn_stage *s)
 {
 	json_t *j = json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:i, s:i, s:s}",
+		"s:I, s:i, s:i, s:s}",
 		"state",
 		s->stopping ? "stopping"
 		: !s->plan  ? "idle"
@@ -520,9 +558,22 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		"out_stale", (json_int_t)s->c.out_stale, "out_dropped",
 		(json_int_t)s->c.out_dropped, "rejected_busy", (json_int_t)s->c.rejected_busy,
 		"rejected_bad", (json_int_t)s->c.rejected_bad, "max_step_ns",
-		(json_int_t)s->c.max_step_ns, "out_pending",
-		(json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued", s->qlen,
-		"queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+		(json_int_t)s->c.max_step_ns, "out_unauthorized", (json_int_t)s->c.out_unauthorized,
+		"out_pending", (json_int_t)(s->peer ? pn_peer_pending(s->peer) : 0), "queued",
+		s->qlen, "queue_depth", s->o.queue_depth, "model_sha256", s->sha);
+	if (j) {
+		uint64_t cpu = pn_cpu_ns();
+		json_object_set_new(j, "cpu_ns",
+				    json_integer((json_int_t)(cpu > s->c.cpu_at_start_ns
+								      ? cpu - s->c.cpu_at_start_ns
+								      : 0)));
+		json_object_set_new(j, "kernel_ns", json_integer((json_int_t)s->c.kernel_ns));
+		json_object_set_new(j, "preprocess_ns",
+				    json_integer((json_int_t)s->c.preprocess_ns));
+		json_object_set_new(j, "convert_ns", json_integer((json_int_t)s->c.convert_ns));
+		json_object_set_new(j, "crc_ns", json_integer((json_int_t)s->c.crc_ns));
+		json_object_set_new(j, "frame_ns", json_integer((json_int_t)s->c.frame_ns));
+	}
 	if (j && s->slowdown != 1.0)
 		json_object_set_new(j, "slowdown", json_real(s->slowdown));
 	if (j && s->plan)

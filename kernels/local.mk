@@ -5,7 +5,7 @@ noinst_LIBRARIES += kernels/libpnops.a kernels/libpnkernels.a
 kernels_libpnops_a_SOURCES = \
 	kernels/ops.h kernels/ops.c kernels/ref.h kernels/ops_ref.c \
 	kernels/conv_ref.c kernels/depthwise_ref.c kernels/pointwise_ref.c \
-	kernels/misc_ref.c
+	kernels/misc_ref.c kernels/crc32c.h kernels/crc32c.c
 kernels_libpnkernels_a_SOURCES = \
 	kernels/safetensors.h kernels/safetensors.c \
 	kernels/model.h kernels/model.c \
@@ -25,6 +25,10 @@ kernels_libpn_avx512_a_SOURCES = kernels/x86.h kernels/ops_avx512.c \
 	kernels/conv_avx512.c kernels/misc_avx512.c
 kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c
 PN_SIMD_LIBS += kernels/libpn_avx2.a kernels/libpn_avx512.a
+noinst_LIBRARIES += kernels/libpn_crc_sse42.a
+kernels_libpn_crc_sse42_a_SOURCES = kernels/crc32c_sse42.c
+kernels_libpn_crc_sse42_a_CFLAGS = $(AM_CFLAGS) -msse4.2
+PN_SIMD_LIBS += kernels/libpn_crc_sse42.a
 endif
 
 if PN_NEON
@@ -34,6 +38,13 @@ kernels_libpn_neon_a_SOURCES = kernels/neon.h kernels/ops_neon.c \
 	kernels/conv_neon.c kernels/misc_neon.c
 kernels_libpn_neon_a_CFLAGS = $(AM_CFLAGS) $(NEON_CFLAGS)
 PN_SIMD_LIBS += kernels/libpn_neon.a
+endif
+
+if PN_ARM_CRC
+noinst_LIBRARIES += kernels/libpn_crc_armv8.a
+kernels_libpn_crc_armv8_a_SOURCES = kernels/crc32c_armv8.c
+kernels_libpn_crc_armv8_a_CFLAGS = $(AM_CFLAGS) $(ARM_CRC_CFLAGS)
+PN_SIMD_LIBS += kernels/libpn_crc_armv8.a
 endif
 
 # ops.c names every ISA table and the tables may call the reference for

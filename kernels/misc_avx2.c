@@ -21,6 +21,18 @@ static inline __m256i lanes(ptrdiff_t count)
 	return _mm256_loadu_si256((const __m256i *)(lane_ones + 8 - count));
 }
 
+/* Multiply, multiply, add: no FMA, so that it equals pn_lerp_ref. */
+void pn_lerp_avx2(const float *a, const float *b, float wa, float wb, float *out, size_t n)
+{
+	const __m256 va = _mm256_set1_ps(wa), vb = _mm256_set1_ps(wb);
+	size_t i = 0;
+	for (; i + VL <= n; i += VL)
+		_mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_mul_ps(va, _mm256_loadu_ps(a + i)),
+							_mm256_mul_ps(vb, _mm256_loadu_ps(b + i))));
+	for (; i < n; i++)
+		out[i] = wa * a[i] + wb * b[i];
+}
+
 void pn_avgpool_avx2(const float *in, float *out, int hw, int c)
 {
 	const __m256 div = _mm256_set1_ps((float)hw);

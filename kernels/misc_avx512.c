@@ -18,6 +18,23 @@ static __mmask16 lanes(ptrdiff_t count)
 	return count >= VL ? (__mmask16)0xffff : count <= 0 ? 0 : (__mmask16)((1u << count) - 1);
 }
 
+/* Multiply, multiply, add: no FMA, so that it equals pn_lerp_ref. */
+void pn_lerp_avx512(const float *a, const float *b, float wa, float wb, float *out, size_t n)
+{
+	const __m512 va = _mm512_set1_ps(wa), vb = _mm512_set1_ps(wb);
+	size_t i = 0;
+	for (; i + VL <= n; i += VL)
+		_mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(va, _mm512_loadu_ps(a + i)),
+							_mm512_mul_ps(vb, _mm512_loadu_ps(b + i))));
+	if (i < n) {
+		const __mmask16 m = lanes((ptrdiff_t)(n - i));
+		_mm512_mask_storeu_ps(
+			out + i, m,
+			_mm512_add_ps(_mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, a + i)),
+				      _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, b + i))));
+	}
+}
+
 void pn_avgpool_avx512(const float *in, float *out, int hw, int c)
 {
 	const __m512 div = _mm512_set1_ps((float)hw);

@@ -28,6 +28,12 @@ void pn_linear_ref(const float *in, float *out, const float *w, const float *bia
 	}
 }
 
+void pn_lerp_ref(const float *a, const float *b, float wa, float wb, float *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = wa * a[i] + wb * b[i];
+}
+
 static uint16_t f32_to_f16_one(float f)
 {
 	uint32_t x;

@@ -40,6 +40,7 @@ struct pn_model {
 	const struct pn_ops *ops;
 	int nblocks, input_size, source_size, num_classes;
 	float mean[3], std[3];
+	struct pn_prep *prep;
 	char *class_buf;
 	const char **classes;
 	struct block blocks[PN_MAX_BLOCKS];
@@ -458,6 +459,11 @@ static struct pn_model *model_from_st(struct pn_st *st, const struct pn_ops *ops
 	if (pn_st_meta(st, "source_size") &&
 	    meta_int(st, "source_size", 32, 32, &m->source_size, err, errlen) < 0)
 		goto fail;
+	m->prep = pn_prep_new(m->source_size, m->input_size, m->mean, m->std);
+	if (!m->prep) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
 
 	struct pn_shape shape = {m->input_size, m->input_size, 3};
 	for (int i = 0; i < m->nblocks; i++) {
@@ -541,6 +547,7 @@ void pn_model_free(struct pn_model *m)
 		free(b->dw_b);
 		free(b->proj_packed);
 	}
+	pn_prep_free(m->prep);
 	free(m->head_w);
 	free(m->head_b);
 	free(m->classes);
@@ -607,7 +614,7 @@ uint64_t pn_model_block_params(const struct pn_model *m, int block)
 
 void pn_model_preprocess(const struct pn_model *m, const uint8_t *rgb, float *out)
 {
-	pn_preprocess(rgb, m->source_size, m->input_size, m->mean, m->std, out);
+	pn_prep_run(m->prep, m->ops, rgb, out);
 }
 
 /* ---- plans ---- */

@@ -18,6 +18,7 @@ void pn_pw_neon(const float *in, float *out, const float *packed, const float *r
 void pn_avgpool_neon(const float *in, float *out, int hw, int c);
 void pn_linear_neon(const float *in, float *out, const float *w, const float *bias, int k,
 		    int classes);
+void pn_lerp_neon(const float *a, const float *b, float wa, float wb, float *out, size_t n);
 void pn_f32_to_f16_neon(const float *in, uint16_t *out, size_t n);
 void pn_f16_to_f32_neon(const uint16_t *in, float *out, size_t n);
 

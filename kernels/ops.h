@@ -68,6 +68,11 @@ struct pn_ops {
 	void (*linear)(const float *in, float *out, const float *w, const float *bias, int k,
 		       int classes);
 
+	/* out[i] = wa * a[i] + wb * b[i]: two products, then their sum, never
+	 * fused, so every variant equals the reference bit for bit (the
+	 * vertical pass of the bilinear resize in preprocess.c). */
+	void (*lerp)(const float *a, const float *b, float wa, float wb, float *out, size_t n);
+
 	/* IEEE binary16 conversion, round to nearest even; NaN stays NaN. */
 	void (*f32_to_f16)(const float *in, uint16_t *out, size_t n);
 	void (*f16_to_f32)(const uint16_t *in, float *out, size_t n);

@@ -25,6 +25,7 @@ const struct pn_ops pn_ops_avx2 = {
 	.pw = pn_pw_avx2,
 	.avgpool = pn_avgpool_avx2,
 	.linear = pn_linear_avx2,
+	.lerp = pn_lerp_avx2,
 	.f32_to_f16 = pn_f32_to_f16_avx2,
 	.f16_to_f32 = pn_f16_to_f32_avx2,
 };

@@ -26,6 +26,7 @@ const struct pn_ops pn_ops_avx512 = {
 	.pw = pn_pw_avx512,
 	.avgpool = pn_avgpool_avx512,
 	.linear = pn_linear_avx512,
+	.lerp = pn_lerp_avx512,
 	.f32_to_f16 = pn_f32_to_f16_avx512,
 	.f16_to_f32 = pn_f16_to_f32_avx512,
 };

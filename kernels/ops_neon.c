@@ -36,6 +36,7 @@ const struct pn_ops pn_ops_neon = {
 	.pw = pn_pw_neon,
 	.avgpool = pn_avgpool_neon,
 	.linear = pn_linear_neon,
+	.lerp = pn_lerp_neon,
 	.f32_to_f16 = pn_f32_to_f16_neon,
 	.f16_to_f32 = pn_f16_to_f32_neon,
 };

@@ -16,6 +16,7 @@ const struct pn_ops pn_ops_scalar = {
 	.pw = pn_pw_ref,
 	.avgpool = pn_avgpool_ref,
 	.linear = pn_linear_ref,
+	.lerp = pn_lerp_ref,
 	.f32_to_f16 = pn_f32_to_f16_ref,
 	.f16_to_f32 = pn_f16_to_f32_ref,
 };

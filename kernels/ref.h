@@ -14,6 +14,7 @@ void pn_pw_ref(const float *in, float *out, const float *packed, const float *re
 void pn_avgpool_ref(const float *in, float *out, int hw, int c);
 void pn_linear_ref(const float *in, float *out, const float *w, const float *bias, int k,
 		   int classes);
+void pn_lerp_ref(const float *a, const float *b, float wa, float wb, float *out, size_t n);
 void pn_f32_to_f16_ref(const float *in, uint16_t *out, size_t n);
 void pn_f16_to_f32_ref(const uint16_t *in, float *out, size_t n);
 

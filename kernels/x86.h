@@ -15,6 +15,7 @@ void pn_pw_avx2(const float *in, float *out, const float *packed, const float *r
 void pn_avgpool_avx2(const float *in, float *out, int hw, int c);
 void pn_linear_avx2(const float *in, float *out, const float *w, const float *bias, int k,
 		    int classes);
+void pn_lerp_avx2(const float *a, const float *b, float wa, float wb, float *out, size_t n);
 void pn_f32_to_f16_avx2(const float *in, uint16_t *out, size_t n);
 void pn_f16_to_f32_avx2(const uint16_t *in, float *out, size_t n);
 
@@ -27,6 +28,7 @@ void pn_pw_avx512(const float *in, float *out, const float *packed, const float 
 void pn_avgpool_avx512(const float *in, float *out, int hw, int c);
 void pn_linear_avx512(const float *in, float *out, const float *w, const float *bias, int k,
 		      int classes);
+void pn_lerp_avx512(const float *a, const float *b, float wa, float wb, float *out, size_t n);
 void pn_f32_to_f16_avx512(const float *in, uint16_t *out, size_t n);
 void pn_f16_to_f32_avx512(const uint16_t *in, float *out, size_t n);
 

@@ -6,16 +6,17 @@
 # split from the page and sees the pipeline view follow, saves desktop and
 # phone screenshots under tests/browser/ in the build folder, and kills the
 # second stage to see it shown down and left out of the plan.
-# Skips without chromium, node or npm, or when npm cannot fetch
-# playwright-core (pinned in tests/browser/package.json).
+# Fails naming the Debian package without chromium, node (18 or later)
+# or npm; skips when npm cannot fetch playwright-core (pinned in
+# tests/browser/package.json).
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
-[ -x /usr/bin/chromium ] || skip_all "no /usr/bin/chromium (apt-get install chromium)"
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	skip_all "node and npm are needed (apt-get install nodejs npm)"
-fi
+need_tool /usr/bin/chromium chromium
+need_tool node nodejs
+need_tool npm npm
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
-[ "${node_major:-0}" -ge 20 ] || skip_all "node ${node_major:-?} is too old for playwright-core (20 or later)"
+# playwright-core is pinned to a release that runs on Debian 12's node 18.
+[ "${node_major:-0}" -ge 18 ] || need_fail nodejs "node ${node_major:-?}: playwright-core needs 18 or later"
 
 # playwright-core goes into the build folder, once per pinned version.
 B=$top_builddir/tests/browser

@@ -4,9 +4,11 @@
 # without the token, 409 for a conflicting run, 413 before the body is
 # read), classify on a JPEG, the plan's and the cluster's shape, the
 # dashboard's files without path traversal, and /metrics checked by
-# promtool when it is installed.
+# promtool.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
+need_tool promtool prometheus
+need_tool /usr/share/javascript/chart.js libjs-chart.js
 TOKEN=api-$$
 cluster "$MODEL32" "--token $TOKEN" "--token $TOKEN --web-root $top_srcdir/web --max-body-bytes 200000" || exit 1
 C=127.0.0.1:$PORT_c
@@ -199,12 +201,8 @@ for p in /../README.md /%2e%2e/README.md /.hidden /web/../../README.md '/%2e%2e%
 	[ "$STATUS" = 404 ] || bad="$bad $p:$STATUS"
 done
 check "no traversal or missing file is served: 404${bad:+ (got$bad)}" [ -z "$bad" ]
-if [ -d /usr/share/javascript/chart.js ]; then
-	STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/chart.js")
-	check "GET /chart.js: Debian's Chart.js" served 200 '^content-type: text/javascript'
-else
-	ok 0 "# SKIP no libjs-chart.js"
-fi
+STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/chart.js")
+check "GET /chart.js: Debian's Chart.js" served 200 '^content-type: text/javascript'
 
 # Metrics.
 STATUS=$(curl -s -o "$TMP/metrics" -D "$TMP/headers" -w '%{http_code}' "http://$C/metrics")
@@ -216,13 +214,9 @@ check "metrics: the runs' $images images" grep -q "^pipenet_images_total $images
 check "metrics: a batch latency histogram of $batches batches" grep -q "^pipenet_batch_latency_seconds_count $batches\$" "$TMP/metrics"
 check "metrics: errors by kind" grep -q '^pipenet_errors_total{kind="http_4xx"} [1-9]' "$TMP/metrics"
 check "metrics: bytes per hop" grep -q "^pipenet_hop_bytes_total{from=\"coordinator\",to=\"127.0.0.1:$PORT_s1\"} [1-9]" "$TMP/metrics"
-if command -v promtool >/dev/null; then
-	promtool check metrics <"$TMP/metrics" >"$TMP/promtool" 2>&1
-	ok $? "promtool check metrics passes"
-	sed 's/^/# /' "$TMP/promtool"
-else
-	ok 0 "# SKIP promtool is not installed (Debian package prometheus)"
-fi
+promtool check metrics <"$TMP/metrics" >"$TMP/promtool" 2>&1
+ok $? "promtool check metrics passes"
+sed 's/^/# /' "$TMP/promtool"
 
 api GET $C /api/v1/health
 check "the coordinator still answers" [ "$STATUS" = 200 ]

@@ -15,7 +15,7 @@ curl -s -N --max-time 300 "http://$C/api/v1/events" >"$TMP/events" 2>/dev/null &
 reader=$!
 # The client that never reads: it sends its request and sleeps, with a
 # small receive buffer so that the kernel does not absorb megabytes.
-command -v perl >/dev/null || skip_all "perl is needed for the client that does not read"
+need_tool perl perl-base # the client that does not read
 perl -MSocket -e '
 	socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
 	setsockopt($s, SOL_SOCKET, SO_RCVBUF, 4096) or die "setsockopt: $!";

@@ -9,6 +9,8 @@ set -u
 
 top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
 top_builddir=$(cd "${top_builddir:-.}" && pwd)
+# need_tool TOOL PACKAGE: a missing tool fails the test, naming its package.
+. "$top_srcdir/tests/need.sh"
 W=${PN_TEST_WRAPPER:-}
 PIPENETD=$top_builddir/pipenetd
 PIPENET=$top_builddir/pipenet
@@ -84,7 +86,7 @@ trap 'exit 1' INT TERM HUP
 
 need_cluster() {
 	[ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
-	command -v curl >/dev/null || skip_all "curl is not installed (apt-get install curl)"
+	need_tool curl curl
 	[ -f "$DATA" ] || skip_all "no CIFAR-10 test batch at $DATA (set PIPENET_SHARED)"
 }
 

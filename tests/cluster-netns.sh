@@ -16,9 +16,11 @@ cleanup_more() {
 	local n
 	for n in $ns_c $ns_s1 $ns_s2 $ns_br; do ip netns del "$n" 2>/dev/null; done
 }
-if [ "$(id -u)" != 0 ] || ! ip netns add $ns_br 2>/dev/null; then
-	skip_all "cannot create network namespaces here (needs root and ip netns)"
-fi
+[ "$(id -u)" = 0 ] || skip_all "network namespaces need root"
+need_tool ip iproute2
+need_tool tc iproute2
+need_tool iptables iptables
+ip netns add $ns_br 2>/dev/null || skip_all "cannot create network namespaces here (ip netns add)"
 set -e
 ip -n $ns_br link add br0 type bridge
 ip -n $ns_br link set br0 up

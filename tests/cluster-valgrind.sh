@@ -11,7 +11,7 @@
 need_cluster
 [ -z "$W" ] || skip_all "valgrind does not run under qemu-user"
 [ $SLOW = 0 ] || skip_all "a sanitizer build: valgrind and ASan do not mix"
-command -v valgrind >/dev/null || skip_all "valgrind is not installed (apt-get install valgrind)"
+need_tool valgrind valgrind
 N=${PIPENET_VALGRIND_SAMPLES:-12}
 VG=(valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite,indirect
 	--error-exitcode=99 --child-silent-after-fork=yes)

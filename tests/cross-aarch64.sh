@@ -1,9 +1,10 @@
 #!/bin/sh
 # TAP: cross-build pipenet for aarch64 and run its suite under qemu-aarch64
 # (tests/cross-check), in tests/cross-aarch64 of the build folder. Skipped when
-# PIPENET_SKIP_CROSS=1 or the cross compiler or qemu is missing.
+# PIPENET_SKIP_CROSS=1 or not on x86_64; fails naming the Debian package
+# when the cross compiler, its C library or qemu-user is missing.
 # The kernel and model tests, and a cluster checked against PyTorch: the
 # rest of the suite is architecture-independent and slow under emulation.
 exec bash "${top_srcdir:-.}/tests/cross-check" aarch64 --tap \
-	--tests "tests/test-kernels tests/test-model tests/test-dataset tests/test-safetensors tests/test-frame tests/test-planner tests/fuzz.sh tests/cluster-reference.sh" \
+	--tests "tests/test-kernels tests/test-preprocess tests/test-crc32c tests/test-model tests/test-dataset tests/test-safetensors tests/test-frame tests/test-planner tests/fuzz.sh tests/cluster-reference.sh" \
 	--builddir "${top_builddir:-.}/tests/cross-aarch64"

@@ -5,7 +5,7 @@
 # coordinator configures it.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 [ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
-command -v curl >/dev/null || skip_all "curl is not installed"
+need_tool curl curl
 sock=$TMP/notify.sock
 $W "$top_builddir/tests/notify-listen" "$sock" 20 >"$TMP/notify.out" &
 listener=$!

@@ -1,12 +1,10 @@
 #!/bin/sh
 # Style is checked, not left to review: every C file must be as
 # clang-format (with the project's .clang-format) would write it.
-cf=${CLANG_FORMAT:-$(command -v clang-format || command -v clang-format-14)}
-if [ -z "$cf" ]; then
-	echo "1..0 # SKIP clang-format is not installed (apt-get install clang-format)"
-	exit 0
-fi
 cd "${top_srcdir:-.}" || exit 1
+. tests/need.sh
+cf=${CLANG_FORMAT:-$(command -v clang-format || command -v clang-format-14)}
+[ -n "$cf" ] || need_tool clang-format clang-format
 n=0
 bad=0
 for f in kernels/*.[ch] daemon/*.[ch] tests/*.[ch]; do

@@ -6,7 +6,7 @@
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 [ -x "$PIPENETD" ] || skip_all "$PIPENETD is not built"
 [ -z "$W" ] || skip_all "not under qemu: the install tree is the build machine's"
-command -v curl >/dev/null || skip_all "curl is not installed (apt-get install curl)"
+need_tool curl curl
 
 root=$TMP/root
 make -s -C "$top_builddir" install DESTDIR="$root" >"$TMP/install.log" 2>&1
@@ -17,6 +17,10 @@ expected=$(printf '%s\n' \
 	"$bindir/pipenet" "$bindir/pipenetd" \
 	"$pkgdatadir/models/mobilenetv2_cifar10.safetensors" \
 	"$pkgdatadir/models/mobilenetv2_cifar10_32.safetensors" \
+	"$pkgdatadir/samples/README" "$pkgdatadir/samples/cifar10/test_every10th.bin" \
+	"$pkgdatadir/samples/cifar10/batches.meta.txt" \
+	$(for c in airplane automobile bird cat deer dog frog horse ship truck; do
+		echo "$pkgdatadir/samples/cifar10/jpeg/$c/0000.jpg"; done) \
 	"$pkgdatadir/web/index.html" "$pkgdatadir/web/app.js" "$pkgdatadir/web/style.css" \
 	"$sysconfdir/pipenet/pipenet.json" \
 	"$systemdunitdir/pipenetd.service" "$systemdunitdir/pipenetd@.service" \
@@ -40,6 +44,13 @@ jpeg=$top_srcdir/tests/fuzz/corpus/jpeg/rgb32.jpg
 out=$("$root$bindir/pipenet" classify --model "$model" --data "$jpeg" 2>&1)
 echo "$out" | grep -q '^images 1$'
 ok $? "installed pipenet classifies a JPEG"
+samples=$root$pkgdatadir/samples/cifar10
+out=$("$root$bindir/pipenet" classify --model "$model" --data "$samples/test_every10th.bin" 2>&1)
+echo "$out" | grep -q '^images 1000$' && echo "$out" | grep -q '^accuracy 0\.[89]'
+ok $? "installed pipenet classifies the installed sample: $(echo $out | grep -o 'images [0-9]* accuracy [0-9.]*')"
+out=$("$root$bindir/pipenet" classify --model "$model" --data "$samples/jpeg" 2>&1)
+echo "$out" | grep -q '^images 10$'
+ok $? "installed pipenet classifies the installed JPEG per class: $(echo $out | grep -o 'images [0-9]* accuracy [0-9.]*')"
 
 PIPENETD=$root$bindir/pipenetd
 start c --config "$root$sysconfdir/pipenet/pipenet.json" --role coordinator --stages "" \

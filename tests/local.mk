@@ -48,12 +48,27 @@ tests_test_safetensors_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_safetensors_LDADD = $(PN_KERNEL_LDADD)
 TESTS += tests/test-safetensors
 
+check_PROGRAMS += tests/test-preprocess
+tests_test_preprocess_SOURCES = tests/test-preprocess.c tests/tap.h
+tests_test_preprocess_LDADD = $(PN_KERNEL_LDADD)
+TESTS += tests/test-preprocess
+
+check_PROGRAMS += tests/test-crc32c
+tests_test_crc32c_SOURCES = tests/test-crc32c.c tests/tap.h
+tests_test_crc32c_LDADD = $(PN_OPS_LDADD)
+TESTS += tests/test-crc32c
+
 TESTS += tests/format.sh
 EXTRA_DIST += tests/format.sh
+# scripts/install-deps against the tools the tests use; tests/need.sh
+# fails a test that lacks one, naming its Debian package.
+TESTS += tests/deps.sh
+EXTRA_DIST += tests/deps.sh tests/need.sh
 
 # Cross builds for the Raspberry Pis, tested under qemu-user (skipped when
-# PIPENET_SKIP_CROSS=1 or without the cross compiler and qemu); each keeps
-# its build folder under tests/ between runs.
+# PIPENET_SKIP_CROSS=1 or not on x86_64; failed naming the package without
+# the cross compiler, its C library or qemu); each keeps its build folder
+# under tests/ between runs.
 TESTS += tests/cross-aarch64.sh tests/cross-armhf.sh
 EXTRA_DIST += tests/cross-check tests/cross-aarch64.sh tests/cross-armhf.sh
 clean-local: clean-cross
@@ -87,8 +102,12 @@ TESTS += tests/cluster-frames.sh
 EXTRA_DIST += tests/cluster-frames.sh
 TESTS += tests/cluster-queue.sh
 EXTRA_DIST += tests/cluster-queue.sh
+TESTS += tests/cluster-overhead.sh
+EXTRA_DIST += tests/cluster-overhead.sh
 TESTS += tests/cluster-control.sh
 EXTRA_DIST += tests/cluster-control.sh
+TESTS += tests/cluster-token.sh
+EXTRA_DIST += tests/cluster-token.sh
 TESTS += tests/cluster-failover.sh
 EXTRA_DIST += tests/cluster-failover.sh
 TESTS += tests/cluster-netns.sh
@@ -110,7 +129,10 @@ TESTS += tests/cluster-plan.sh tests/cluster-adapt.sh
 EXTRA_DIST += tests/cluster-plan.sh tests/cluster-adapt.sh tests/bench-plan
 EXTRA_DIST += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
 # The main job and the cluster benchmark (run by hand, not by make check).
-EXTRA_DIST += scripts/demo tests/bench-cluster
+EXTRA_DIST += scripts/demo scripts/build scripts/install-deps scripts/get-cifar10 tests/bench-cluster
+# The main job offline, in a copy of the checkout without ../shared.
+TESTS += tests/demo-offline.sh
+EXTRA_DIST += tests/demo-offline.sh
 
 TESTS += tests/cli-plan.sh
 EXTRA_DIST += tests/cli-plan.sh

@@ -471,7 +471,10 @@
 			box.replaceChildren(el('p', { class: 'muted' }, 'No stages: the coordinator computes every block itself.'));
 			return;
 		}
-		const kids = [el('div', { class: 'node end' }, el('strong', null, 'coordinator'), el('span', { class: 'muted small' }, 'dataset → batches'))];
+		const cc = live && sum.coordinator;
+		const kids = [el('div', { class: 'node end' }, el('strong', null, 'coordinator'), el('span', { class: 'muted small' }, 'dataset → batches'),
+			cc ? el('span', { class: 'coord-cpu muted small', title: "the coordinator's CPU over the run" },
+				`CPU ${num(cc.cpu_ms_per_image, 3)} ms per image (${pct(cc.cpu_share, 1)} of a core)`) : null)];
 		stages.forEach((s, i) => {
 			kids.push(hopEl(hops[i], i, stages));
 			const info = cl.find((c) => c.address === s.address) || cl[i] || {};
@@ -507,6 +510,17 @@
 			if (s.queue_ms_per_batch !== undefined) figs.push(`${num(s.queue_ms_per_batch)} ms queue`);
 			if (!live && info.last_contact_ms !== undefined && info.last_contact_ms !== null) figs.push(`seen ${num(info.last_contact_ms / 1000, 1)} s ago`);
 			if (figs.length) node.append(el('div', { class: 'figs muted small' }, figs.join(' · ') + (live ? ' per batch' : '')));
+			const cpu = live && s.cpu;
+			if (cpu && cpu.overhead_ms_per_batch) {
+				const o = cpu.overhead_ms_per_batch;
+				const parts = ['preprocess', 'convert', 'crc', 'frame', 'other']
+					.filter((k) => Number(o[k]) > 0).map((k) => `${k} ${num(o[k])}`);
+				node.append(el('div', { class: 'overhead muted small', title: 'time per batch in the kernels and outside them, by kind; CPU of the stage process' },
+					`kernels ${num(cpu.kernel_ms_per_batch)} ms · outside: ${parts.join(' · ') || 'none'} · CPU ${num(cpu.cpu_ms_per_batch)} ms` +
+					(cpu.contended ? ' (core shared with other work)' : '')));
+			}
+			/* Why a stage is refused (another token or model), down or not reached yet. */
+			if (state && state !== 'up' && info.reason) node.append(el('div', { class: 'reason muted small' }, str(info.reason)));
 			kids.push(node);
 		});
 		kids.push(hopEl(hops[stages.length], stages.length, stages, true));
@@ -1115,6 +1129,7 @@
 		try {
 			const r = await api('POST', 'runs', body);
 			if (r && r.state === 'failed') setStatus('run-status', `run ${str(r.id)} failed: ${str(r.error)}`, true);
+			else if (r && r.waiting) setStatus('run-status', `run ${str(r.id)} started; ${str(r.waiting)}: waiting for it.`);
 			else setStatus('run-status', `run ${str(r && r.id)} ${r && r.state === 'queued' ? 'queued' : 'started'}.`);
 			if (r) onRun(r);
 		} catch (e) {
