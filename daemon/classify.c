@@ -12,10 +12,15 @@
 #include "loop.h"
 #include "model.h"
 
+/* Rows of JPEG decoding per loop turn (see pn_jpeg_step). */
+#define DECODE_ROWS 8
+
 struct job {
 	struct pn_req *req; /* held */
 	int k;
 	uint64_t t_posted;
+	uint8_t *jpeg; /* the body, until decoded */
+	struct pn_jpeg *dec; /* its decode, until done */
 	uint8_t rgb[PN_IMAGE_BYTES];
 };
 
@@ -47,6 +52,14 @@ struct pn_classifier *pn_classifier_new(struct pn_loop *l, const struct pn_model
 	return k;
 }
 
+static void job_free(struct job *j)
+{
+	pn_req_free(j->req);
+	pn_jpeg_free(j->dec);
+	free(j->jpeg);
+	free(j);
+}
+
 static struct job *pop(struct pn_classifier *k)
 {
 	struct job *j = k->waiting[k->head];
@@ -62,8 +75,7 @@ static void refuse_all(struct pn_classifier *k)
 		struct job *j = pop(k);
 		pn_reply_header(j->req, "Retry-After", "1");
 		pn_reply_error(j->req, 503, "shutting down", "this daemon is stopping");
-		pn_req_free(j->req);
-		free(j);
+		job_free(j);
 	}
 	pn_task_cancel(k->step);
 }
@@ -125,7 +137,30 @@ static void answer(struct pn_classifier *k, struct job *j, const float *logits, 
 				pn_model_input_size(k->m)));
 }
 
-/* One step: the head's preprocessing, or one block of it. */
+/* A slice of the head's JPEG decode; 0 when it is decoded. */
+static int decode_step(struct pn_classifier *k, struct job *j)
+{
+	char err[256];
+	int status;
+	int rc = pn_jpeg_step(j->dec, DECODE_ROWS, j->rgb, &status, err, sizeof(err));
+	if (rc == 1)
+		return 1;
+	pn_jpeg_free(j->dec);
+	j->dec = NULL;
+	free(j->jpeg);
+	j->jpeg = NULL;
+	if (rc < 0) {
+		pop(k);
+		pn_reply_error(j->req, status, status == 413 ? "image too large" : "bad image",
+			       "body: bad JPEG: %s", err);
+		job_free(j);
+		return 1;
+	}
+	return 0;
+}
+
+/* One step: a slice of the head's JPEG decode, its preprocessing, or one
+ * block of the model. */
 static void step_cb(void *arg)
 {
 	struct pn_classifier *k = arg;
@@ -133,6 +168,11 @@ static void step_cb(void *arg)
 		return;
 	struct job *j = k->waiting[k->head];
 	uint64_t t0 = pn_now_ns();
+	if (j->dec && decode_step(k, j)) {
+		if (k->n)
+			pn_task_schedule(k->step);
+		return;
+	}
 	if (!k->started) {
 		k->started = 1;
 		k->t_started = t0;
@@ -148,8 +188,7 @@ static void step_cb(void *arg)
 	if (!more) {
 		pop(k);
 		answer(k, j, pn_plan_output(k->plan), (double)(k->t_started - j->t_posted) / 1e6);
-		pn_req_free(j->req);
-		free(j);
+		job_free(j);
 		k->done++;
 	}
 	if (k->n)
@@ -187,27 +226,30 @@ void pn_classifier_post(struct pn_classifier *k, struct pn_req *r)
 		pn_reply_error(r, 400, "bad image", "body: send one JPEG image");
 		return;
 	}
-	struct job *j = malloc(sizeof(*j));
+	struct job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		free(jpeg);
 		pn_reply_error(r, 503, "out of memory", "cannot classify");
 		return;
 	}
-	int rc = pn_jpeg_decode(jpeg, len, j->rgb, err, sizeof(err));
-	free(jpeg);
-	if (rc != 0) {
-		free(j);
-		pn_reply_error(r, 400, "bad image", "body: %s", err);
+	/* The header now (its size and limits answered at once), the pixels
+	 * a slice per loop turn when the job is at the head. */
+	int status;
+	j->jpeg = jpeg;
+	if (!(j->dec = pn_jpeg_new(jpeg, len, &status, err, sizeof(err)))) {
+		job_free(j);
+		pn_reply_error(r, status, status == 413 ? "image too large" : "bad image",
+			       "body: bad JPEG: %s", err);
 		return;
 	}
 	if (!k->plan &&
 	    !(k->plan = pn_plan_new(k->m, 0, pn_model_blocks(k->m), 1, err, sizeof(err)))) {
-		free(j);
+		job_free(j);
 		pn_reply_error(r, 503, "cannot classify", "%s", err);
 		return;
 	}
 	if (!(j->req = pn_req_hold(r))) {
-		free(j);
+		job_free(j);
 		return;
 	}
 	j->k = (int)top;

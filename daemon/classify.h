@@ -1,9 +1,10 @@
-/* POST /api/v1/classify without stalling the loop: the JPEG is decoded
- * in the handler, then the model runs one block per loop turn (a task,
- * like a stage's frames), so the coordinator keeps dispatching batches
- * and answering while it classifies; the request is answered when its
- * logits are in. Requests wait in order, at most PN_CLASSIFY_WAITING;
- * past that they get 503 with Retry-After. */
+/* POST /api/v1/classify without stalling the loop: the JPEG's header is
+ * checked in the handler (400, or 413 past the limits of dataset.h), its
+ * pixels decoded a few rows per loop turn, then the model runs one block
+ * per loop turn (a task, like a stage's frames), so the coordinator keeps
+ * dispatching batches and answering while it classifies; the request is
+ * answered when its logits are in. Requests wait in order, at most
+ * PN_CLASSIFY_WAITING; past that they get 503 with Retry-After. */
 #ifndef PN_CLASSIFY_H
 #define PN_CLASSIFY_H
 

@@ -172,7 +172,9 @@ struct run {
 	struct range ranges[MAX_RANGES];
 	char error[768];
 
-	struct pn_dataset *ds;
+	struct pn_dataset *ds; /* opened when posted */
+	uint8_t *building; /* a frame being filled, a few images per loop turn */
+	size_t build_b, build_i, build_len;
 	struct pn_peer *first_hop; /* frames to the first range, when remote */
 	float *logits; /* [samples][classes] */
 	int *labels;
@@ -269,6 +271,8 @@ struct pn_coord {
 	 * (a bucket of PLAN_MEASURES refilled over PLAN_MEASURES_S). */
 	double plan_measures;
 	uint64_t plan_measures_ns;
+	struct pn_datadir *datadir; /* where datasets are; NULL: none set */
+	struct api_cache datasets_cache; /* GET /api/v1/datasets */
 
 	/* Metrics since start. */
 	uint64_t images_total, batches_total, duplicates_total, runs_failed, runs_done,
@@ -370,6 +374,8 @@ static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 	r->first_hop = NULL;
 	pn_dataset_free(r->ds);
 	r->ds = NULL;
+	free(r->building);
+	r->building = NULL;
 	r->draining = 0;
 	if (state == RUN_FAILED)
 		pn_error("run %d failed: %s", r->id, r->error);
@@ -534,12 +540,42 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 		rep->status ? (const char *)rep->body : "");
 }
 
-/* Batch `b` as a frame of source images (the first stage preprocesses
- * them); NULL after failing the run. */
-static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
+/* Reading images: a decoded JPEG of a folder dataset can take
+ * milliseconds, so a frame is filled over several loop turns. */
+#define BUILD_TURN_NS 10000000u
+
+/* Fills batch `b`'s frame of source images (the first stage preprocesses
+ * them) for at most BUILD_TURN_NS: 1 when more is left for the next turn,
+ * 0 with the frame in *out (taken), -1 after failing the run. */
+static int build_frame(struct run *r, size_t b, uint8_t **out, size_t *len)
 {
 	size_t first = b * (size_t)r->batch;
 	size_t n = r->samples - first < (size_t)r->batch ? r->samples - first : (size_t)r->batch;
+	uint64_t t0 = pn_now_ns();
+	if (!r->building || r->build_b != b) {
+		free(r->building);
+		r->build_len = pn_frame_size(PN_DTYPE_U8, n, PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3);
+		r->building = malloc(r->build_len);
+		r->build_b = b;
+		r->build_i = 0;
+		if (!r->building) {
+			end_run(r, RUN_FAILED, "out of memory for batch %zu", b);
+			return -1;
+		}
+	}
+	char err[256];
+	for (; r->build_i < n; r->build_i++) {
+		size_t i = r->build_i, rec = r->offset + (first + i) * r->stride;
+		if (i > 0 && pn_now_ns() - t0 > BUILD_TURN_NS) {
+			r->c->acct[ACCT_DATASET] += pn_now_ns() - t0;
+			return 1;
+		}
+		if (pn_dataset_get(r->ds, rec, r->building + PN_FRAME_HEADER + i * PN_IMAGE_BYTES,
+				   &r->labels[first + i], err, sizeof(err)) != 0) {
+			end_run(r, RUN_FAILED, "%s", err);
+			return -1;
+		}
+	}
 	struct pn_frame_header h = {
 		.run = (uint64_t)r->id,
 		.seq = (uint32_t)b,
@@ -551,28 +587,14 @@ static uint8_t *build_frame(struct run *r, size_t b, size_t *len)
 		.w = PN_IMAGE_SIDE,
 		.c = 3,
 	};
-	*len = pn_frame_size(PN_DTYPE_U8, n, PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3);
-	uint8_t *buf = malloc(*len);
-	if (!buf) {
-		end_run(r, RUN_FAILED, "out of memory for batch %zu", b);
-		return NULL;
-	}
-	char err[256];
-	uint64_t t0 = pn_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		size_t rec = r->offset + (first + i) * r->stride;
-		if (pn_dataset_get(r->ds, rec, buf + PN_FRAME_HEADER + i * PN_IMAGE_BYTES,
-				   &r->labels[first + i], err, sizeof(err)) != 0) {
-			free(buf);
-			end_run(r, RUN_FAILED, "%s", err);
-			return NULL;
-		}
-	}
 	uint64_t t1 = pn_now_ns();
-	pn_frame_seal(&h, buf);
+	pn_frame_seal(&h, r->building);
 	r->c->acct[ACCT_DATASET] += t1 - t0;
 	r->c->acct[ACCT_CRC] += pn_now_ns() - t1;
-	return buf;
+	*out = r->building;
+	*len = r->build_len;
+	r->building = NULL;
+	return 0;
 }
 
 /* The batch to send next: one to send again first, else a new one;
@@ -587,22 +609,32 @@ static size_t next_to_send(struct run *r)
 	return r->next_batch;
 }
 
-/* One batch per loop turn, so reading the dataset never holds the loop long. */
+/* At most one batch per loop turn, its images read over as many turns as
+ * they need, so reading the dataset never holds the loop long. */
 static void dispatch_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
 	if (!r || r->state != RUN_RUNNING || r->draining || r->inflight >= r->window)
 		return;
-	size_t b = next_to_send(r), len;
+	size_t b = r->building ? r->build_b : next_to_send(r), len;
 	if (b >= r->nbatches)
 		return;
 	int local = r->ranges[0].node == NULL;
 	if (local ? !pn_stage_has_room(c->local) : pn_peer_pending(r->first_hop) > 1)
 		return; /* the local stage's steps or hop_cb bring us back */
-	uint8_t *buf = build_frame(r, b, &len);
-	if (!buf)
+	uint8_t *buf;
+	int built = build_frame(r, b, &buf, &len);
+	if (built != 0) {
+		if (built > 0)
+			pn_task_schedule(c->dispatcher);
 		return;
+	}
+	if (b != r->next_batch && r->bstate[b] != BATCH_LOST) {
+		free(buf); /* its logits came in while it was read */
+		pn_task_schedule(c->dispatcher);
+		return;
+	}
 	if (b == r->next_batch) {
 		r->next_batch++;
 		r->t_dispatch[b] = pn_now_ns();
@@ -712,13 +744,10 @@ static json_t *stage_config(struct run *r, int i)
 static void configure(struct run *r)
 {
 	struct pn_coord *c = r->c;
-	char err[256];
-	const char *const *classes = pn_model_classes(c->m);
 	int nclasses = pn_model_num_classes(c->m);
 	r->state = RUN_CONFIGURING;
-	r->ds = pn_dataset_open(r->dataset, classes, nclasses, err, sizeof(err));
-	if (!r->ds) {
-		end_run(r, RUN_FAILED, "%s", err);
+	if (!r->ds) { /* opened when posted, so this is not expected */
+		end_run(r, RUN_FAILED, "%s: the dataset is not open", r->dataset);
 		return;
 	}
 	size_t count = pn_dataset_count(r->ds);
@@ -1965,6 +1994,7 @@ static void run_free(struct run *r)
 	for (int i = 0; i < r->nranges; i++)
 		json_decref(r->ranges[i].status);
 	free(r->dataset);
+	free(r->building);
 	free(r->cache.body);
 	free(r->logits);
 	free(r->labels);
@@ -2226,6 +2256,22 @@ static int make_room(struct pn_coord *c)
 	return -1;
 }
 
+/* The data directory, opened at start or, when it could not be (not made
+ * yet), at the next request that needs it. 1, or 0 with why in err. */
+static int have_datadir(struct pn_coord *c, char *err, size_t errlen)
+{
+	if (c->datadir)
+		return 1;
+	if (!c->o.data_dir || !*c->o.data_dir) {
+		snprintf(err, errlen,
+			 "this coordinator reads no datasets: start it with --data-dir DIR "
+			 "(data_dir in its configuration)");
+		return 0;
+	}
+	c->datadir = pn_datadir_open(c->o.data_dir, err, errlen);
+	return c->datadir != NULL;
+}
+
 static void runs_post(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
@@ -2250,6 +2296,18 @@ static void runs_post(struct pn_req *q, void *arg)
 			       "run %d is %s: wait for it, cancel it (DELETE /api/v1/runs/%d), or "
 			       "send \"queue\": true to run after it",
 			       busy->id, state_names[busy->state], busy->id);
+		return;
+	}
+	int status = 403;
+	if (!have_datadir(c, err, sizeof(err))) {
+		run_free(r);
+		pn_reply_error(q, 403, "no data directory", "%s", err);
+		return;
+	}
+	if (!(r->ds = pn_dataset_open_at(c->datadir, r->dataset, pn_model_classes(c->m),
+					 pn_model_num_classes(c->m), &status, err, sizeof(err)))) {
+		run_free(r);
+		pn_reply_error(q, status, "bad dataset", "dataset: %s", err);
 		return;
 	}
 	if (make_room(c) != 0) {
@@ -2304,6 +2362,45 @@ static void reply_cache(struct pn_req *q, const struct api_cache *k)
 		pn_reply_bytes(q, 200, "application/json", k->body, k->len);
 	else
 		pn_reply_error(q, 503, "out of memory", "cannot write the answer");
+}
+
+/* The datasets a run may name, from the data directory. */
+#define DATASETS_MAX 256
+/* The listing reads folders: it is kept this long for the next reader. */
+#define DATASETS_CACHE_MS 1000
+
+static void datasets_get(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	struct api_cache *k = &c->datasets_cache;
+	char err[256];
+	if (k->body && pn_now_ns() - k->t < (uint64_t)DATASETS_CACHE_MS * 1000000u) {
+		reply_cache(q, k);
+		return;
+	}
+	int have = have_datadir(c, err, sizeof(err));
+	struct pn_dataset_info *info = calloc(DATASETS_MAX, sizeof(*info));
+	if (!info) {
+		pn_reply_error(q, 503, "out of memory", "cannot list the datasets");
+		return;
+	}
+	size_t n = pn_datadir_list(c->datadir, pn_model_classes(c->m), pn_model_num_classes(c->m),
+				   info, DATASETS_MAX);
+	json_t *list = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(
+			list,
+			json_pack("{s:s, s:s, s:o, s:o}", "name", info[i].name, "kind",
+				  info[i].kind, "records",
+				  info[i].records < 0 ? json_null() : json_integer(info[i].records),
+				  "classes",
+				  info[i].classes < 0 ? json_null()
+						      : json_integer(info[i].classes)));
+	free(info);
+	cache_json(c, k,
+		   json_pack("{s:b, s:o, s:b}", "data_dir", have, "datasets", list, "truncated",
+			     n == DATASETS_MAX));
+	reply_cache(q, k);
 }
 
 static void runs_list(struct pn_req *q, void *arg)
@@ -3343,6 +3440,7 @@ static const struct pn_route routes[] = {
 	{PN_GET, "/api/v1/cluster", cluster_get, 0},
 	{PN_POST, "/api/v1/runs", runs_post, 1},
 	{PN_GET, "/api/v1/runs", runs_list, 0},
+	{PN_GET, "/api/v1/datasets", datasets_get, 0},
 	{PN_GET, "/api/v1/runs/*", run_get, 0},
 	{PN_DELETE, "/api/v1/runs/*", run_delete, 1},
 	{PN_GET, "/api/v1/runs/*/logits", run_logits, 0},
@@ -3362,6 +3460,11 @@ const struct pn_route *pn_coord_routes(size_t *n)
 }
 
 /* ---- life ---- */
+
+static void dataset_warn(const char *msg)
+{
+	pn_warn("%s", msg);
+}
 
 struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const struct pn_model *m,
 			      const char *model_path, const char *model_sha256,
@@ -3427,6 +3530,9 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	c->auto_timer = pn_timer_new(l, auto_timer_cb, c);
 	c->events = pn_events_new(l, SSE_MAX_CLIENTS, o->events_buffer_bytes);
 	c->classifier = pn_classifier_new(l, m);
+	if (o->data_dir && *o->data_dir && !have_datadir(c, err, errlen))
+		pn_warn("%s; dataset runs are refused until it can be opened", err);
+	pn_dataset_set_warn(dataset_warn);
 	if (!c->local || !c->dispatcher || !c->tick || !c->events || !c->link_timer ||
 	    !c->auto_timer || !c->classifier) {
 		snprintf(err, errlen, "out of memory");
@@ -3480,6 +3586,7 @@ void pn_coord_free(struct pn_coord *c)
 	pn_events_free(c->events);
 	free(c->runs_cache.body);
 	free(c->metrics_cache.body);
+	free(c->datasets_cache.body);
 	for (int i = 0; i < c->nnodes; i++) {
 		pn_peer_free(c->nodes[i].ctl);
 		pn_peer_free(c->nodes[i].stats);
@@ -3487,6 +3594,7 @@ void pn_coord_free(struct pn_coord *c)
 		pn_timer_free(c->nodes[i].prof_timer);
 	}
 	pn_classifier_free(c->classifier);
+	pn_datadir_free(c->datadir);
 	pn_stage_free(c->local);
 	pn_task_free(c->dispatcher);
 	pn_timer_free(c->tick);

@@ -34,6 +34,7 @@ struct pn_coord_opts {
 	const char *token; /* may be NULL */
 	const char *web_root; /* the dashboard's files; may be NULL */
 	const char *chartjs; /* served at /chart.js; may be NULL */
+	const char *data_dir; /* runs' datasets are named in it; NULL: no dataset runs */
 	size_t max_body_bytes; /* API request bodies */
 	size_t events_buffer_bytes; /* per event stream client */
 	int stall_s, retry_s, max_batch, queue_depth, out_depth;

@@ -208,6 +208,7 @@ static int start(struct daemon *d)
 			.token = c->token,
 			.web_root = c->web_root,
 			.chartjs = c->chartjs,
+			.data_dir = c->data_dir,
 			.max_body_bytes = (size_t)c->max_body_bytes,
 			.events_buffer_bytes = (size_t)c->events_buffer_bytes,
 			.stall_s = c->stall_s,

@@ -60,6 +60,9 @@ static const struct key keys[] = {
 	    "coordinator: the dashboard's files (default: the installed ones)"),
 	KEY(chartjs, STR, 0, 0, "FILE",
 	    "coordinator: the Chart.js served at /chart.js (default " PN_CHARTJS ")"),
+	KEY(data_dir, STR, 0, 0, "DIR",
+	    "coordinator: the folder runs read datasets from; a run's \"dataset\" is a name in "
+	    "it (default: none, and runs are refused)"),
 	KEY(log_level, STR, 0, 0, "LEVEL", "error, warn, info (default) or debug"),
 	KEY(port_file, STR, 0, 0, "FILE", "write the port actually listened on to FILE"),
 	KEY(queue_depth, INT, 1, 1024, "N",

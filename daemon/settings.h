@@ -18,6 +18,7 @@ struct pn_config {
 	char *log_level;
 	char *port_file;
 	char *chartjs; /* the Chart.js file served at /chart.js */
+	char *data_dir; /* coordinator: runs' datasets are named in it */
 	int queue_depth;
 	int out_depth;
 	int retry_s;

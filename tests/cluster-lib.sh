@@ -17,12 +17,16 @@ PIPENET=$top_builddir/pipenet
 JGET=$top_builddir/tests/json-get
 shared=${PIPENET_SHARED:-$top_srcdir/../shared}
 DATA=$shared/data/cifar10/test_batch.bin
+# Coordinators read datasets from DATADIR (--data-dir, given by start);
+# DATA, an absolute path inside it, is accepted as it is.
+DATADIR=$shared/data
 MODEL32=$top_srcdir/models/mobilenetv2_cifar10_32.safetensors
 MODEL224=$top_srcdir/models/mobilenetv2_cifar10.safetensors
 # SLOW=1 under qemu-user or a sanitizer build: timing bounds widen.
 SLOW=0
 if [ -n "$W" ] || ldd "$PIPENETD" 2>/dev/null | grep -q 'lib[at]san'; then SLOW=1; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pn-cluster.XXXXXX")
+[ -d "$DATADIR" ] || DATADIR=$TMP
 PIDS=()
 tap_n=0
 tap_bad=0
@@ -117,12 +121,12 @@ spawn() {
 	eval "PORT_$name=$(cat "$TMP/$name.port")"
 }
 
-# start NAME ARGS...: a pipenetd on 127.0.0.1 port 0 (ARGS may override
-# --listen).
+# start NAME ARGS...: a pipenetd on 127.0.0.1 port 0 with --data-dir
+# DATADIR (ARGS may override both).
 start() {
 	local name=$1
 	shift
-	spawn "$name" "$PIPENETD" --listen 127.0.0.1:0 "$@"
+	spawn "$name" "$PIPENETD" --listen 127.0.0.1:0 --data-dir "$DATADIR" "$@"
 }
 
 # cluster MODEL [STAGE_ARGS [COORD_ARGS]]: stages s1 and s2, coordinator c.

@@ -23,7 +23,7 @@ vstart() {
 	shift
 	rm -f "$TMP/$name.port"
 	"${VG[@]}" --log-file="$TMP/$name.vg" "$PIPENETD" --listen 127.0.0.1:0 \
-		--port-file "$TMP/$name.port" "$@" 2>"$TMP/$name.log" &
+		--data-dir "$DATADIR" --port-file "$TMP/$name.port" "$@" 2>"$TMP/$name.log" &
 	local pid=$!
 	PIDS+=("$pid")
 	eval "PID_$name=$pid"

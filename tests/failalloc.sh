@@ -78,6 +78,7 @@ for n in $(points 7000 60); do
 	rm -f "$TMP/fc.port"
 	PN_FAIL_ALLOC_AT=$n LD_PRELOAD=$shim "$PIPENETD" --role coordinator --model "$MODEL32" \
 		--listen 127.0.0.1:0 --port-file "$TMP/fc.port" --stages "127.0.0.1:$PORT_s1" \
+		--data-dir "$DATADIR" \
 		--stall-s 5 2>"$TMP/fc.log" &
 	pid=$!
 	if wait_port "$TMP/fc.port" $pid; then

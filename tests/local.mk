@@ -33,6 +33,15 @@ tests_test_dataset_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
 tests_test_dataset_LDADD = daemon/libpndaemon.a $(LIBJPEG_LIBS)
 TESTS += tests/test-dataset
 
+# Datasets through the coordinator: the data directory, hostile names and
+# JPEGs, a big folder (make-jpeg writes the JPEGs).
+check_PROGRAMS += tests/make-jpeg
+tests_make_jpeg_SOURCES = tests/make-jpeg.c
+tests_make_jpeg_CFLAGS = $(AM_CFLAGS) $(LIBJPEG_CFLAGS)
+tests_make_jpeg_LDADD = $(LIBJPEG_LIBS)
+TESTS += tests/cluster-data.sh
+EXTRA_DIST += tests/cluster-data.sh
+
 check_PROGRAMS += tests/test-safetensors
 tests_test_safetensors_SOURCES = tests/test-safetensors.c tests/tap.h
 tests_test_safetensors_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
@@ -131,6 +140,7 @@ EXTRA_DIST += tests/cli-plan.sh
 # Fuzz targets, one per parser, built from the project's own objects.
 PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config \
 	tests/fuzz-json
+PN_FUZZ_TARGETS += tests/fuzz-datapath
 check_PROGRAMS += $(PN_FUZZ_TARGETS)
 if FUZZING
 PN_FUZZ_MAIN =
@@ -148,6 +158,10 @@ tests_fuzz_safetensors_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 tests_fuzz_jpeg_SOURCES = tests/fuzz/jpeg.c
 tests_fuzz_jpeg_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
 tests_fuzz_jpeg_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+# A run's dataset name, resolved beneath a data directory.
+tests_fuzz_datapath_SOURCES = tests/fuzz/datapath.c
+tests_fuzz_datapath_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
+tests_fuzz_datapath_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 tests_fuzz_frame_SOURCES = tests/fuzz/frame.c
 tests_fuzz_frame_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD)
 tests_fuzz_frame_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)

@@ -179,20 +179,27 @@ static void test_cifar_errors(void)
 	p = tmp_path("odd.bin");
 	memset(rec, 0, sizeof(rec));
 	write_file(p, rec, PN_CIFAR_RECORD_BYTES + 1);
-	expect_open_error(p, 10, "size 3074 bytes", "size not a multiple of 3073");
-	expect_open_error(p, 10, "remainder 1", "size not a multiple of 3073");
+	expect_open_error(p, 10, "not a whole number of 3073-byte records",
+			  "size not a multiple of 3073");
+	expect_open_error(p, 10, "not a CIFAR-10 binary file", "size not a multiple of 3073");
+	{
+		char err[1024] = "";
+		struct pn_dataset *ds = pn_dataset_open(p, cifar_classes, 10, err, sizeof(err));
+		tap_ok(!ds && !contains(err, "3074"), "the error does not show the file's size");
+		pn_dataset_free(ds);
+	}
 
 	p = tmp_path("label10.bin");
 	rec[2 * PN_CIFAR_RECORD_BYTES] = 10;
 	write_file(p, rec, sizeof(rec));
-	expect_open_error(p, 10, "record 2 has label 10", "label 10");
-	expect_open_error(p, 0, "record 2 has label 10", "label 10, no class list");
+	expect_open_error(p, 10, "record 2 has a label outside 0..9", "label 10");
+	expect_open_error(p, 0, "record 2 has a label outside 0..9", "label 10, no class list");
 
 	p = tmp_path("label7.bin");
 	rec[2 * PN_CIFAR_RECORD_BYTES] = 0;
 	rec[PN_CIFAR_RECORD_BYTES] = 7;
 	write_file(p, rec, sizeof(rec));
-	expect_open_error(p, 5, "record 1 has label 7", "label above nclasses");
+	expect_open_error(p, 5, "record 1 has a label outside 0..4", "label above nclasses");
 
 	expect_open_error(tmp_path("missing.bin"), 10, "cannot open", "missing file");
 	expect_open_error("/dev/null", 10, "not a regular file", "device");
@@ -447,12 +454,12 @@ static void test_jpeg_errors(void)
 	free(jpg);
 	free(px);
 
-	/* Over the size limit: 10001 pixels wide. */
+	/* Over the size limit: 4097 pixels wide. */
 	px = calloc(PN_JPEG_MAX_SIDE + 1, 8);
 	jpg = encode_jpeg(px, PN_JPEG_MAX_SIDE + 1, 8, 1, &len);
 	p = tmp_path("wide.jpg");
 	write_file(p, jpg, len);
-	expect_open_error(p, 10, "10001x8 pixels; the limit is 10000", "too large JPEG");
+	expect_open_error(p, 10, "4097x8 pixels; the limit is 4096", "too large JPEG");
 	free(jpg);
 	free(px);
 }
@@ -500,12 +507,20 @@ static void test_folders(void)
 		tap_diag("%s", err);
 		return;
 	}
-	tap_ok(pn_dataset_count(ds) == 4, "4 images (got %zu)", pn_dataset_count(ds));
+	/* Indexed, not decoded: the corrupt one is found when read. */
+	tap_ok(pn_dataset_count(ds) == 5, "5 images indexed (got %zu)", pn_dataset_count(ds));
+	tap_ok(pn_dataset_skipped(ds) == 0 && nwarnings == 0, "nothing decoded at open");
+	tap_ok(pn_dataset_get(ds, 4, rgb, &label, err, sizeof(err)) == 0 && label == -1 &&
+		       rgb[0] == 0 && rgb[PN_IMAGE_BYTES - 1] == 0,
+	       "the corrupt JPEG reads as a black image without a label");
 	tap_ok(pn_dataset_skipped(ds) == 1 && nwarnings == 1,
-	       "one corrupt JPEG skipped and warned");
+	       "it is counted as skipped and warned about");
 	tap_ok(contains(warnings, tmp_path("classes/ship/bad.jpg")) &&
 		       contains(warnings, "Not a JPEG file"),
 	       "the warning names the file and the reason: %s", warnings);
+	tap_ok(pn_dataset_get(ds, 4, rgb, &label, err, sizeof(err)) == 0 && label == -1 &&
+		       pn_dataset_skipped(ds) == 1 && nwarnings == 1,
+	       "read again, it is neither decoded nor warned about again");
 	for (size_t i = 0; i < 4 && i < pn_dataset_count(ds); i++) {
 		snprintf(full, sizeof(full), "%s/%s", tmp, want[i]);
 		if (pn_dataset_get(ds, i, rgb, &label, err, sizeof(err)) < 0 ||
@@ -540,9 +555,11 @@ static void test_folders(void)
 	make_dir(tmp_path("allbad/frog"));
 	write_file(tmp_path("allbad/frog/1.jpg"), "", 0);
 	nwarnings = 0;
-	expect_open_error(tmp_path("allbad"), 10, "no usable images (1 corrupt JPEG skipped)",
-			  "folder of corrupt JPEGs");
-	tap_ok(nwarnings == 1, "its corrupt file was warned about");
+	ds = pn_dataset_open(tmp_path("allbad"), cifar_classes, 10, err, sizeof(err));
+	tap_ok(ds && pn_dataset_get(ds, 0, rgb, &label, err, sizeof(err)) == 0 && label == -1 &&
+		       nwarnings == 1,
+	       "a folder of one empty JPEG opens; reading it warns");
+	pn_dataset_free(ds);
 	expect_open_error(tmp_path("allbad"), 0, "needs the list of class names",
 			  "folder without class names");
 }
@@ -637,6 +654,232 @@ static void test_shared(void)
 	pn_dataset_free(ds);
 }
 
+/* Encodes a w x h RGB image as a progressive JPEG of 1 + 3 * nbands scans:
+ * the DC of all components, then each component's AC coefficients 1..63
+ * in nbands spectral bands (nbands <= 63); malloc'd. */
+static uint8_t *encode_progressive(const uint8_t *px, int w, int h, int nbands, size_t *len)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	jpeg_scan_info *scans = calloc((size_t)(1 + 3 * nbands), sizeof(*scans));
+	unsigned char *out = NULL;
+	unsigned long outlen = 0;
+	int n = 0;
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &out, &outlen);
+	c.image_width = (JDIMENSION)w;
+	c.image_height = (JDIMENSION)h;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 90, TRUE);
+	scans[n].comps_in_scan = 3;
+	for (int k = 0; k < 3; k++)
+		scans[n].component_index[k] = k;
+	n++;
+	for (int k = 0; k < 3; k++)
+		for (int b = 0; b < nbands; b++) {
+			scans[n].comps_in_scan = 1;
+			scans[n].component_index[0] = k;
+			scans[n].Ss = 1 + b * 63 / nbands;
+			scans[n].Se = (b + 1) * 63 / nbands;
+			n++;
+		}
+	c.scan_info = scans;
+	c.num_scans = n;
+	jpeg_start_compress(&c, TRUE);
+	while (c.next_scanline < c.image_height) {
+		JSAMPROW row = (JSAMPROW)(px + (size_t)c.next_scanline * w * 3);
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(scans);
+	*len = outlen;
+	return out;
+}
+
+/* Scan and size limits, the decode a slice at a time, downscaled decoding. */
+static void test_jpeg_limits(void)
+{
+	uint8_t *px = pattern(256, 192, 3), rgb[PN_IMAGE_BYTES], ref[PN_IMAGE_BYTES],
+		step[PN_IMAGE_BYTES];
+	char err[512] = "";
+	size_t len;
+	int w, h, status, rc, steps = 0, worst = 0;
+	uint8_t *full, *jpg;
+	struct pn_jpeg *j;
+
+	/* 1 + 3 * 33 = 100 scans: at the limit, decodes. */
+	jpg = encode_progressive(px, 256, 192, 33, &len);
+	full = decode_full(jpg, len, &w, &h);
+	area_reference(full, w, h, ref);
+	tap_ok(pn_jpeg_decode(jpg, len, rgb, err, sizeof(err)) == 0,
+	       "a progressive JPEG of 100 scans decodes (%s)", err);
+	j = pn_jpeg_new(jpg, len, &status, err, sizeof(err));
+	rc = j ? 1 : -1;
+	while (rc == 1 && steps < 100000) {
+		rc = pn_jpeg_step(j, 4, step, &status, err, sizeof(err));
+		steps++;
+	}
+	pn_jpeg_free(j);
+	tap_ok(rc == 0 && steps > 100, "a slice at a time it takes %d steps of 4 rows", steps);
+	tap_ok(memcmp(step, rgb, sizeof(rgb)) == 0, "and gives the same record");
+	for (int k = 0; k < PN_IMAGE_BYTES; k++)
+		worst = abs(rgb[k] - ref[k]) > worst ? abs(rgb[k] - ref[k]) : worst;
+	tap_ok(worst <= 6, "it matches the full-size area average within 6 (%d)", worst);
+	free(full);
+	free(jpg);
+
+	/* 1 + 3 * 34 = 103 scans: over. */
+	jpg = encode_progressive(px, 256, 192, 34, &len);
+	tap_ok(pn_jpeg_decode(jpg, len, rgb, err, sizeof(err)) < 0 &&
+		       contains(err, "more than 100 scans"),
+	       "103 scans are refused (%s)", err);
+	j = pn_jpeg_new(jpg, len, &status, err, sizeof(err));
+	rc = j ? 1 : -1;
+	while (rc == 1)
+		rc = pn_jpeg_step(j, 64, rgb, &status, err, sizeof(err));
+	pn_jpeg_free(j);
+	tap_ok(rc < 0 && status == 413, "stepping, with status 413 (%d)", status);
+	free(jpg);
+	free(px);
+
+	/* A large image is decoded downscaled and still averages right. */
+	px = pattern(1024, 768, 3);
+	jpg = encode_jpeg(px, 1024, 768, 3, &len);
+	full = decode_full(jpg, len, &w, &h);
+	area_reference(full, w, h, ref);
+	worst = 0;
+	err[0] = 0;
+	tap_ok(pn_jpeg_decode(jpg, len, rgb, err, sizeof(err)) == 0, "1024x768 decodes %s", err);
+	for (int k = 0; k < PN_IMAGE_BYTES; k++)
+		worst = abs(rgb[k] - ref[k]) > worst ? abs(rgb[k] - ref[k]) : worst;
+	tap_ok(worst <= 6, "1024x768 at 1/4 scale within 6 of the full-size area average (%d)",
+	       worst);
+	free(full);
+	free(jpg);
+	free(px);
+
+	/* Too large by its header: 413 before any pixel. */
+	px = calloc(4097 * 8, 1);
+	jpg = encode_jpeg(px, 8, 4097, 1, &len);
+	j = pn_jpeg_new(jpg, len, &status, err, sizeof(err));
+	tap_ok(!j && status == 413 && contains(err, "limit is 4096"),
+	       "8x4097 is refused at its header with 413 (%s)", err);
+	pn_jpeg_free(j);
+	free(jpg);
+	free(px);
+}
+
+static void make_link(const char *target, const char *path)
+{
+	if (symlink(target, path) < 0 && errno != EEXIST) {
+		printf("Bail out! cannot link %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+}
+
+/* A name in the data directory: the status (0 opened) and the message. */
+static int open_in(struct pn_datadir *d, const char *name, char *err, size_t errlen)
+{
+	int status = 0;
+	struct pn_dataset *ds =
+		pn_dataset_open_at(d, name, cifar_classes, 10, &status, err, errlen);
+	if (ds) {
+		pn_dataset_free(ds);
+		return 0;
+	}
+	return status;
+}
+
+static void test_datadir(int walk)
+{
+	static const struct {
+		const char *name;
+		int status, walk_status; /* the status with openat2, and walking */
+		const char *what;
+	} cases[] = {
+		{"ok.bin", 0, 0, "a CIFAR file"},
+		{"./sub//x.bin", 0, 0, "in a sub-folder"},
+		{"imgs", 0, 0, "a class folder"},
+		{"imgs/", 0, 0, "a class folder with a slash"},
+		{"../outside.bin", 403, 403, "'..' out"},
+		{"sub/../ok.bin", 403, 403, "'..' even when it comes back"},
+		{"out", 403, 403, "a symlink to a file outside"},
+		{"outdir/outside.bin", 403, 403, "through a symlink to a folder outside"},
+		{"in", 0, 403, "a symlink inside (not followed when walking)"},
+		{"/etc/passwd", 403, 403, "an absolute path outside"},
+		{"/", 403, 403, "the root folder"},
+		{"fifo", 400, 400, "a FIFO"},
+		{"missing.bin", 404, 404, "a missing file"},
+		{"ok.bin/x", 404, 404, "under a file"},
+		{"", 400, 400, "an empty name"},
+		{"notes.txt", 400, 400, "not a dataset"},
+	};
+	char err[1024], name[1200], data[600];
+	uint8_t rec[PN_CIFAR_RECORD_BYTES] = {0};
+	struct pn_datadir *d;
+
+	snprintf(data, sizeof(data), "%s", tmp_path("data"));
+	make_dir(data);
+	make_dir(tmp_path("data/sub"));
+	make_dir(tmp_path("data/imgs"));
+	make_dir(tmp_path("data/imgs/cat"));
+	make_dir(tmp_path("data/deep"));
+	make_dir(tmp_path("data/deep/er"));
+	make_dir(tmp_path("data/deep/er/dog"));
+	write_file(tmp_path("data/ok.bin"), rec, sizeof(rec));
+	write_file(tmp_path("data/sub/x.bin"), rec, sizeof(rec));
+	write_file(tmp_path("data/notes.txt"), "secret words", 12);
+	write_file(tmp_path("outside.bin"), rec, sizeof(rec));
+	put_jpeg("data/imgs/cat/a.jpg", 50);
+	put_jpeg("data/imgs/cat/b.jpg", 60);
+	put_jpeg("data/deep/er/dog/c.jpg", 70);
+	make_link("../outside.bin", tmp_path("data/out"));
+	make_link("..", tmp_path("data/outdir"));
+	make_link("ok.bin", tmp_path("data/in"));
+	if (mkfifo(tmp_path("data/fifo"), 0600) < 0 && errno != EEXIST)
+		printf("Bail out! mkfifo: %s\n", strerror(errno));
+
+	pn_open_beneath_walk_only(walk);
+	d = pn_datadir_open(data, err, sizeof(err));
+	if (!tap_ok(d != NULL, "%s: the data directory opens", walk ? "walking" : "openat2")) {
+		tap_diag("%s", err);
+		return;
+	}
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		int want = walk ? cases[k].walk_status : cases[k].status;
+		err[0] = '\0';
+		int got = open_in(d, cases[k].name, err, sizeof(err));
+		if (!tap_ok(got == want, "%s: \"%s\" (%s): %d", walk ? "walking" : "openat2",
+			    cases[k].name, cases[k].what, want))
+			tap_diag("got %d: %s", got, err);
+		if (got)
+			tap_ok(!contains(err, "secret") && !contains(err, "bytes"),
+			       "  its message shows no content or size: %s", err);
+	}
+	snprintf(name, sizeof(name), "%s/ok.bin", data);
+	tap_ok(open_in(d, name, err, sizeof(err)) == 0, "an absolute path inside opens");
+	{
+		struct pn_dataset_info info[8];
+		size_t n = pn_datadir_list(d, cifar_classes, 10, info, 8);
+		char all[1024] = "";
+		for (size_t k = 0; k < n; k++)
+			snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s:%s:%ld:%ld",
+				 k ? " " : "", info[k].name, info[k].kind, info[k].records,
+				 info[k].classes);
+		tap_ok(strcmp(all, "deep/er:jpeg-folder:1:1 imgs:jpeg-folder:2:1 "
+				   "ok.bin:cifar10-bin:1:10 sub/x.bin:cifar10-bin:1:10") == 0,
+		       "the listing: %s", all);
+		tap_ok(pn_datadir_list(d, cifar_classes, 10, info, 2) == 2,
+		       "the listing stops at its maximum");
+	}
+	pn_datadir_free(d);
+	pn_open_beneath_walk_only(0);
+}
+
 static void remove_tree(const char *path)
 {
 	DIR *d = opendir(path);
@@ -673,6 +916,9 @@ int main(void)
 	test_jpeg_cmyk();
 	test_jpeg_errors();
 	test_folders();
+	test_jpeg_limits();
+	test_datadir(0);
+	test_datadir(1);
 	pn_dataset_set_warn(NULL);
 	test_shared();
 	if (fds >= 0)

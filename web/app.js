@@ -752,6 +752,27 @@
 		if (!S.plan) renderBlocks();
 	}
 
+	/* The datasets of the coordinator's data directory, offered by the form. */
+	async function loadDatasets() {
+		let d;
+		try {
+			d = await api('GET', 'datasets');
+		} catch (e) {
+			return; /* typing a name still works */
+		}
+		const list = (d && Array.isArray(d.datasets)) ? d.datasets : [];
+		const count = (v, what) => (typeof v === 'number' ? `${v} ${what}` : null);
+		$('datasets-list').replaceChildren(...list.map((x) => el('option', {
+			value: str(x.name),
+			label: [str(x.kind), count(x.records, 'images'), count(x.classes, 'classes')].filter(Boolean).join(', '),
+		})));
+		$('datasets-note').textContent = d && d.data_dir === false
+			? 'the coordinator has no data directory: start it with --data-dir DIR'
+			: list.length ? `${list.length} dataset${list.length === 1 ? '' : 's'} in the data directory`
+				: 'no datasets in the data directory';
+		if (!$('f-dataset').value && list.length) $('f-dataset').value = str(list[0].name);
+	}
+
 	/* ---- runs ---- */
 	function rememberRun(r) {
 		if (!r || r.id === undefined || r.id === null) return;
@@ -1188,8 +1209,10 @@
 		for (const id of ['f-batch', 'f-wire']) $(id).addEventListener('change', () => {
 			if (!runActive()) schedulePlan(false, 300);
 		});
+		$('f-dataset').addEventListener('focus', loadDatasets);
 		connect();
 		loadRuns();
+		loadDatasets();
 		/* The cluster's state and the planner's measured costs drift slowly. */
 		setInterval(() => {
 			if (!runActive()) loadCluster();

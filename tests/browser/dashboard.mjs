@@ -13,6 +13,7 @@
 //   PN_OUT       where the screenshots go
 //   PN_PROFILE   a fresh Chromium user-data-dir
 //   PN_DATASET   the dataset path the form sends
+//   PN_DATASET_NAME  a name the form must offer (default cifar10/test_batch.bin)
 //   PN_STAGES    the stage addresses, comma-separated
 //   PN_TOKEN     the API token (the test expects to be asked for it once)
 //   PN_KILL_PID  the last stage's process, killed near the end (optional)
@@ -83,6 +84,12 @@ try {
 	const shown = await until(page, (n) => document.querySelectorAll('#pipeline .stage').length === n, STAGES.length);
 	const addrs = await page.$$eval('#pipeline .stage .addr', (els) => els.map((e) => e.textContent));
 	ok(shown && STAGES.every((a, i) => addrs[i] === a), `the pipeline view lists the stages (${addrs.join(', ')})`);
+
+	/* The form offers the data directory's datasets (GET /api/v1/datasets). */
+	const offered = await until(page, (name) => [...document.querySelectorAll('#datasets-list option')]
+		.some((o) => o.value === name), env.PN_DATASET_NAME || 'cifar10/test_batch.bin');
+	ok(offered, `the run form offers the datasets of the data directory (${await page.$$eval('#datasets-list option',
+		(os) => os.map((o) => o.value).join(', '))})`);
 
 	/* Start a run from the form; the token is asked for when the API says 401. */
 	await page.fill('#f-dataset', env.PN_DATASET);
