@@ -78,6 +78,15 @@ static const struct key keys[] = {
 	    "node-to-node requests (/v1/) have 16 more (default 512)"),
 	KEY(idle_timeout_s, INT, 1, 86400, "S",
 	    "close a connection that moves no byte for S seconds (default 120)"),
+	KEY(head_timeout_s, INT, 1, 3600, "S",
+	    "close a connection whose request line and headers take longer than S seconds "
+	    "from their first byte (default 5)"),
+	KEY(max_connections_per_peer, INT, 1, 65536, "N",
+	    "connections one address may have open at once; more are closed as they come "
+	    "(default 64)"),
+	KEY(allowed_hosts, LIST, 0, 0, "NAME,NAME",
+	    "names this daemon answers to in Host and Origin, besides localhost, its host "
+	    "name, the listen and advertise hosts and IP addresses; \"*\" for any"),
 	KEY(api_reads_per_s, INT, 0, 1000000, "N",
 	    "reads of the user-facing API (GET outside /v1/, but for health) served per second; "
 	    "more wait their turn, so that a crowd of clients leaves the pipeline its CPU; 0 "
@@ -129,6 +138,8 @@ void pn_config_init(struct pn_config *c)
 	c->max_header_bytes = 16 * 1024;
 	c->max_connections = 512;
 	c->idle_timeout_s = 120;
+	c->head_timeout_s = 5;
+	c->max_connections_per_peer = 64;
 	c->api_reads_per_s = 4000;
 	c->events_buffer_bytes = 256 * 1024;
 	c->chartjs = strdup(PN_CHARTJS);

@@ -167,5 +167,10 @@ TESTS += tests/failalloc.sh
 EXTRA_DIST += tests/failalloc.sh tests/failalloc.c
 TESTS += tests/cluster-hostile.sh
 EXTRA_DIST += tests/cluster-hostile.sh
+# Hostile clients on a LAN: slowloris, withheld bodies (tests/slow-clients).
+check_PROGRAMS += tests/slow-clients
+tests_slow_clients_SOURCES = tests/slow-clients.c
+TESTS += tests/cluster-lan.sh
+EXTRA_DIST += tests/cluster-lan.sh
 TESTS += tests/cluster-reference.sh
 EXTRA_DIST += tests/cluster-reference.sh tests/bench-load
