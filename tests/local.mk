@@ -108,7 +108,7 @@ EXTRA_DIST += tests/cli-plan.sh
 
 # Fuzz targets, one per parser, built from the project's own objects.
 PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config \
-	tests/fuzz-json
+	tests/fuzz-json tests/fuzz-http-head
 check_PROGRAMS += $(PN_FUZZ_TARGETS)
 if FUZZING
 PN_FUZZ_MAIN =
@@ -139,6 +139,11 @@ tests_fuzz_json_CPPFLAGS = $(AM_CPPFLAGS) -DPN_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_fuzz_json_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_fuzz_json_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 tests_fuzz_json_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+# Request heads as the HTTP server reads them before evhttp.
+tests_fuzz_http_head_SOURCES = tests/fuzz/http-head.c
+tests_fuzz_http_head_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_fuzz_http_head_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+tests_fuzz_http_head_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 TESTS += tests/fuzz.sh
 EXTRA_DIST += tests/fuzz.sh tests/fuzz/standalone.c tests/fuzz/corpus
 
