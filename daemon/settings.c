@@ -70,12 +70,13 @@ static const struct key keys[] = {
 	    "predicts a long latency) while every stage answers is sent again (default 10)"),
 	KEY(max_batch, INT, 1, 4096, "N", "largest batch_size a run may ask for (default 256)"),
 	KEY(max_body_bytes, INT, 1024, 1 << 30, "BYTES",
-	    "coordinator: largest API request body, e.g. a JPEG to classify (default 1048576)"),
+	    "largest request body, e.g. a JPEG to classify; frames may be as large as the "
+	    "stage's plan when their head carries the token (default 1048576)"),
 	KEY(max_header_bytes, INT, 1024, 1 << 20, "BYTES",
 	    "largest request line and headers; a longer one is refused (default 16384)"),
 	KEY(max_connections, INT, 4, 65536, "N",
 	    "client connections at once; past it a new one gets 503 and is closed, but "
-	    "node-to-node requests (/v1/) have 16 more (default 512)"),
+	    "node-to-node requests (/v1/) with the token have 16 more (default 512)"),
 	KEY(idle_timeout_s, INT, 1, 86400, "S",
 	    "close a connection that moves no byte for S seconds (default 120)"),
 	KEY(head_timeout_s, INT, 1, 3600, "S",
