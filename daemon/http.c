@@ -214,17 +214,17 @@ static int match(struct pn_req *r, const char *pattern)
 	return *p == '\0' && *s == '\0';
 }
 
-/* Constant-time comparison of an Authorization value with the bearer
- * token; 1 when no token is configured. */
-static int token_matches(const struct pn_http *h, const char *a)
+/* Constant-time comparison of an Authorization value (alen bytes) with
+ * the bearer token; 1 when no token is configured. */
+static int token_matches_n(const struct pn_http *h, const char *a, size_t alen)
 {
 	if (!h->token)
 		return 1;
-	if (!a || strncmp(a, "Bearer ", 7) != 0)
+	if (!a || alen < 7 || strncmp(a, "Bearer ", 7) != 0)
 		return 0;
 	a += 7;
 	size_t n = strlen(h->token);
-	if (strlen(a) != n)
+	if (alen - 7 != n)
 		return 0;
 	unsigned diff = 0;
 	for (size_t i = 0; i < n; i++)
@@ -234,7 +234,8 @@ static int token_matches(const struct pn_http *h, const char *a)
 
 static int authorized(struct pn_req *r)
 {
-	return token_matches(r->h, pn_req_header(r, "Authorization"));
+	const char *a = pn_req_header(r, "Authorization");
+	return token_matches_n(r->h, a, a ? strlen(a) : 0);
 }
 
 /* 1 when a repeated warning may be logged now; *left_out then tells how
@@ -362,10 +363,8 @@ int pn_http_parse_head(const char *buf, size_t len, struct pn_http_head *hd)
 				hd->chunked = name_is(v, vlen, "chunked");
 		} else if (name_is(line, nlen, "Authorization")) {
 			if (!seen_auth++) {
-				size_t k =
-					vlen < sizeof(hd->auth) - 1 ? vlen : sizeof(hd->auth) - 1;
-				memcpy(hd->auth, v, k);
-				hd->auth[k] = '\0';
+				hd->auth_off = (size_t)(v - buf);
+				hd->auth_len = vlen;
 			}
 		} else {
 			tracked = 0;
@@ -864,7 +863,7 @@ static void check_head(struct conn *c, struct evbuffer *in)
 		return;
 	const struct pn_route *rt = hd.method ? find_route(h, hd.method, hd.path) : NULL;
 	int flags = rt ? rt->flags : 0;
-	int auth = token_matches(h, hd.auth[0] ? hd.auth : NULL);
+	int auth = token_matches_n(h, hd.auth_len ? p + hd.auth_off : NULL, hd.auth_len);
 	size_t limit = (flags & PN_ROUTE_LARGE_BODY) && auth ? h->max_body : h->small_body;
 	if ((flags & PN_ROUTE_AUTH) && !auth && (hd.chunked || hd.content_length > 0))
 		refuse_head(c, 401, "unauthorized", "this route needs Authorization: Bearer TOKEN");

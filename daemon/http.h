@@ -209,7 +209,9 @@ struct pn_http_head {
 	char path[512]; /* origin-form path without the query; "" otherwise */
 	long long content_length; /* -1 when absent, LLONG_MAX when too big */
 	int chunked;
-	char auth[256]; /* the first Authorization value, cut to fit */
+	/* The first Authorization value: auth_len bytes at auth_off of the
+	 * parsed buffer (auth_len 0 when absent). */
+	size_t auth_off, auth_len;
 	size_t len; /* bytes of the head, with the blank line */
 };
 /* Parses a request head at the start of `buf` as evhttp 2.1 reads it
