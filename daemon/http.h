@@ -30,17 +30,36 @@ enum pn_method {
 /* Bodies up to this size are always accepted (JSON requests). */
 #define PN_HTTP_MIN_BODY (64 * 1024)
 
+/* Route flags (struct pn_route's `flags`). */
+/* Needs "Authorization: Bearer TOKEN" when a token is configured. */
+#define PN_ROUTE_AUTH 1
+/* Takes bodies up to pn_http_set_max_body() (rather than the small
+ * limit, max_body_bytes), when the request head carries the token (or
+ * none is configured); without the token, the small limit. */
+#define PN_ROUTE_LARGE_BODY 2
+/* A write whose body is image/jpeg; other writes outside /v1/ must be
+ * application/json. */
+#define PN_ROUTE_JPEG_BODY 4
+
 /* One row per route. `path` segments equal to "*" match any one segment,
  * which handlers read with pn_req_arg(r, 0), (r, 1)...; a path ending in
  * "**" matches any rest (the next argument), and serves only its method:
- * it does not turn other methods on unknown paths into 405. `auth`: the
- * route needs "Authorization: Bearer TOKEN" when a token is configured.
- * A path that matches with another method is answered 405 with Allow. */
+ * it does not turn other methods on unknown paths into 405. `flags`:
+ * PN_ROUTE_* (1 is PN_ROUTE_AUTH). A path that matches with another
+ * method is answered 405 with Allow.
+ *
+ * Before a route is served (see README "Limits"): the request head is
+ * checked as it arrives, so that a body over the route's limit, or a
+ * token-less body for a route that needs the token, is refused (413,
+ * 401) without being read; a Host that is not an allowed name is 421 and
+ * a write with a cross-origin Origin 403, unless the request carries the
+ * token; POST and PUT outside /v1/ need Content-Type application/json
+ * (image/jpeg for PN_ROUTE_JPEG_BODY), else 415. */
 struct pn_route {
 	int method;
 	const char *path;
 	void (*fn)(struct pn_req *r, void *ctx);
-	int auth;
+	int flags;
 };
 
 struct bufferevent;
@@ -59,9 +78,12 @@ struct pn_http_limits {
 	int max_header_bytes;
 	/* Client connections open at once. Past it, a new connection is
 	 * answered 503 with Retry-After to its first request and closed,
-	 * unless that request is node-to-node (a path under /v1/): those
-	 * get up to PN_HTTP_NODE_RESERVE more, so that a flood of API
-	 * clients cannot lock the pipeline out. */
+	 * unless that request is node-to-node (a path under /v1/) and
+	 * carries the token (when one is set): those get up to
+	 * PN_HTTP_NODE_RESERVE more, so that a flood of API clients cannot
+	 * lock the pipeline out. Lowered at start to fit the open file
+	 * limit (RLIMIT_NOFILE, whose soft limit is raised as far as
+	 * needed), with a warning. */
 	int max_connections;
 	/* A connection that moves no byte for this long is closed. */
 	int idle_timeout_s;
@@ -71,7 +93,32 @@ struct pn_http_limits {
 	 * reply is CPU the pipeline's stages do not get. At most
 	 * max_connections wait; past that a read gets 503. */
 	int api_reads_per_s;
+	/* A request head (line and headers) must arrive within this many
+	 * seconds of its first byte (of the connection, for the first one),
+	 * else the connection is closed; 0 means the default. */
+	int head_timeout_s;
+	/* Connections open at once from one peer address; more are closed
+	 * as they are accepted. 0 means the default. */
+	int max_connections_per_peer;
+	/* The body limit of routes without PN_ROUTE_LARGE_BODY (0:
+	 * PN_HTTP_MIN_BODY). */
+	size_t max_body_bytes;
+	/* Host names (comma-separated) requests may name in Host and Origin
+	 * besides localhost, this machine's host name, the listen and the
+	 * advertise host and any IP address; "*" turns the check off. */
+	const char *allowed_hosts;
+	const char *advertise; /* HOST:PORT, may be NULL */
 };
+#define PN_HTTP_HEAD_TIMEOUT_S 5
+#define PN_HTTP_MAX_PER_PEER 64
+/* Open files kept free of client connections (models, peers, logs). */
+#define PN_HTTP_FD_MARGIN 64
+/* Connections accepted past max_connections (and the reserve) to be
+ * answered 503; past these, new ones are closed at once. */
+#define PN_HTTP_OVER_ROOM 16
+/* A repeated warning (accept errors, refused peers) is logged at most
+ * once per this many seconds, with a count of those left out. */
+#define PN_HTTP_LOG_EVERY_S 10
 #define PN_HTTP_API_READS_PER_S 4000
 /* How often waiting reads are let through. */
 #define PN_HTTP_RELEASE_MS 5
@@ -94,8 +141,8 @@ void pn_http_free(struct pn_http *h); /* NULL is fine */
 int pn_http_port(const struct pn_http *h);
 /* Adds routes (the table must outlive the server); first match wins. */
 int pn_http_add_routes(struct pn_http *h, const struct pn_route *routes, size_t n, void *ctx);
-/* Largest body accepted: bigger ones get 413 before they are read. Never
- * below PN_HTTP_MIN_BODY. */
+/* Largest body of PN_ROUTE_LARGE_BODY routes: bigger ones get 413 before
+ * they are read. Never below PN_HTTP_MIN_BODY. */
 void pn_http_set_max_body(struct pn_http *h, size_t bytes);
 /* While closing, every route but GET /api/v1/health answers 503. */
 void pn_http_set_closing(struct pn_http *h, int closing);
@@ -174,6 +221,23 @@ size_t pn_stream_buffered(const struct pn_stream *s);
 /* Closes the connection if still open; NULL is fine. Not from within a
  * callback of the stream's own connection other than on_close. */
 void pn_stream_free(struct pn_stream *s);
+
+/* What a request head says that matters before its body is read. */
+struct pn_http_head {
+	int method; /* PN_GET... (HEAD is PN_GET), 0 for others */
+	char path[512]; /* origin-form path without the query; "" otherwise */
+	long long content_length; /* -1 when absent, LLONG_MAX when too big */
+	int chunked;
+	/* The first Authorization value: auth_len bytes at auth_off of the
+	 * parsed buffer (auth_len 0 when absent). */
+	size_t auth_off, auth_len;
+	size_t len; /* bytes of the head, with the blank line */
+};
+/* Parses a request head at the start of `buf` as evhttp 2.1 reads it
+ * (lines ending in LF or CRLF, the first of repeated headers): 1 when
+ * complete, 0 when more bytes are needed, -1 when it is malformed (left
+ * to evhttp to refuse). */
+int pn_http_parse_head(const char *buf, size_t len, struct pn_http_head *hd);
 
 /* What pn_req_json does with the bytes of a body: a JSON object, with
  * duplicate keys refused; NULL and a message otherwise. */

@@ -179,6 +179,11 @@ static int start(struct daemon *d)
 		.max_connections = c->max_connections,
 		.idle_timeout_s = c->idle_timeout_s,
 		.api_reads_per_s = c->api_reads_per_s,
+		.head_timeout_s = c->head_timeout_s,
+		.max_connections_per_peer = c->max_connections_per_peer,
+		.max_body_bytes = (size_t)c->max_body_bytes,
+		.allowed_hosts = c->allowed_hosts,
+		.advertise = c->advertise,
 	};
 	d->http = pn_http_new(d->loop, listen, c->token, &lim, err, sizeof(err));
 	if (!d->http) {

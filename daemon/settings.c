@@ -78,14 +78,24 @@ static const struct key keys[] = {
 	    "predicts a long latency) while every stage answers is sent again (default 10)"),
 	KEY(max_batch, INT, 1, 4096, "N", "largest batch_size a run may ask for (default 256)"),
 	KEY(max_body_bytes, INT, 1024, 1 << 30, "BYTES",
-	    "coordinator: largest API request body, e.g. a JPEG to classify (default 1048576)"),
+	    "largest request body, e.g. a JPEG to classify; frames may be as large as the "
+	    "stage's plan when their head carries the token (default 1048576)"),
 	KEY(max_header_bytes, INT, 1024, 1 << 20, "BYTES",
 	    "largest request line and headers; a longer one is refused (default 16384)"),
 	KEY(max_connections, INT, 4, 65536, "N",
 	    "client connections at once; past it a new one gets 503 and is closed, but "
-	    "node-to-node requests (/v1/) have 16 more (default 512)"),
+	    "node-to-node requests (/v1/) with the token have 16 more (default 512)"),
 	KEY(idle_timeout_s, INT, 1, 86400, "S",
 	    "close a connection that moves no byte for S seconds (default 120)"),
+	KEY(head_timeout_s, INT, 1, 3600, "S",
+	    "close a connection whose request line and headers take longer than S seconds "
+	    "from their first byte (default 5)"),
+	KEY(max_connections_per_peer, INT, 1, 65536, "N",
+	    "connections one address may have open at once; more are closed as they come "
+	    "(default 64)"),
+	KEY(allowed_hosts, LIST, 0, 0, "NAME,NAME",
+	    "names this daemon answers to in Host and Origin, besides localhost, its host "
+	    "name, the listen and advertise hosts and IP addresses; \"*\" for any"),
 	KEY(api_reads_per_s, INT, 0, 1000000, "N",
 	    "reads of the user-facing API (GET outside /v1/, but for health) served per second; "
 	    "more wait their turn, so that a crowd of clients leaves the pipeline its CPU; 0 "
@@ -137,6 +147,8 @@ void pn_config_init(struct pn_config *c)
 	c->max_header_bytes = 16 * 1024;
 	c->max_connections = 512;
 	c->idle_timeout_s = 120;
+	c->head_timeout_s = 5;
+	c->max_connections_per_peer = 64;
 	c->api_reads_per_s = 4000;
 	c->events_buffer_bytes = 256 * 1024;
 	c->chartjs = strdup(PN_CHARTJS);

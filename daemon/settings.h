@@ -29,6 +29,9 @@ struct pn_config {
 	int max_header_bytes; /* request line and headers */
 	int max_connections; /* client connections at once */
 	int idle_timeout_s; /* a silent connection is closed after it */
+	int head_timeout_s; /* a request head must arrive within it */
+	int max_connections_per_peer; /* connections from one address at once */
+	char *allowed_hosts; /* comma-separated names for Host and Origin */
 	int api_reads_per_s; /* API reads served per second, 0 for no limit */
 	int events_buffer_bytes; /* unsent bytes an event stream client may have */
 	double slowdown; /* debug: a stage's compute takes this many times as long */

@@ -841,7 +841,7 @@ static const struct pn_route routes[] = {
 	{PN_PUT, "/v1/stage", config_route, 1},
 	{PN_GET, "/v1/stage", status_route, 1},
 	{PN_DELETE, "/v1/stage", reset_route, 1},
-	{PN_POST, "/v1/frames", pn_stage_frame_route, 1},
+	{PN_POST, "/v1/frames", pn_stage_frame_route, PN_ROUTE_AUTH | PN_ROUTE_LARGE_BODY},
 	{PN_PUT, "/v1/debug", debug_put, 1},
 	{PN_GET, "/v1/debug", debug_get, 1},
 	{PN_POST, "/v1/probe", probe_route, 1},

@@ -81,7 +81,7 @@ api PUT $C /api/v1/split '{"split": [5]}'
 check "PUT /api/v1/split without the token: 401" is_error 401
 STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' -H "Authorization: Bearer x$TOKEN" -X DELETE "http://$C/api/v1/runs/1")
 check "DELETE with a wrong token: 401" is_error 401
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" --data-binary @/dev/null "http://$C/api/v1/classify")
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: image/jpeg' --data-binary @/dev/null "http://$C/api/v1/classify")
 check "the right token passes (classify of an empty body: 400)" is_error 400
 
 # Bodies: malformed JSON and wrong types are 400 naming the field.
@@ -147,7 +147,7 @@ one=$(jget .logits)
 pids=()
 for i in $(seq 24); do
 	curl -s -o "$TMP/cls.$i" -w '%{http_code}' -D "$TMP/cls.$i.h" "${AUTH[@]}" \
-		--data-binary @"$jpeg" "http://$C/api/v1/classify?k=3" >"$TMP/cls.$i.code" &
+		-H 'Content-Type: image/jpeg' --data-binary @"$jpeg" "http://$C/api/v1/classify?k=3" >"$TMP/cls.$i.code" &
 	pids+=($!)
 done
 wait "${pids[@]}"
@@ -166,27 +166,27 @@ check "24 classifications at once: $n200 with the same logits ($waited waited th
 	[ $bad = 0 -a $n200 -ge 16 -a $((n200 + n503)) = 24 -a $waited -ge 1 ]
 pids=()
 for i in $(seq 8); do
-	curl -s -o /dev/null --max-time 0.01 "${AUTH[@]}" --data-binary @"$jpeg" "http://$C/api/v1/classify" &
+	curl -s -o /dev/null --max-time 0.01 "${AUTH[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$jpeg" "http://$C/api/v1/classify" &
 	pids+=($!)
 done
 wait "${pids[@]}"
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary @"$jpeg" "http://$C/api/v1/classify?k=3")
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$jpeg" "http://$C/api/v1/classify?k=3")
 check "after 8 clients gave up waiting, a classification still gets the same logits ($STATUS)" \
 	[ "$STATUS" = 200 -a "$(jget .logits)" = "$one" ]
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary @"$jpeg" "http://$C/api/v1/classify?k=0")
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$jpeg" "http://$C/api/v1/classify?k=0")
 check "classify with k=0: 400 naming k" is_error_naming 400 '^k '
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" --data-binary 'not a jpeg' "http://$C/api/v1/classify")
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type: image/jpeg' --data-binary 'not a jpeg' "http://$C/api/v1/classify")
 check "classify of something else: 400 naming the body" is_error_naming 400 body
 
 # 413: a body over max_body_bytes is refused from its Content-Length,
 # before any of it is sent (the 1 GiB never follows).
 exec 3<>/dev/tcp/127.0.0.1/$PORT_c
-printf 'POST /api/v1/classify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 1073741824\r\n\r\n' "$TOKEN" >&3
+printf 'POST /api/v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\nAuthorization: Bearer %s\r\nContent-Length: 1073741824\r\n\r\n' "$TOKEN" >&3
 reply=$(timeout 5 head -1 <&3 | tr -d '\r')
 exec 3<&-
 check "a 1 GiB body is answered 413 before it is sent ($reply)" [ "${reply#* }" != "$reply" -a "$(echo "$reply" | cut -d' ' -f2)" = 413 ]
 head -c 300000 /dev/zero >"$TMP/big"
-STATUS=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" --data-binary @"$TMP/big" "http://$C/api/v1/classify")
+STATUS=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -H 'Content-Type: image/jpeg' --data-binary @"$TMP/big" "http://$C/api/v1/classify")
 check "a body over --max-body-bytes: 413" [ "$STATUS" = 413 ]
 
 # The dashboard's files.

@@ -12,7 +12,7 @@ C=127.0.0.1:$PORT_c
 AUTH=(-H "Authorization: Bearer $TOKEN")
 q="{\"dataset\": \"$DATA\", \"samples\": $([ $SLOW = 1 ] && echo 48 || echo 480), \"split\": [8]}"
 
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 -d "$q" "http://$C/api/v1/runs")
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 -H 'Content-Type: application/json' -d "$q" "http://$C/api/v1/runs")
 check "POST /api/v1/runs without the token: 401" [ "$STATUS" = 401 ]
 STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 -H 'Authorization: Bearer nope' \
 	-X PUT -d '{}' "http://127.0.0.1:$PORT_s1/v1/stage")
@@ -21,7 +21,7 @@ api GET $C /api/v1/health
 check "health needs no token" [ "$STATUS" = 200 -a "$(jget .status)" = ok ]
 
 # Start a run, and poll health on the coordinator and stage 1 meanwhile.
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 "${AUTH[@]}" -d "$q" \
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 "${AUTH[@]}" -H 'Content-Type: application/json' -d "$q" \
 	"http://$C/api/v1/runs")
 check "POST /api/v1/runs with the token: 201" [ "$STATUS" = 201 ]
 id=$(jget .id)
@@ -85,7 +85,7 @@ start odd --role stage --model "$MODEL32" --token $TOKEN || exit 1
 start c2 --role coordinator --model "$MODEL224" --token $TOKEN \
 	--stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_odd" || exit 1
 C2=127.0.0.1:$PORT_c2
-STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 "${AUTH[@]}" -d "$q" \
+STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 30 "${AUTH[@]}" -H 'Content-Type: application/json' -d "$q" \
 	"http://$C2/api/v1/runs")
 wait_run $C2 1 60
 diag "run on a cluster with a mismatched stage: $(jget .state), $(jget .images_done) images, stages $(jget .epochs[-1].stages), note: $(jget .split_note) $(jget .epochs[-1].reason)"
@@ -100,7 +100,7 @@ check "the cluster shows it refused, naming both hashes" \
 	[ "$(jget .stages[1].state)" = refused -a "${err#*$sha224}" != "$err" -a "${err#*$sha32}" != "$err" ]
 
 # Stage 2 dies in the middle of a run: the run goes on without it.
-curl -s -o "$TMP/reply" --max-time 30 "${AUTH[@]}" \
+curl -s -o "$TMP/reply" --max-time 30 "${AUTH[@]}" -H 'Content-Type: application/json' \
 	-d "{\"dataset\": \"$DATA\", \"samples\": 400, \"split\": [8]}" "http://$C/api/v1/runs"
 id=$(jget .id)
 sleep 1
@@ -123,7 +123,7 @@ check "the coordinator still answers" [ "$STATUS" = 200 ]
 start s3 --role stage --model "$MODEL224" --token $TOKEN || exit 1
 start c3 --role coordinator --model "$MODEL224" --token $TOKEN \
 	--stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_s3" || exit 1
-curl -s -o "$TMP/reply" --max-time 30 "${AUTH[@]}" \
+curl -s -o "$TMP/reply" --max-time 30 "${AUTH[@]}" -H 'Content-Type: application/json' \
 	-d "{\"dataset\": \"$DATA\", \"samples\": 2000, \"split\": [8]}" "http://127.0.0.1:$PORT_c3/api/v1/runs"
 sleep 1
 codes=""

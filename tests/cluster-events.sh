@@ -20,7 +20,7 @@ perl -MSocket -e '
 	socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
 	setsockopt($s, SOL_SOCKET, SO_RCVBUF, 4096) or die "setsockopt: $!";
 	connect($s, sockaddr_in($ARGV[0], inet_aton("127.0.0.1"))) or die "connect: $!";
-	syswrite($s, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n");
+	syswrite($s, "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 	sleep 600;' "$PORT_c" &
 sleeper=$!
 cleanup_more() { kill "$sleeper" 2>/dev/null; }

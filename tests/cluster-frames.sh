@@ -59,7 +59,7 @@ check "empty body: 400" [ "$STATUS" = 400 ]
 
 # A body over the largest valid frame: refused from its Content-Length.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT_s1"
-printf 'POST /v1/frames HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n\r\n' >&3
+printf 'POST /v1/frames HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 200000000\r\n\r\n' >&3
 line=
 read -t 10 -r line <&3
 exec 3<&-

@@ -62,7 +62,7 @@ ok $? "split [1e99]: $s"
 # A body that promises more than it sends: the server waits, then gives up;
 # meanwhile everyone else is served.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT_c"
-printf 'POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"dataset": ' >&3
+printf 'POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{"dataset": ' >&3
 check "a truncated body does not block other clients" still_serving
 exec 3>&-
 
@@ -94,7 +94,12 @@ check "random bytes on a stage's socket leave it serving" still_serving
 start lim --role stage --model "$MODEL32" --max-connections 4 --max-header-bytes 2048
 ok $? "a stage with max_connections 4 and max_header_bytes 2048 starts"
 L=127.0.0.1:$PORT_lim
-for fd in 6 7 8 9; do eval "exec $fd<>/dev/tcp/127.0.0.1/$PORT_lim"; done
+# Each has had a request answered and stays open: connections still
+# without a request head would make room for new ones (slowloris).
+for fd in 6 7 8 9; do
+	eval "exec $fd<>/dev/tcp/127.0.0.1/$PORT_lim"
+	printf 'GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&$fd
+done
 sleep 0.5
 s=$(code GET "$L" /api/v1/health)
 [ "$s" = 503 ] && grep -q 'too many connections' "$TMP/reply"

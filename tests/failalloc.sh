@@ -83,7 +83,7 @@ for n in $(points 7000 60); do
 	pid=$!
 	if wait_port "$TMP/fc.port" $pid; then
 		c=127.0.0.1:$(cat "$TMP/fc.port")
-		curl -s -m 5 -o /dev/null -X POST "http://$c/api/v1/runs" -d "$body"
+		curl -s -m 5 -o /dev/null -X POST "http://$c/api/v1/runs" -H 'Content-Type: application/json' -d "$body"
 		for i in $(seq 40); do
 			state=$(curl -s -m 2 "http://$c/api/v1/runs/1" | "$JGET" .state 2>/dev/null)
 			case $state in done | failed | cancelled) break ;; esac

@@ -35,7 +35,7 @@ one() {
 
 n=0
 running=0
-for target in safetensors jpeg frame config json datapath; do
+for target in safetensors jpeg frame config json datapath http-head; do
 	n=$((n + 1))
 	one $n $target &
 	running=$((running + 1))

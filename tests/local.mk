@@ -139,7 +139,7 @@ EXTRA_DIST += tests/cli-plan.sh
 
 # Fuzz targets, one per parser, built from the project's own objects.
 PN_FUZZ_TARGETS = tests/fuzz-safetensors tests/fuzz-jpeg tests/fuzz-frame tests/fuzz-config \
-	tests/fuzz-json
+	tests/fuzz-json tests/fuzz-http-head
 PN_FUZZ_TARGETS += tests/fuzz-datapath
 check_PROGRAMS += $(PN_FUZZ_TARGETS)
 if FUZZING
@@ -175,6 +175,11 @@ tests_fuzz_json_CPPFLAGS = $(AM_CPPFLAGS) -DPN_TOP_SRCDIR='"$(abs_top_srcdir)"'
 tests_fuzz_json_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_fuzz_json_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
 tests_fuzz_json_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
+# Request heads as the HTTP server reads them before evhttp.
+tests_fuzz_http_head_SOURCES = tests/fuzz/http-head.c
+tests_fuzz_http_head_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_fuzz_http_head_LDADD = $(PN_FUZZ_MAIN) $(PN_DAEMON_LDADD) $(LIBEVENT_LIBS) $(JANSSON_LIBS)
+tests_fuzz_http_head_LDFLAGS = $(PN_FUZZ_LINK_FLAGS)
 TESTS += tests/fuzz.sh
 EXTRA_DIST += tests/fuzz.sh tests/fuzz/standalone.c tests/fuzz/corpus
 
@@ -207,5 +212,10 @@ check_PROGRAMS += tests/fake-peer
 tests_fake_peer_SOURCES = tests/fake-peer.c
 TESTS += tests/cluster-auth.sh
 EXTRA_DIST += tests/cluster-auth.sh
+# Hostile clients on a LAN: slowloris, withheld bodies (tests/slow-clients).
+check_PROGRAMS += tests/slow-clients
+tests_slow_clients_SOURCES = tests/slow-clients.c
+TESTS += tests/cluster-lan.sh
+EXTRA_DIST += tests/cluster-lan.sh
 TESTS += tests/cluster-reference.sh
 EXTRA_DIST += tests/cluster-reference.sh tests/bench-load
