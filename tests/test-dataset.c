@@ -4,11 +4,13 @@
  * (PIPENET_SHARED, default $top_srcdir/../shared) is used when present. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <jpeglib.h>
@@ -794,6 +796,23 @@ static int open_in(struct pn_datadir *d, const char *name, char *err, size_t err
 	return status;
 }
 
+/* Whether this kernel (or emulator: qemu-user has no openat2) opens
+ * files with openat2; without it the resolver walks. */
+static int have_openat2(void)
+{
+#ifdef SYS_openat2
+	struct {
+		uint64_t flags, mode, resolve;
+	} how = {O_RDONLY, 0, 0};
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+#endif
+	return 0;
+}
+
 static void test_datadir(int walk)
 {
 	static const struct {
@@ -849,8 +868,11 @@ static void test_datadir(int walk)
 		tap_diag("%s", err);
 		return;
 	}
+	if (!walk && !have_openat2())
+		tap_diag("openat2 is not available here: the resolver walks in both passes");
+	int walking = walk || !have_openat2();
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-		int want = walk ? cases[k].walk_status : cases[k].status;
+		int want = walking ? cases[k].walk_status : cases[k].status;
 		err[0] = '\0';
 		int got = open_in(d, cases[k].name, err, sizeof(err));
 		if (!tap_ok(got == want, "%s: \"%s\" (%s): %d", walk ? "walking" : "openat2",
