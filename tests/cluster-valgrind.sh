@@ -59,7 +59,7 @@ done
 check "the stages measured their block times under valgrind ($((SECONDS - t1)) s)" \
 	[ $profiled = 1 ]
 
-isa=$(sed -n 's/.*kernels \([a-z0-9]*\)).*/\1/p' "$TMP/c.log" | head -n1)
+isa=$(sed -n 's/.*kernels \([a-z0-9]*\)[,)].*/\1/p' "$TMP/c.log" | head -n1)
 env ${isa:+PIPENET_ISA=$isa} "$PIPENET" classify --model "$MODEL32" --data "$DATA" --limit "$N" \
 	--logits "$TMP/ref.f32" >/dev/null 2>&1
 t1=$SECONDS
