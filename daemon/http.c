@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -59,6 +61,8 @@ struct conn {
 	int inflight; /* a request is with a route, not answered yet */
 	int refused; /* answered before its body: what comes is dropped */
 	uint64_t since_ns; /* accepted then */
+	struct event *bulk; /* bulk_cb: reads a large body in big pieces */
+	size_t bulk_left; /* bytes of that body still to read from the socket */
 };
 
 struct pn_http {
@@ -86,6 +90,7 @@ struct pn_http {
 	struct evhttp_request **waiting;
 	int first_waiting, nwaiting;
 	uint64_t reads_delayed;
+	uint64_t bulk_bytes; /* read by bulk_cb */
 	struct event *release; /* serves waiting reads as tokens come in */
 	size_t small_body; /* the body limit of routes without LARGE_BODY */
 	int hard_cap; /* connections open at once, those over the limit included */
@@ -771,6 +776,8 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 	evbuffer_remove_cb_entry(bufferevent_get_input(evhttp_connection_get_bufferevent(evcon)),
 				 c->in_cb);
 	event_free(c->head_timer);
+	if (c->bulk)
+		event_free(c->bulk);
 	if ((size_t)c->fd < h->nby_fd && h->by_fd[c->fd] == c)
 		h->by_fd[c->fd] = NULL;
 	if (c->stream)
@@ -849,6 +856,90 @@ static const struct pn_route *find_route(struct pn_http *h, int method, const ch
 	return NULL;
 }
 
+/* A large body (a frame, a link probe) is read here in pieces of up to
+ * PN_HTTP_IO_CHUNK: libevent 2.1's evbuffer_read takes at most 4 KiB a
+ * call whatever the bufferevent allows, so a 6 MB frame cost 1,600 loop
+ * turns of three system calls each, more CPU than the receiver's kernels
+ * spent on it. Only the authorised body of a large-body route is read
+ * this way, never past its end (input_cb counts every byte that arrives,
+ * whoever read it) and only while evhttp reads the connection; evhttp
+ * then parses what arrived as if its bufferevent had read it. */
+static void bulk_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+	struct evbuffer *in = bufferevent_get_input(bev);
+	(void)what;
+	if (!c->bulk_left || c->refused || !(bufferevent_get_enabled(bev) & EV_READ)) {
+		event_del(c->bulk); /* input_cb adds it again when that changes */
+		return;
+	}
+	size_t want = c->bulk_left < PN_HTTP_IO_CHUNK ? c->bulk_left : PN_HTTP_IO_CHUNK;
+	int ready = 0;
+	if (ioctl(fd, FIONREAD, &ready) == 0 && ready > 0 && (size_t)ready < want)
+		want = (size_t)ready;
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	/* The bufferevent keeps its input's end frozen but while it reads. */
+	evbuffer_unfreeze(in, 0);
+	int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+	if (nv < 1) {
+		evbuffer_freeze(in, 0);
+		event_del(c->bulk); /* out of memory: the bufferevent reads on */
+		return;
+	}
+	size_t room = want;
+	for (int i = 0; i < nv; i++) {
+		if (v[i].iov_len > room)
+			v[i].iov_len = room;
+		room -= v[i].iov_len;
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	ssize_t got = readv(fd, iov, nv);
+	if (got <= 0) {
+		evbuffer_commit_space(in, v, 0);
+		evbuffer_freeze(in, 0);
+		/* The end or an error is the bufferevent's to see and report. */
+		if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			event_del(c->bulk);
+		return;
+	}
+	size_t left = (size_t)got;
+	int used = 0;
+	while (used < nv && left) {
+		if (v[used].iov_len > left)
+			v[used].iov_len = left;
+		left -= v[used++].iov_len;
+	}
+	c->h->bulk_bytes += (uint64_t)got;
+	evbuffer_commit_space(in, v, used); /* input_cb counts it */
+	evbuffer_freeze(in, 0);
+	if (!c->bulk_left)
+		event_del(c->bulk);
+	bufferevent_trigger(bev, EV_READ, 0); /* evhttp parses it; may free c */
+}
+
+/* Reads the rest of an accepted large body by bulk_cb. */
+static void bulk_start(struct conn *c, struct evbuffer *in, const struct pn_http_head *hd)
+{
+	size_t total = hd->len + (size_t)hd->content_length, have = evbuffer_get_length(in);
+	c->bulk_left = total > have ? total - have : 0;
+	if (c->bulk_left < PN_HTTP_BULK_MIN)
+		return;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+	if (!c->bulk)
+		c->bulk = event_new(bufferevent_get_base(bev), c->fd, EV_READ | EV_PERSIST, bulk_cb,
+				    c);
+	if (!c->bulk)
+		return; /* out of memory: the bufferevent reads it all */
+	/* At the bufferevent's priority, which may have changed since: a
+	 * lower one would never run while the bufferevent has data. */
+	event_del(c->bulk);
+	event_priority_set(c->bulk, bufferevent_get_priority(bev));
+	event_add(c->bulk, NULL);
+}
+
 /* The head of the request at the front of `in`, once whole: a body over
  * the route's limit is refused (413), and so is one for a route that
  * needs the token when the head does not carry it (401); only an
@@ -879,8 +970,11 @@ static void check_head(struct conn *c, struct evbuffer *in)
 		refuse_head(c, 413, "body too large", "%.200s takes a body of at most %zu bytes%s",
 			    hd.path, limit,
 			    (flags & PN_ROUTE_LARGE_BODY) || hd.path[0] ? "" : " (max_body_bytes)");
-	else
+	else {
 		evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)limit);
+		if ((flags & PN_ROUTE_LARGE_BODY) && auth && !hd.chunked && hd.content_length > 0)
+			bulk_start(c, in, &hd);
+	}
 }
 
 /* Runs on every read into a connection's input, before evhttp parses
@@ -890,6 +984,11 @@ static void check_head(struct conn *c, struct evbuffer *in)
 static void input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct conn *c = arg;
+	if (c->bulk_left && c->evcon) {
+		c->bulk_left -= info->n_added < c->bulk_left ? info->n_added : c->bulk_left;
+		if (c->bulk_left && c->bulk && !event_pending(c->bulk, EV_READ, NULL))
+			event_add(c->bulk, NULL);
+	}
 	if (!info->n_added || !c->evcon)
 		return;
 	if (c->refused) {
@@ -1504,6 +1603,11 @@ void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delaye
 {
 	*waiting = h->nwaiting;
 	*delayed = h->reads_delayed;
+}
+
+uint64_t pn_http_bulk_bytes(const struct pn_http *h)
+{
+	return h->bulk_bytes;
 }
 
 const char *pn_req_query(const struct pn_req *r, const char *key, char *buf, size_t buflen)

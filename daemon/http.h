@@ -26,6 +26,9 @@ enum pn_method {
  * would spread one large frame over hundreds of turns, each followed by
  * a compute step; see pn_http_tune(). */
 #define PN_HTTP_IO_CHUNK (1024 * 1024)
+/* Bodies left to read past this size are read in PN_HTTP_IO_CHUNK pieces
+ * (bulk_cb in http.c), not libevent 2.1's 4 KiB. */
+#define PN_HTTP_BULK_MIN (64 * 1024)
 
 /* Bodies up to this size are always accepted (JSON requests). */
 #define PN_HTTP_MIN_BODY (64 * 1024)
@@ -153,6 +156,9 @@ void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5x
 void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused);
 /* API reads waiting for the read budget now, and reads that have had to
  * wait so far. */
+/* Bytes of large bodies read in PN_HTTP_IO_CHUNK pieces (see
+ * PN_HTTP_BULK_MIN) since start. */
+uint64_t pn_http_bulk_bytes(const struct pn_http *h);
 void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delayed);
 
 const char *pn_req_path(const struct pn_req *r);

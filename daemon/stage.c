@@ -36,6 +36,7 @@ struct counters {
 	 * make around every block; on a core of its own the two agree. */
 	uint64_t kernel_ns, preprocess_ns, convert_ns, crc_ns, frame_ns;
 	uint64_t cpu_at_start_ns;
+	uint64_t bulk_at_start; /* pn_http_bulk_bytes then */
 };
 
 /* Block times for one batch size, measured by a resumable job (one block
@@ -272,6 +273,7 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 	s->out_dtype = last == blocks ? PN_DTYPE_F32 : dtype;
 	memset(&s->c, 0, sizeof(s->c));
 	s->c.cpu_at_start_ns = pn_cpu_ns();
+	s->c.bulk_at_start = s->http ? pn_http_bulk_bytes(s->http) : 0;
 	s->last_error[0] = '\0';
 	if (s->http)
 		pn_http_set_max_body(s->http,
@@ -573,6 +575,11 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		json_object_set_new(j, "convert_ns", json_integer((json_int_t)s->c.convert_ns));
 		json_object_set_new(j, "crc_ns", json_integer((json_int_t)s->c.crc_ns));
 		json_object_set_new(j, "frame_ns", json_integer((json_int_t)s->c.frame_ns));
+		json_object_set_new(
+			j, "bulk_read_bytes",
+			json_integer((json_int_t)(s->http ? pn_http_bulk_bytes(s->http) -
+								    s->c.bulk_at_start
+							  : 0)));
 	}
 	if (j && s->slowdown != 1.0)
 		json_object_set_new(j, "slowdown", json_real(s->slowdown));
