@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 
 #include "client.h"
@@ -50,9 +51,71 @@ struct pn_peer {
 	int dead;
 	size_t max_reply; /* the largest reply body accepted */
 	int too_large; /* the reply in flight broke the size limits */
+	/* Peers with large replies (link probes) read them by bulk_cb. */
+	struct event *bulk;
+	struct evbuffer_cb_entry *bulk_watch; /* bulk_watch_cb on the input */
+	size_t bulk_left; /* what the reply in flight may still bring */
 };
 
 static void send_head(struct pn_peer *p);
+
+/* A large reply is read in big pieces, as the server reads large bodies
+ * (pn_http_bulk_read): libevent 2.1 reads 4 KiB a loop turn, which made a
+ * link probe measure the loop, not the link, and disagree with the
+ * frames it is to predict. Only while a request is in flight, only while
+ * evhttp reads the connection, at most the reply's size limit. */
+static void bulk_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pn_peer *p = arg;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
+	(void)what;
+	ssize_t got = p->inflight && p->bulk_left && (bufferevent_get_enabled(bev) & EV_READ)
+			      ? pn_http_bulk_read(bev, fd, p->bulk_left)
+			      : 0;
+	if (got <= 0) {
+		event_del(p->bulk); /* bulk_watch_cb adds it again */
+		return;
+	}
+	p->bulk_left -= (size_t)got < p->bulk_left ? (size_t)got : p->bulk_left;
+	bufferevent_trigger(bev, EV_READ, 0); /* evhttp parses it; may end the request */
+}
+
+/* The bufferevent read on its own: reading was enabled again, or it found
+ * what bulk_cb left. */
+static void bulk_watch_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct pn_peer *p = arg;
+	(void)in;
+	if (info->n_added && p->inflight && p->bulk && p->bulk_left &&
+	    !event_pending(p->bulk, EV_READ, NULL))
+		event_add(p->bulk, NULL);
+}
+
+/* After a request is made: its socket exists (connected or connecting). */
+static void bulk_start(struct pn_peer *p, evutil_socket_t fd)
+{
+	if (p->max_reply <= PN_PEER_MAX_REPLY || fd < 0)
+		return;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
+	if (p->bulk)
+		event_free(p->bulk); /* the socket may be another one */
+	p->bulk = event_new(bufferevent_get_base(bev), fd, EV_READ | EV_PERSIST, bulk_cb, p);
+	if (!p->bulk)
+		return;
+	if (!p->bulk_watch)
+		p->bulk_watch = evbuffer_add_cb(bufferevent_get_input(bev), bulk_watch_cb, p);
+	event_priority_set(p->bulk, bufferevent_get_priority(bev));
+	p->bulk_left = p->max_reply + PN_PEER_MAX_HEADERS;
+	event_add(p->bulk, NULL);
+}
+
+/* Before the socket may close or be reused. */
+static void bulk_stop(struct pn_peer *p)
+{
+	if (p->bulk)
+		event_del(p->bulk);
+	p->bulk_left = 0;
+}
 
 static void item_free(struct item *it)
 {
@@ -111,6 +174,7 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	struct pn_peer *p = arg;
 	struct item *it = TAILQ_FIRST(&p->items);
 	p->inflight = NULL;
+	bulk_stop(p);
 	if (p->dead || !it)
 		return;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
@@ -219,11 +283,14 @@ static void send_head(struct pn_peer *p)
 	int one = 1;
 	if (fd >= 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	bulk_start(p, fd);
 }
 
 static void reap_cb(void *arg)
 {
 	struct pn_peer *p = arg;
+	if (p->bulk)
+		event_free(p->bulk);
 	if (p->evcon)
 		evhttp_connection_free(p->evcon);
 	pn_timer_free(p->retry);
@@ -338,6 +405,7 @@ void pn_peer_clear(struct pn_peer *p)
 {
 	if (p->inflight) {
 		/* Not from inside its own callback: done_cb cleared inflight. */
+		bulk_stop(p);
 		evhttp_cancel_request(p->inflight);
 		p->inflight = NULL;
 	}

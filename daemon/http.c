@@ -864,19 +864,14 @@ static const struct pn_route *find_route(struct pn_http *h, int method, const ch
  * this way, never past its end (input_cb counts every byte that arrives,
  * whoever read it) and only while evhttp reads the connection; evhttp
  * then parses what arrived as if its bufferevent had read it. */
-static void bulk_cb(evutil_socket_t fd, short what, void *arg)
+ssize_t pn_http_bulk_read(struct bufferevent *bev, int fd, size_t max)
 {
-	struct conn *c = arg;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
 	struct evbuffer *in = bufferevent_get_input(bev);
-	(void)what;
-	if (!c->bulk_left || c->refused || !(bufferevent_get_enabled(bev) & EV_READ)) {
-		event_del(c->bulk); /* input_cb adds it again when that changes */
-		return;
-	}
-	size_t want = c->bulk_left < PN_HTTP_IO_CHUNK ? c->bulk_left : PN_HTTP_IO_CHUNK;
+	size_t want = max < PN_HTTP_IO_CHUNK ? max : PN_HTTP_IO_CHUNK;
 	int ready = 0;
-	if (ioctl(fd, FIONREAD, &ready) == 0 && ready > 0 && (size_t)ready < want)
+	if (ioctl(fd, FIONREAD, &ready) != 0 || ready <= 0)
+		return 0;
+	if ((size_t)ready < want)
 		want = (size_t)ready;
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
@@ -885,8 +880,7 @@ static void bulk_cb(evutil_socket_t fd, short what, void *arg)
 	int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
 	if (nv < 1) {
 		evbuffer_freeze(in, 0);
-		event_del(c->bulk); /* out of memory: the bufferevent reads on */
-		return;
+		return -1;
 	}
 	size_t room = want;
 	for (int i = 0; i < nv; i++) {
@@ -897,24 +891,33 @@ static void bulk_cb(evutil_socket_t fd, short what, void *arg)
 		iov[i].iov_len = v[i].iov_len;
 	}
 	ssize_t got = readv(fd, iov, nv);
-	if (got <= 0) {
-		evbuffer_commit_space(in, v, 0);
-		evbuffer_freeze(in, 0);
-		/* The end or an error is the bufferevent's to see and report. */
-		if (got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-			event_del(c->bulk);
-		return;
-	}
-	size_t left = (size_t)got;
 	int used = 0;
-	while (used < nv && left) {
+	for (size_t left = got > 0 ? (size_t)got : 0; used < nv && left; used++) {
 		if (v[used].iov_len > left)
 			v[used].iov_len = left;
-		left -= v[used++].iov_len;
+		left -= v[used].iov_len;
+	}
+	evbuffer_commit_space(in, v, used); /* runs the input's callbacks */
+	evbuffer_freeze(in, 0);
+	return got > 0 ? got : 0;
+}
+
+static void bulk_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+	(void)what;
+	if (!c->bulk_left || c->refused || !(bufferevent_get_enabled(bev) & EV_READ)) {
+		event_del(c->bulk); /* input_cb adds it again when that changes */
+		return;
+	}
+	ssize_t got = pn_http_bulk_read(bev, fd, c->bulk_left); /* input_cb counts it */
+	if (got <= 0) {
+		/* The end or an error is the bufferevent's to see and report. */
+		event_del(c->bulk);
+		return;
 	}
 	c->h->bulk_bytes += (uint64_t)got;
-	evbuffer_commit_space(in, v, used); /* input_cb counts it */
-	evbuffer_freeze(in, 0);
 	if (!c->bulk_left)
 		event_del(c->bulk);
 	bufferevent_trigger(bev, EV_READ, 0); /* evhttp parses it; may free c */

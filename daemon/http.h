@@ -7,6 +7,7 @@
 #define PN_HTTP_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -156,6 +157,14 @@ void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5x
 void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused);
 /* API reads waiting for the read budget now, and reads that have had to
  * wait so far. */
+/* Reads what is ready on `fd`, up to `max` bytes and PN_HTTP_IO_CHUNK, into
+ * the input of the bufferevent `bev` (whose socket it is) in one system
+ * call, running the input's callbacks. Returns the bytes read; 0 when none
+ * were ready (the end or an error: the bufferevent finds it when it reads);
+ * -1 when out of memory. The caller then lets the bufferevent's owner
+ * parse them (bufferevent_trigger). For libevent 2.1, whose own reads
+ * take 4 KiB a loop turn. */
+ssize_t pn_http_bulk_read(struct bufferevent *bev, int fd, size_t max);
 /* Bytes of large bodies read in PN_HTTP_IO_CHUNK pieces (see
  * PN_HTTP_BULK_MIN) since start. */
 uint64_t pn_http_bulk_bytes(const struct pn_http *h);
