@@ -26,7 +26,7 @@ struct item {
 	int method;
 	char *path;
 	const char *content_type;
-	uint8_t *body;
+	struct body *body; /* NULL when none */
 	size_t len;
 	uint64_t deadline_ns;
 	int backoff_ms;
@@ -35,6 +35,30 @@ struct item {
 	pn_peer_cb cb;
 	void *arg;
 };
+
+/* A request body, shared by the item and every attempt's output buffer
+ * that still refers to it: a frame goes to the socket from where it was
+ * made, not copied into each attempt. */
+struct body {
+	int refs;
+	uint8_t *data;
+};
+
+static void body_unref(struct body *b)
+{
+	if (b && --b->refs == 0) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* libevent is done with an attempt's reference (sent, or freed unsent). */
+static void body_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	body_unref(arg);
+}
 
 struct pn_peer {
 	struct pn_loop *loop;
@@ -120,7 +144,7 @@ static void bulk_stop(struct pn_peer *p)
 static void item_free(struct item *it)
 {
 	free(it->path);
-	free(it->body);
+	body_unref(it->body);
 	free(it);
 }
 
@@ -263,10 +287,15 @@ static void send_head(struct pn_peer *p)
 		snprintf(auth, sizeof(auth), "Bearer %s", p->token);
 		evhttp_add_header(hd, "Authorization", auth);
 	}
-	if (it->len && evbuffer_add(evhttp_request_get_output_buffer(req), it->body, it->len)) {
-		evhttp_request_free(req);
-		failed(p, it, 0, "out of memory", 0);
-		return;
+	if (it->len) {
+		it->body->refs++;
+		if (evbuffer_add_reference(evhttp_request_get_output_buffer(req), it->body->data,
+					   it->len, body_cleanup, it->body) != 0) {
+			it->body->refs--;
+			evhttp_request_free(req);
+			failed(p, it, 0, "out of memory", 0);
+			return;
+		}
 	}
 	it->attempts++;
 	it->sent_ns = pn_now_ns();
@@ -377,14 +406,22 @@ int pn_peer_send(struct pn_peer *p, int method, const char *path, const char *co
 		 void *body, size_t len, int64_t retry_ms, pn_peer_cb cb, void *arg)
 {
 	struct item *it = calloc(1, sizeof(*it));
-	if (!it || p->dead || !(it->path = strdup(path))) {
+	struct body *b = len ? malloc(sizeof(*b)) : NULL;
+	if (!it || p->dead || (len && !b) || !(it->path = strdup(path))) {
 		free(it);
+		free(b);
 		free(body);
 		return -1;
 	}
+	if (b) {
+		b->refs = 1;
+		b->data = body;
+	} else {
+		free(body);
+	}
 	it->method = method;
 	it->content_type = content_type;
-	it->body = body;
+	it->body = b;
 	it->len = len;
 	it->deadline_ns = pn_now_ns() + (uint64_t)(retry_ms > 0 ? retry_ms : 0) * 1000000u;
 	it->backoff_ms = BACKOFF_FIRST_MS;
