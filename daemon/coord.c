@@ -67,6 +67,13 @@
 #define AUTO_POLL_MS 200 /* split "auto": how often the block times are looked for */
 #define LINK_POLL_MS 250
 #define LINK_REPS 3
+/* A link is probed again during a run when its frames' transfer time
+ * leaves the model by more than this share (beyond the compute steps a
+ * frame may wait for), at most once per
+ * LINK_REPROBE_S. */
+#define LINK_DRIFT 0.15
+#define LINK_DRIFT_SLACK_MS 1.0
+#define LINK_REPROBE_S 10
 #define ADAPT_GAIN 0.10 /* re-split when another plan is predicted this much faster */
 #define ADAPT_HOLD 3 /* ... at this many 1 s ticks in a row */
 #define ADAPT_OFF 0.25 /* a stage counts as changed when 25% off its profile */
@@ -142,6 +149,9 @@ struct range {
 	/* Figures over the interval between the last two counters. */
 	uint64_t prev_frames, prev_compute, prev_queue, prev_t;
 	double recent_compute_ms, recent_queue_ms, utilisation;
+	/* Its outgoing frames over the interval: transfer ms and bytes each. */
+	uint64_t prev_acked, prev_transfer, prev_bytes_out;
+	double recent_transfer_ms, recent_frame_bytes;
 };
 
 /* One plan of a run: the split it ran with and what it did. */
@@ -261,6 +271,12 @@ struct pn_coord {
 		int asking; /* a POST /v1/probe outstanding */
 		double latency_ms, bytes_per_ms;
 		char error[700];
+		/* Probed again while known (state stays 2 meanwhile), and why. */
+		int reprobing, reprobes;
+		char drift[200];
+		size_t bytes[2]; /* the sizes of its last probe */
+		uint64_t measured_ns; /* when it was last measured */
+		double measured_wall; /* the same, as a Unix time */
 	} links[MAX_STAGES + 1];
 	size_t link_bytes[2]; /* the probe sizes */
 	struct pn_probe *link_own; /* hop 0 is probed by us */
@@ -320,6 +336,8 @@ static int refused_only(struct run *r);
 static int run_uses(const struct run *r, const struct node *n);
 static void plan_start(struct run *r);
 static void reach_poll(struct run *r);
+static void link_start(struct pn_coord *c, int h, size_t small, size_t large);
+static void link_drift_check(struct run *r);
 
 static const char *const state_names[] = {"queued", "running", "running",  "running",
 					  "done",   "failed",  "cancelled"};
@@ -414,6 +432,18 @@ static void set_status(struct run *r, struct range *g, json_t *status)
 	}
 	uint64_t df = frames - g->prev_frames, dc = compute - g->prev_compute;
 	uint64_t dq = queue >= g->prev_queue ? queue - g->prev_queue : 0;
+	uint64_t acked = counter(status, "out_acked"), xfer = counter(status, "out_transfer_ns");
+	uint64_t bout = counter(status, "bytes_out");
+	if (acked < g->prev_acked || xfer < g->prev_transfer || bout < g->prev_bytes_out)
+		g->prev_acked = g->prev_transfer = g->prev_bytes_out = 0;
+	if (acked >= g->prev_acked + 4) { /* a few frames: one says little */
+		double n = (double)(acked - g->prev_acked);
+		g->recent_transfer_ms = ms(xfer - g->prev_transfer) / n;
+		g->recent_frame_bytes = (double)(bout - g->prev_bytes_out) / n;
+		g->prev_acked = acked;
+		g->prev_transfer = xfer;
+		g->prev_bytes_out = bout;
+	}
 	if (df) {
 		g->recent_compute_ms = ms(dc) / (double)df;
 		g->recent_queue_ms = ms(dq) / (double)df;
@@ -1765,6 +1795,7 @@ static void tick_cb(void *arg)
 			fetch_stats(r);
 			if (!EPOCH(r, r->epoch)->predicted_img_s && want_profiles(c, r->batch))
 				epoch_predict(r); /* the block times came in late */
+			link_drift_check(r);
 			adapt_check(r);
 		}
 		r->rate_t[r->rate_n % RATE_TICKS] = now;
@@ -2629,18 +2660,35 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	struct link *ln = &c->links[h];
 	double lat = json_number_value(json_object_get(j, "latency_ms"));
 	double bw = json_number_value(json_object_get(j, "bytes_per_ms"));
+	int again = ln->reprobing;
+	ln->reprobing = 0;
 	if (!why && !(bw > 0 && lat >= 0))
 		why = "no latency and bandwidth in the reply";
+	if (why && again) { /* the last measurement stands */
+		snprintf(ln->error, sizeof(ln->error), "%s", why);
+		pn_warn("link %d: probing again: %s", h, why);
+		return;
+	}
 	if (why) {
 		ln->state = -1;
 		snprintf(ln->error, sizeof(ln->error), "%s", why);
 		pn_warn("link %d: %s", h, why);
 		return;
 	}
+	if (again)
+		pn_info("link %d measured again (%s): %.3f ms + %.1f MB/s, was %.3f ms + %.1f MB/s",
+			h, ln->drift, lat, bw / 1e3, ln->latency_ms, ln->bytes_per_ms / 1e3);
+	else
+		pn_info("link %d: %.3f ms + %.1f MB/s", h, lat, bw / 1e3);
 	ln->state = 2;
+	ln->error[0] = '\0';
 	ln->latency_ms = lat;
 	ln->bytes_per_ms = bw;
-	pn_info("link %d: %.3f ms + %.1f MB/s", h, lat, bw / 1e3);
+	ln->reprobes += again;
+	ln->measured_ns = pn_now_ns();
+	ln->measured_wall = wall_time();
+	if (again && c->active && c->active->state == RUN_RUNNING)
+		epoch_predict(c->active); /* the running plan's figure, on the new link */
 }
 
 static void link_ask(struct pn_coord *c, int h);
@@ -2651,7 +2699,7 @@ static void link_cb(const struct pn_reply *rep, void *arg)
 	struct pn_coord *c = n->c;
 	int h = n->index + 1;
 	c->links[h].asking = 0;
-	if (c->links[h].state != 1)
+	if (c->links[h].state != 1 && !c->links[h].reprobing)
 		return;
 	json_t *j = rep->status ? json_loadb((const char *)rep->body, rep->len, 0, NULL) : NULL;
 	if (rep->status == 200) {
@@ -2674,9 +2722,10 @@ static void link_ask(struct pn_coord *c, int h)
 {
 	struct node *n = &c->nodes[h - 1];
 	const char *to = h < c->nnodes ? c->nodes[h].address : c->advertise;
+	const struct link *ln = &c->links[h];
 	json_t *body =
-		json_pack("{s:s, s:[I, I], s:i}", "to", to, "bytes", (json_int_t)c->link_bytes[0],
-			  (json_int_t)c->link_bytes[1], "reps", LINK_REPS);
+		json_pack("{s:s, s:[I, I], s:i}", "to", to, "bytes", (json_int_t)ln->bytes[0],
+			  (json_int_t)ln->bytes[1], "reps", LINK_REPS);
 	char *b = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (b && pn_peer_send(n->probe, PN_POST, "/v1/probe", "application/json", b, strlen(b), 0,
@@ -2690,7 +2739,7 @@ static void link_timer_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	int waiting = 0;
-	if (c->links[0].state == 1) {
+	if (c->links[0].state == 1 || c->links[0].reprobing) {
 		int st = pn_probe_state(c->link_own);
 		if (st != 0) {
 			json_t *j = pn_probe_json(c->link_own);
@@ -2701,7 +2750,7 @@ static void link_timer_cb(void *arg)
 		waiting |= st == 0;
 	}
 	for (int h = 1; h <= c->nnodes; h++)
-		if (c->links[h].state == 1) {
+		if (c->links[h].state == 1 || c->links[h].reprobing) {
 			waiting = 1;
 			if (!c->links[h].asking)
 				link_ask(c, h);
@@ -2710,12 +2759,78 @@ static void link_timer_cb(void *arg)
 		pn_timer_arm(c->link_timer, LINK_POLL_MS);
 }
 
+/* Probes hop h with transfers of `small` and `large` bytes; link_done
+ * takes the result. */
+static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
+{
+	char err[256];
+	struct link *ln = &c->links[h];
+	ln->bytes[0] = small;
+	ln->bytes[1] = large;
+	if (h == 0) {
+		pn_probe_free(c->link_own);
+		c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token, small, large,
+					   LINK_REPS, err, sizeof(err));
+		if (!c->link_own)
+			link_done(c, 0, NULL, err);
+	} else {
+		link_ask(c, h);
+	}
+	if (!pn_timer_armed(c->link_timer))
+		pn_timer_arm(c->link_timer, LINK_POLL_MS);
+}
+
+/* During a run: a hop whose frames of the last interval took longer than
+ * the model allows (its latency and bandwidth, plus the longest compute
+ * steps of the receiver and the sender, which a frame and its reply may
+ * wait behind), or less than
+ * the model says by the same share, is measured again, with the logits
+ * frame and its own frames' size: a link that got slower (or faster) is
+ * seen during the run, not only at the next start. */
+static void link_drift_check(struct run *r)
+{
+	struct pn_coord *c = r->c;
+	uint64_t now = pn_now_ns();
+	for (int i = 1; i <= r->nranges; i++) {
+		const struct range *from = &r->ranges[i - 1];
+		const struct range *to = i < r->nranges ? &r->ranges[i] : NULL;
+		if (!from->node || (to && !to->node) || from->recent_frame_bytes <= 0)
+			continue;
+		int h = to ? to->node->index : c->nnodes;
+		struct link *ln = &c->links[h];
+		/* Measured links are between neighbours in the list of stages. */
+		if (h != from->node->index + 1 || ln->state != 2 || ln->reprobing ||
+		    now - ln->measured_ns < (uint64_t)LINK_REPROBE_S * 1000000000u)
+			continue;
+		double model = ln->latency_ms + from->recent_frame_bytes / ln->bytes_per_ms;
+		/* A frame may wait for the receiver's step, its reply for the sender's. */
+		double wait = ms(counter(from->status, "max_step_ns")) +
+			      (to ? ms(counter(to->status, "max_step_ns")) : 0);
+		double seen = from->recent_transfer_ms;
+		const char *how = seen > (model + wait) * (1 + LINK_DRIFT) + LINK_DRIFT_SLACK_MS
+					  ? "slower"
+				  : seen < model / (1 + LINK_DRIFT) - LINK_DRIFT_SLACK_MS ? "faster"
+											  : NULL;
+		if (!how)
+			continue;
+		snprintf(ln->drift, sizeof(ln->drift),
+			 "frames of %.0f bytes took %.2f ms, the model %.2f ms (+%.2f ms of "
+			 "compute steps): %s",
+			 from->recent_frame_bytes, seen, model, wait, how);
+		pn_info("link %d drifted in run %d: %s", h, r->id, ln->drift);
+		ln->reprobing = 1;
+		size_t large = (size_t)from->recent_frame_bytes, small = c->link_bytes[0];
+		if (large <= small)
+			large = small * 2 + 1024;
+		link_start(c, h, small, large > PN_PROBE_MAX_BYTES ? PN_PROBE_MAX_BYTES : large);
+	}
+}
+
 /* 1 when every link is measured (or could not be); else starts the
  * probes that are missing, with real frame sizes of `batch`: the logits
  * frame and the largest activation frame. */
 static int want_links(struct pn_coord *c, int batch)
 {
-	char err[256];
 	int nb = pn_model_blocks(c->m), ready = 1;
 	if (c->nnodes < 1)
 		return 1;
@@ -2736,16 +2851,7 @@ static int want_links(struct pn_coord *c, int batch)
 		if (ln->state == 1)
 			continue;
 		ln->state = 1;
-		if (h == 0) {
-			pn_probe_free(c->link_own);
-			c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token,
-						   c->link_bytes[0], c->link_bytes[1], LINK_REPS,
-						   err, sizeof(err));
-			if (!c->link_own)
-				link_done(c, 0, NULL, err);
-		} else {
-			link_ask(c, h);
-		}
+		link_start(c, h, c->link_bytes[0], c->link_bytes[1]);
 	}
 	if (!ready && !pn_timer_armed(c->link_timer))
 		pn_timer_arm(c->link_timer, LINK_POLL_MS);
@@ -2769,10 +2875,22 @@ static json_t *links_json(const struct pn_coord *c)
 		json_object_set_new(o, "mbit_s",
 				    ln->state == 2 ? json_real(ln->bytes_per_ms * 8e3 / 1e6)
 						   : json_null());
-		json_object_set_new(o, "probe_bytes",
-				    json_pack("[I, I]", (json_int_t)c->link_bytes[0],
-					      (json_int_t)c->link_bytes[1]));
-		if (ln->state == -1)
+		json_object_set_new(
+			o, "probe_bytes",
+			json_pack("[I, I]",
+				  (json_int_t)(ln->bytes[1] ? ln->bytes[0] : c->link_bytes[0]),
+				  (json_int_t)(ln->bytes[1] ? ln->bytes[1] : c->link_bytes[1])));
+		json_object_set_new(o, "measured_at",
+				    ln->measured_ns ? json_real(ln->measured_wall) : json_null());
+		json_object_set_new(o, "measured_s_ago",
+				    ln->measured_ns
+					    ? json_real(ms(pn_now_ns() - ln->measured_ns) / 1e3)
+					    : json_null());
+		json_object_set_new(o, "reprobes", json_integer(ln->reprobes));
+		json_object_set_new(o, "reprobing", json_boolean(ln->reprobing));
+		if (ln->drift[0])
+			json_object_set_new(o, "drift", json_string(ln->drift));
+		if (ln->error[0])
 			json_object_set_new(o, "error", json_string(ln->error));
 		json_array_append_new(a, o);
 	}
