@@ -67,6 +67,9 @@
 #define AUTO_POLL_MS 200 /* split "auto": how often the block times are looked for */
 #define LINK_POLL_MS 250
 #define LINK_REPS 3
+/* A run's accounting tells a stage's CPU per frame byte once it moved this
+ * many bytes (less is dominated by the loop's own time). */
+#define FRAME_COST_MIN_BYTES ((uint64_t)64 << 20)
 /* A link is probed again during a run when its frames' transfer time
  * leaves the model by more than this share (beyond the compute steps a
  * frame may wait for), at most once per
@@ -138,6 +141,10 @@ struct node {
 	} prof[PROFILES];
 	int prof_next; /* the slot replaced next */
 	int prof_want; /* the batch being measured, 0 none */
+	/* CPU its frames cost it, ns per byte in or out: as its profile
+	 * measured copies and checksums, then as its runs' own accounting
+	 * showed (system calls and all) once they moved enough bytes. */
+	double frame_ns_per_byte, frame_ns_per_byte_seen;
 	struct pn_timer *prof_timer;
 };
 
@@ -460,6 +467,14 @@ static void set_status(struct run *r, struct range *g, json_t *status)
 		g->prev_queue = queue;
 		g->prev_t = now;
 	}
+	/* What its frames cost it, from its own accounting of the run so far:
+	 * the CPU outside its kernels and preprocessing, per byte moved. (On a
+	 * busy machine the kernels' wall time exceeds their CPU time, which
+	 * makes this low, not high.) */
+	uint64_t cpu = counter(status, "cpu_ns"), kern = counter(status, "kernel_ns"),
+		 pre = counter(status, "preprocess_ns"), bytes = counter(status, "bytes_in") + bout;
+	if (g->node && bytes >= FRAME_COST_MIN_BYTES && cpu > kern + pre)
+		g->node->frame_ns_per_byte_seen = (double)(cpu - kern - pre) / (double)bytes;
 	json_decref(g->status);
 	g->status = status;
 }
@@ -1526,6 +1541,9 @@ static void profile_cb(const struct pn_reply *rep, void *arg)
 		n->prof[slot].batch = n->prof_want;
 		for (int b = 0; b < nb; b++)
 			n->prof[slot].ms[b] = json_number_value(json_array_get(ms, (size_t)b));
+		double fb = json_number_value(json_object_get(j, "frame_ns_per_byte"));
+		if (isfinite(fb) && fb > 0 && fb < 1e3)
+			n->frame_ns_per_byte = fb;
 		int batch = n->prof_want;
 		n->prof_want = 0;
 		n->last_contact_ns = pn_now_ns();
@@ -2561,6 +2579,15 @@ static void cluster_get(struct pn_req *q, void *arg)
 					    ? json_real(ms_since(now, n->last_contact_ns))
 					    : json_null());
 		json_object_set_new(s, "block_ms_batch", prof ? json_integer(pb) : json_null());
+		json_object_set_new(s, "frame_ns_per_byte",
+				    json_pack("{s:o, s:o}", "profile",
+					      n->frame_ns_per_byte > 0
+						      ? json_real(n->frame_ns_per_byte)
+						      : json_null(),
+					      "runs",
+					      n->frame_ns_per_byte_seen > 0
+						      ? json_real(n->frame_ns_per_byte_seen)
+						      : json_null()));
 		json_array_append_new(stages, s);
 	}
 	int points[MAX_RANGES], npoints;
@@ -2583,6 +2610,7 @@ struct costs {
 	double block_ms[MAX_STAGES * MAX_BLOCKS];
 	double cut[MAX_BLOCKS + 1];
 	double lat[MAX_STAGES + 1], bw[MAX_STAGES + 1];
+	double per_byte[MAX_STAGES];
 };
 
 static int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
@@ -2596,6 +2624,10 @@ static int make_costs(struct pn_coord *c, const int *members, int nm, int batch,
 		if (!p)
 			return -1;
 		memcpy(k->block_ms + i * nb, p, (size_t)nb * sizeof(double));
+		const struct node *n = &c->nodes[members[i]];
+		k->per_byte[i] = (n->frame_ns_per_byte_seen > 0 ? n->frame_ns_per_byte_seen
+								: n->frame_ns_per_byte) /
+				 1e6;
 	}
 	for (int cut = 0; cut <= nb; cut++)
 		k->cut[cut] = (double)cut_bytes(c, cut, (size_t)batch, dtype);
@@ -2618,7 +2650,8 @@ static int make_costs(struct pn_coord *c, const int *members, int nm, int batch,
 				       .block_ms = k->block_ms,
 				       .cut_bytes = k->cut,
 				       .hop_latency_ms = k->lat,
-				       .hop_bytes_per_ms = k->bw};
+				       .hop_bytes_per_ms = k->bw,
+				       .stage_ms_per_byte = k->per_byte};
 	return 0;
 }
 

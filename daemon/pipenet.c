@@ -585,7 +585,7 @@ static int cmd_plan(int argc, char **argv)
 		cut_bytes[cut] = 48.0 + (double)batch *
 						(double)pn_shape_floats(pn_model_shape(m, cut)) *
 						(f16 ? 2.0 : 4.0);
-	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw};
+	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw, NULL};
 	if (pn_split_check(&costs, err, sizeof err) < 0) {
 		fprintf(stderr, "pipenet: %s\n", err);
 		goto out;

@@ -25,6 +25,8 @@ static double seg_ms(const struct pn_split_costs *c, int s, int a, int b)
 	double t = 0.0;
 	for (int i = a; i < b; i++)
 		t += c->block_ms[(size_t)s * c->blocks + i];
+	if (c->stage_ms_per_byte)
+		t += (c->cut_bytes[a] + c->cut_bytes[b]) * c->stage_ms_per_byte[s];
 	return t;
 }
 
@@ -86,6 +88,13 @@ int pn_split_check(const struct pn_split_costs *c, char *err, size_t errlen)
 		    !isfinite(c->hop_bytes_per_ms[h])) {
 			snprintf(err, errlen, "hop %d: latency %g ms, bandwidth %g bytes/ms", h,
 				 c->hop_latency_ms[h], c->hop_bytes_per_ms[h]);
+			return -1;
+		}
+	for (int s = 0; c->stage_ms_per_byte && s < c->stages; s++)
+		if (!isfinite(c->stage_ms_per_byte[s]) || c->stage_ms_per_byte[s] < 0) {
+			snprintf(err, errlen,
+				 "stage %d: %g ms per frame byte is not finite and >= 0", s,
+				 c->stage_ms_per_byte[s]);
 			return -1;
 		}
 	return 0;
@@ -219,6 +228,8 @@ static void sub_costs(const struct pn_split_costs *c, int first, int n, struct p
 	*sub = *c;
 	sub->stages = n;
 	sub->block_ms = c->block_ms + (size_t)first * c->blocks;
+	if (c->stage_ms_per_byte)
+		sub->stage_ms_per_byte = c->stage_ms_per_byte + first;
 	for (int h = 0; h <= n; h++) {
 		lat[h] = c->hop_latency_ms[first + h];
 		bw[h] = c->hop_bytes_per_ms[first + h];

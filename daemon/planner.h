@@ -7,9 +7,13 @@
  * Model of a pipeline with stages 0..S-1 in a chain: hop 0 carries the
  * input batch from the coordinator to stage 0, hop s (1 <= s < S) carries
  * the activations at the cut between stage s-1 and s, hop S carries the
- * logits back. A hop costs latency + bytes / bandwidth. In steady state a
- * batch leaves the pipeline every max(stage compute, hop transfer) ms, so
- * throughput = batch / bottleneck; latency is the sum of all of them.
+ * logits back. A hop costs latency + bytes / bandwidth. A stage's time is
+ * its blocks' compute plus the CPU its frames cost it (checksums, copies,
+ * system calls: bytes in and out times its ms per byte), which its one
+ * thread cannot overlap with computing; a hop's transfer over the wire
+ * does overlap. In steady state a batch leaves the pipeline every
+ * max(stage time, hop transfer) ms, so throughput = batch / bottleneck;
+ * latency is the sum of all of them.
  */
 #ifndef PN_PLANNER_H
 #define PN_PLANNER_H
@@ -30,6 +34,9 @@ struct pn_split_costs {
 	 * A bandwidth <= 0 means the hop is free (same process). */
 	const double *hop_latency_ms;
 	const double *hop_bytes_per_ms;
+	/* Per stage s: the CPU ms its frames cost it per byte in and out;
+	 * NULL: none. */
+	const double *stage_ms_per_byte;
 };
 
 struct pn_split {

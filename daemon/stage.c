@@ -49,6 +49,7 @@ struct profile {
 	int batch, iters;
 	double *block_ms; /* [blocks]; NULL while measuring */
 	double total_ms;
+	double frame_ns_per_byte; /* pn_frame_cpu_ns_per_byte then */
 };
 
 struct profiler {
@@ -607,7 +608,10 @@ static void profile_end(struct pn_stage *s)
 	double *ms = malloc((size_t)nb * sizeof(double));
 	if (ms) {
 		free(out->block_ms);
-		*out = (struct profile){.batch = p->batch, .iters = p->iters, .block_ms = ms};
+		*out = (struct profile){.batch = p->batch,
+					.iters = p->iters,
+					.block_ms = ms,
+					.frame_ns_per_byte = pn_frame_cpu_ns_per_byte()};
 		for (int b = 0; b < nb; b++) {
 			for (int i = 0; i < p->iters; i++)
 				col[i] = p->samples[i * nb + b];
@@ -733,8 +737,9 @@ static void profile_route(struct pn_req *r, void *arg)
 		for (int b = 0; b < pn_model_blocks(s->model); b++)
 			json_array_append_new(ms, json_real(pr->block_ms[b]));
 		pn_reply_json(r, 200,
-			      json_pack("{s:i, s:i, s:o, s:f, s:s}", "batch", pr->batch, "iters",
-					pr->iters, "block_ms", ms, "total_ms", pr->total_ms,
+			      json_pack("{s:i, s:i, s:o, s:f, s:f, s:s}", "batch", pr->batch,
+					"iters", pr->iters, "block_ms", ms, "total_ms",
+					pr->total_ms, "frame_ns_per_byte", pr->frame_ns_per_byte,
 					"model_sha256", s->sha));
 		return;
 	}

@@ -35,6 +35,7 @@ struct table {
 	double block_ms[PN_PLANNER_MAX_STAGES * PN_PLANNER_MAX_BLOCKS];
 	double cut_bytes[PN_PLANNER_MAX_BLOCKS + 1];
 	double lat[PN_PLANNER_MAX_STAGES + 1], bw[PN_PLANNER_MAX_STAGES + 1];
+	double per_byte[PN_PLANNER_MAX_STAGES];
 	struct pn_split_costs c;
 };
 
@@ -49,7 +50,12 @@ static void random_table(struct table *t, int stages, int blocks, unsigned *seed
 		t->lat[h] = floor(urand(seed) * 3);
 		t->bw[h] = urand(seed) < 0.2 ? 0.0 : 1e5 + floor(urand(seed) * 1e6);
 	}
-	t->c = (struct pn_split_costs){stages, blocks, 8, t->block_ms, t->cut_bytes, t->lat, t->bw};
+	/* Half the tables charge the stages for their frames' bytes too. */
+	int charged = urand(seed) < 0.5;
+	for (int s = 0; s < stages; s++)
+		t->per_byte[s] = floor(urand(seed) * 4) * 1e-6;
+	t->c = (struct pn_split_costs){stages,	     blocks, 8,	    t->block_ms,
+				       t->cut_bytes, t->lat, t->bw, charged ? t->per_byte : NULL};
 }
 
 /* Best total throughput over all compositions of the stages, by brute
@@ -64,6 +70,8 @@ static double brute_groups(const struct table *t, int first, int left)
 		double lat[PN_PLANNER_MAX_STAGES + 1], bw[PN_PLANNER_MAX_STAGES + 1];
 		sub.stages = n;
 		sub.block_ms = t->block_ms + (size_t)first * t->c.blocks;
+		if (t->c.stage_ms_per_byte)
+			sub.stage_ms_per_byte = t->per_byte + first;
 		for (int h = 0; h <= n; h++) {
 			lat[h] = t->lat[first + h];
 			bw[h] = t->bw[first + h];
@@ -166,9 +174,25 @@ int main(void)
 	/* A hand-checked case: two equal stages, one expensive block. */
 	double ms[2 * 4] = {1, 1, 6, 1, 1, 1, 6, 1}, bytes[5] = {0, 0, 0, 0, 0};
 	double lat[3] = {0, 0, 0}, bw[3] = {0, 0, 0};
-	struct pn_split_costs hc = {2, 4, 8, ms, bytes, lat, bw};
+	struct pn_split_costs hc = {2, 4, 8, ms, bytes, lat, bw, NULL};
 	pn_split_best(&hc, &p);
 	tap_ok(p.cuts[1] == 2, "blocks 1,1 | 6,1: cut at %d (expected 2)", p.cuts[1]);
 	tap_ok(fabs(p.bottleneck_ms - 7.0) < 1e-12, "bottleneck 7 ms (6 + 1 on one side)");
+
+	/* Frames cost the stages CPU: 1 MB across the cut after block 1 at
+	 * 1e-6 ms a byte is 1 ms on each side, which moves the cut. */
+	double big[5] = {0, 0, 1e6, 0, 0}, per_byte[2] = {1e-6, 1e-6};
+	double flat[2 * 4] = {1, 1, 1, 1, 1, 1, 1, 1};
+	struct pn_split_costs fc = {2, 4, 8, flat, big, lat, bw, per_byte};
+	pn_split_evaluate(&fc, (int[]){2}, &p);
+	tap_ok(fabs(p.stage_ms[0] - 3.0) < 1e-12 && fabs(p.stage_ms[1] - 3.0) < 1e-12,
+	       "a 1 MB cut at 1e-6 ms a byte adds 1 ms to both stages (%g, %g ms)", p.stage_ms[0],
+	       p.stage_ms[1]);
+	pn_split_best(&fc, &p);
+	tap_ok(p.cuts[1] != 2 && fabs(p.bottleneck_ms - 3.0) < 1e-12,
+	       "the best split avoids the costly cut: %d, %g ms", p.cuts[1], p.bottleneck_ms);
+	per_byte[1] = NAN;
+	tap_ok(pn_split_check(&fc, err, sizeof err) < 0 && strstr(err, "stage 1"),
+	       "a NaN byte cost is refused: %s", err);
 	return tap_done();
 }
