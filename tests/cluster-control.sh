@@ -101,9 +101,11 @@ check "the cluster shows it refused, naming both hashes" \
 
 # Stage 2 dies in the middle of a run: the run goes on without it.
 curl -s -o "$TMP/reply" --max-time 30 "${AUTH[@]}" -H 'Content-Type: application/json' \
-	-d "{\"dataset\": \"$DATA\", \"samples\": 400, \"split\": [8]}" "http://$C/api/v1/runs"
+	-d "{\"dataset\": \"$DATA\", \"samples\": 2000, \"split\": [8]}" "http://$C/api/v1/runs"
 id=$(jget .id)
-sleep 1
+# Killed once the run is under way (a fixed sleep let a fast machine
+# finish all of it before the kill).
+wait_images $C $id 80
 {
 	kill -KILL "$PID_s2"
 	wait "$PID_s2"
@@ -115,7 +117,7 @@ for i in $(seq 1800); do
 done
 diag "$(jget .state) $(jget .error) $(jget .recovery)"
 check "a run whose stage died completes on the stage left, every image once" \
-	[ "$(jget .state)" = done -a "$(jget .images_done)" = 400 -a "$(jget .recovery.failovers)" -ge 1 ]
+	[ "$(jget .state)" = done -a "$(jget .images_done)" = 2000 -a "$(jget .recovery.failovers)" -ge 1 ]
 api GET $C /api/v1/health
 check "the coordinator still answers" [ "$STATUS" = 200 ]
 
