@@ -70,6 +70,9 @@
 /* A run's accounting tells a stage's CPU per frame byte once it moved this
  * many bytes (less is dominated by the loop's own time). */
 #define FRAME_COST_MIN_BYTES ((uint64_t)64 << 20)
+/* A finished run tells a stage's speed against its profile from this many
+ * batches. */
+#define SPEED_MIN_FRAMES 16
 /* A link is probed again during a run when its frames' transfer time
  * leaves the model by more than this share (beyond the compute steps a
  * frame may wait for), at most once per
@@ -145,6 +148,10 @@ struct node {
 	 * measured copies and checksums, then as its runs' own accounting
 	 * showed (system calls and all) once they moved enough bytes. */
 	double frame_ns_per_byte, frame_ns_per_byte_seen;
+	/* Its compute in its last finished run against its profile for the
+	 * blocks it ran (0: none yet): the planner scales its block times by
+	 * it, since a shared machine's speed drifts after the profile. */
+	double speed_ratio;
 	struct pn_timer *prof_timer;
 };
 
@@ -343,6 +350,8 @@ static int refused_only(struct run *r);
 static int run_uses(const struct run *r, const struct node *n);
 static void plan_start(struct run *r);
 static void reach_poll(struct run *r);
+static uint64_t counter(json_t *status, const char *key);
+static const double *node_profile(const struct node *n, int batch);
 static void link_start(struct pn_coord *c, int h, size_t small, size_t large);
 static void link_drift_check(struct run *r);
 
@@ -377,9 +386,34 @@ static void reset_ranges(struct run *r)
 static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* A finished run tells each stage's speed now against its profile: its
+ * kernels' and preprocessing's time per batch over what the profile gives
+ * for its range (at least a few batches, within 4x either way). */
+static void learn_speed(struct run *r)
+{
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		const double *prof = g->node ? node_profile(g->node, r->batch) : NULL;
+		uint64_t frames = counter(g->status, "frames_in");
+		if (!prof || frames < SPEED_MIN_FRAMES)
+			continue;
+		double want = 0;
+		for (int b = g->first; b < g->last; b++)
+			want += prof[b];
+		double seen =
+			ms(counter(g->status, "kernel_ns") + counter(g->status, "preprocess_ns")) /
+			(double)frames;
+		double q = want > 0 ? seen / want : 0;
+		if (q > 0.25 && q < 4)
+			g->node->speed_ratio = q;
+	}
+}
+
 static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 {
 	struct pn_coord *c = r->c;
+	if (state == RUN_DONE && r->state == RUN_RUNNING)
+		learn_speed(r);
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -2579,6 +2613,8 @@ static void cluster_get(struct pn_req *q, void *arg)
 					    ? json_real(ms_since(now, n->last_contact_ns))
 					    : json_null());
 		json_object_set_new(s, "block_ms_batch", prof ? json_integer(pb) : json_null());
+		json_object_set_new(s, "speed_ratio",
+				    n->speed_ratio > 0 ? json_real(n->speed_ratio) : json_null());
 		json_object_set_new(s, "frame_ns_per_byte",
 				    json_pack("{s:o, s:o}", "profile",
 					      n->frame_ns_per_byte > 0
@@ -2623,8 +2659,10 @@ static int make_costs(struct pn_coord *c, const int *members, int nm, int batch,
 		const double *p = node_profile(&c->nodes[members[i]], batch);
 		if (!p)
 			return -1;
-		memcpy(k->block_ms + i * nb, p, (size_t)nb * sizeof(double));
 		const struct node *n = &c->nodes[members[i]];
+		for (int b = 0; b < nb; b++)
+			k->block_ms[i * nb + b] =
+				p[b] * (n->speed_ratio > 0 ? n->speed_ratio : 1.0);
 		k->per_byte[i] = (n->frame_ns_per_byte_seen > 0 ? n->frame_ns_per_byte_seen
 								: n->frame_ns_per_byte) /
 				 1e6;
