@@ -388,7 +388,8 @@ static void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 
 /* A finished run tells each stage's speed now against its profile: its
  * kernels' and preprocessing's time per batch over what the profile gives
- * for its range (at least a few batches, within 4x either way). */
+ * for its range (at least a few batches, within 4x either way, and not
+ * where big frames slow the kernels). */
 static void learn_speed(struct run *r)
 {
 	for (int i = 0; i < r->nranges; i++) {
@@ -403,8 +404,16 @@ static void learn_speed(struct run *r)
 		double seen =
 			ms(counter(g->status, "kernel_ns") + counter(g->status, "preprocess_ns")) /
 			(double)frames;
+		/* Where frames cost a tenth of its compute, the memory traffic (its
+		 * own and its neighbours') slows its kernels: that is the split's
+		 * doing, not the stage's speed. */
+		double bytes =
+			(double)(counter(g->status, "bytes_in") + counter(g->status, "bytes_out")) /
+			(double)frames;
+		double fb = g->node->frame_ns_per_byte_seen > 0 ? g->node->frame_ns_per_byte_seen
+								: g->node->frame_ns_per_byte;
 		double q = want > 0 ? seen / want : 0;
-		if (q > 0.25 && q < 4)
+		if (q > 0.25 && q < 4 && bytes * fb / 1e6 < 0.1 * want)
 			g->node->speed_ratio = q;
 	}
 }
