@@ -65,6 +65,29 @@ logits $C "$RUN_ID" "$TMP/ns.f32"
 check "its logits equal pipenet classify on one host" cmp -s "$TMP/ref.f32" "$TMP/ns.f32"
 diag "$(jget .throughput_img_s) img/s over ${RATE_MBIT} Mbit/s links"
 
+# The model on shaped links, with the run's own times (as cluster-plan.sh
+# does on loopback): batch / the slowest of the stages' compute and frame
+# handling and the hops' transfer per frame, against the steady rate of a
+# run long enough to have one. The planner's prediction from the block
+# times and links measured at the start is printed beside it.
+run $C "{\"dataset\": \"$DATA\", \"samples\": 2000, \"split\": [8]}" 300
+busy() { # STAGE: ms per batch in compute and frame handling
+	awk -v c="$(jget ".stages[$1].compute_ms_per_batch")" \
+		-v v="$(jget ".stages[$1].cpu.overhead_ms_per_batch.convert")" \
+		-v r="$(jget ".stages[$1].cpu.overhead_ms_per_batch.crc")" \
+		-v f="$(jget ".stages[$1].cpu.overhead_ms_per_batch.frame")" 'BEGIN { print c + v + r + f }'
+}
+parts="$(busy 0) $(busy 1) $(jget .input_hop.transfer_ms_per_frame) $(jget .stages[0].transfer_ms_per_frame) $(jget .stages[1].transfer_ms_per_frame)"
+model=$(echo "$parts" | awk -v n="$(jget .batch_size)" '{ m = 0; for (i = 1; i <= NF; i++) if ($i > m) m = $i; print (m > 0 ? n * 1000 / m : 0) }')
+meas=$(jget .steady_img_s)
+diag "split [8] over ${RATE_MBIT} Mbit/s: stages and hops $parts ms a batch; the planner predicted $(jget .predicted_img_s) img/s before the run"
+if [ $SLOW = 1 ]; then
+	ok 0 "# SKIP the model on shaped links (no timing under a sanitizer or emulator)"
+else
+	check "split [8] on ${RATE_MBIT} Mbit/s links: measured $meas img/s within 15 % of the model on the run's own times, $model img/s" \
+		awk -v p="$model" -v m="$meas" 'BEGIN { d = (m - p) / p; exit !(p > 0 && d <= 0.15 && d >= -0.15) }'
+fi
+
 # expected_ms BYTES FRAMES: the time one frame takes at the link rate.
 expected_ms() { awk -v b="$1" -v f="$2" -v r=$RATE_MBIT 'BEGIN { printf "%.2f", b / f * 8 / (r * 1000) }'; }
 # At least the time the link needs (unshaped, a veth moves these frames in
