@@ -8,7 +8,11 @@ daemon_libpndaemon_a_SOURCES += \
 	daemon/frame.h daemon/frame.c daemon/sha256.h daemon/sha256.c \
 	daemon/settings.h daemon/settings.c daemon/stage.h daemon/stage.c \
 	daemon/probe.h daemon/probe.c \
-	daemon/coord.h daemon/coord.c daemon/events.h daemon/events.c \
+	daemon/coord.h daemon/coord_internal.h daemon/coord.c \
+	daemon/coord_run.c daemon/coord_dispatch.c daemon/coord_epoch.c \
+	daemon/coord_nodes.c daemon/coord_links.c daemon/coord_plan.c \
+	daemon/coord_json.c daemon/coord_api.c daemon/coord_metrics.c \
+	daemon/events.h daemon/events.c \
 	daemon/classify.h daemon/classify.c \
 	daemon/notify.h daemon/notify.c \
 	daemon/metrics.h daemon/metrics.c daemon/webfiles.h daemon/webfiles.c

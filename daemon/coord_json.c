@@ -1,0 +1,419 @@
+/* Read-only JSON views of runs, batches and the cluster. */
+#include "coord_internal.h"
+
+static json_t *coord_cpu_json(const struct run *r, double wall_s);
+static json_t *stage_cpu_json(json_t *status, uint64_t frames);
+
+const char *range_address(const struct run *r, int i)
+{
+	return i < 0 || i >= r->nranges || !r->ranges[i].node ? "coordinator"
+							      : r->ranges[i].node->address;
+}
+
+static json_t *accuracy_json(const struct run *r)
+{
+	return r->labelled ? json_real((double)r->correct / (double)r->labelled) : json_null();
+}
+
+json_t *points_json(const int *points, int n)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(a, json_integer(points[i]));
+	return a;
+}
+
+/* The "batch" event (see /tmp/sse-schema.md in the README). */
+json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
+{
+	uint64_t t0 = pn_now_ns();
+	json_t *stages = json_array();
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		json_array_append_new(
+			stages,
+			json_pack("{s:i, s:s, s:f, s:f, s:I, s:I}", "index", i, "address",
+				  range_address(r, i), "compute_ms", g->recent_compute_ms,
+				  "queue_ms", g->recent_queue_ms, "bytes_in",
+				  (json_int_t)cut_bytes(r->c, g->first, n, r->dtype), "bytes_out",
+				  (json_int_t)cut_bytes(r->c, g->last, n, r->dtype)));
+	}
+	json_t *j = json_pack("{s:i, s:i, s:I, s:f, s:i, s:I, s:I, s:o}", "run", r->id, "seq",
+			      (int)seq, "images", (json_int_t)n, "latency_ms",
+			      ms(r->t_done[seq] - r->t_dispatch[seq]), "epoch", r->epoch,
+			      "images_done", (json_int_t)r->images_done, "samples",
+			      (json_int_t)r->samples, "stages", stages);
+	json_object_set_new(j, "accuracy", accuracy_json(r));
+	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
+	return j;
+}
+
+static double img_s_now(struct run *r, uint64_t now)
+{
+	int k = r->rate_n < RATE_TICKS ? r->rate_n : RATE_TICKS;
+	int oldest = (r->rate_n - k) % RATE_TICKS;
+	if (k == 0 || now <= r->rate_t[oldest])
+		return 0;
+	return (double)(r->images_done - r->rate_images[oldest]) /
+	       ((double)(now - r->rate_t[oldest]) / 1e9);
+}
+
+static double hop_transfer_ms(const struct run *r, int i)
+{
+	if (i == 0 && !r->ranges[0].node)
+		return 0; /* the coordinator's own range: no network */
+	if (i == 0)
+		return r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0;
+	json_t *st = r->ranges[i - 1].status;
+	uint64_t acked = counter(st, "out_acked");
+	return acked ? ms(counter(st, "out_transfer_ns")) / (double)acked : 0;
+}
+
+json_t *summary_json(struct pn_coord *c)
+{
+	struct run *r = c->active;
+	uint64_t now = pn_now_ns();
+	json_t *j = json_pack("{s:f}", "time", wall_time());
+	if (!r || r->state == RUN_QUEUED) {
+		int points[MAX_RANGES], npoints;
+		default_points(c, points, &npoints);
+		json_object_set_new(j, "run", json_null());
+		json_object_set_new(j, "state", json_string("idle"));
+		json_object_set_new(j, "split", points_json(points, npoints));
+		json_object_set_new(j, "inflight", json_integer(0));
+		json_object_set_new(j, "stages", json_array());
+		json_object_set_new(j, "hops", json_array());
+		json_object_set_new(j, "bottleneck", json_null());
+		json_object_set_new(j, "predicted_img_s", json_null());
+		return j;
+	}
+	double wall = r->t_start ? (double)(now - r->t_start) / 1e9 : 0;
+	json_object_set_new(j, "run", json_integer(r->id));
+	json_object_set_new(j, "state", json_string(state_names[r->state]));
+	json_object_set_new(j, "img_s_now", json_real(img_s_now(r, now)));
+	json_object_set_new(j, "img_s_overall",
+			    json_real(wall > 0 ? (double)r->images_done / wall : 0));
+	json_object_set_new(j, "accuracy", accuracy_json(r));
+	json_object_set_new(j, "images_done", json_integer((json_int_t)r->images_done));
+	json_object_set_new(j, "samples", json_integer((json_int_t)r->samples));
+	json_object_set_new(j, "inflight", json_integer(r->inflight));
+	json_object_set_new(j, "split",
+			    points_json(EPOCH(r, r->epoch)->points, EPOCH(r, r->epoch)->npoints));
+	json_object_set_new(j, "epoch", json_integer(r->epoch));
+	json_t *stages = json_array(), *hops = json_array();
+	double worst = -1;
+	json_t *bottleneck = json_null();
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		json_array_append_new(
+			stages,
+			json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f, s:o}", "index", i, "address",
+				  range_address(r, i), "first", g->first, "last", g->last,
+				  "utilisation", g->utilisation, "compute_ms_per_batch",
+				  g->recent_compute_ms, "queue_ms_per_batch", g->recent_queue_ms,
+				  "cpu",
+				  stage_cpu_json(g->status, counter(g->status, "frames_in"))));
+		if (g->recent_compute_ms > worst) {
+			worst = g->recent_compute_ms;
+			json_decref(bottleneck);
+			bottleneck = json_pack("{s:s, s:i}", "kind", "stage", "index", i);
+		}
+	}
+	for (int i = 0; i <= r->nranges; i++) {
+		int cut = i < r->nranges ? r->ranges[i].first : pn_model_blocks(c->m);
+		/* Hops are not named the bottleneck: the sender's transfer time
+		 * includes the receiver's wait for its own compute step. */
+		json_array_append_new(
+			hops, json_pack("{s:s, s:s, s:I, s:f}", "from", range_address(r, i - 1),
+					"to", range_address(r, i), "bytes_per_batch",
+					(json_int_t)cut_bytes(c, cut, (size_t)r->batch, r->dtype),
+					"transfer_ms_per_batch", hop_transfer_ms(r, i)));
+	}
+	json_object_set_new(j, "stages", stages);
+	json_object_set_new(j, "hops", hops);
+	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
+	json_object_set_new(j, "bottleneck", worst > 0 ? bottleneck : json_null());
+	if (worst <= 0)
+		json_decref(bottleneck);
+	struct pn_split p;
+	json_object_set_new(j, "predicted_img_s",
+			    predicted(c, r, &p) == 0 ? json_real(p.img_s) : json_null());
+	return j;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static json_t *latency_json(const struct run *r)
+{
+	uint64_t *lat = r->batches_done ? malloc(r->batches_done * sizeof(uint64_t)) : NULL;
+	if (!lat)
+		return json_null();
+	size_t n = 0;
+	uint64_t sum = 0;
+	for (size_t b = 0; b < r->nbatches; b++)
+		if (r->bstate[b] == BATCH_DONE) {
+			lat[n] = r->t_done[b] - r->t_dispatch[b];
+			sum += lat[n++];
+		}
+	qsort(lat, n, sizeof(*lat), cmp_u64);
+	json_t *j =
+		json_pack("{s:f, s:f, s:f, s:f, s:f}", "p50", ms(lat[(n - 1) * 50 / 100]), "p95",
+			  ms(lat[(n - 1) * 95 / 100]), "p99", ms(lat[(n - 1) * 99 / 100]), "mean",
+			  ms(sum / n), "max", ms(lat[n - 1]));
+	free(lat);
+	return j;
+}
+
+/* A stage's process CPU per batch beside the wall time of its parts: the
+ * kernels, and outside them by kind; other is the CPU none of these
+ * account for (the kernel's socket copies, libevent, status replies).
+ * When other processes take the core, the parts' wall time exceeds the
+ * CPU: then `contended` is true and other is not known (0). */
+static json_t *stage_cpu_json(json_t *status, uint64_t frames)
+{
+	uint64_t cpu = counter(status, "cpu_ns"), kernel = counter(status, "kernel_ns");
+	uint64_t pre = counter(status, "preprocess_ns"), conv = counter(status, "convert_ns");
+	uint64_t crc = counter(status, "crc_ns"), frame = counter(status, "frame_ns");
+	uint64_t known = kernel + pre + conv + crc + frame;
+	double f = frames ? (double)frames : 1;
+	return json_pack("{s:f, s:b, s:f, s:{s:f, s:f, s:f, s:f, s:f}}", "cpu_ms_per_batch",
+			 ms(cpu) / f, "contended",
+			 cpu<known, "kernel_ms_per_batch", ms(kernel) / f, "overhead_ms_per_batch",
+				 "preprocess", ms(pre) / f, "convert", ms(conv) / f, "crc",
+				 ms(crc) / f, "frame", ms(frame) / f, "other", cpu>
+					 known
+				 ? ms(cpu - known) / f
+				 : 0.0);
+}
+
+static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
+{
+	const struct pn_model *m = r->c->m;
+	uint64_t macs = 0, params = 0;
+	for (int b = 0; b < pn_model_blocks(m); b++) {
+		macs += pn_model_block_macs(m, b);
+		params += pn_model_block_params(m, b);
+	}
+	json_t *arr = json_array();
+	double worst = -1;
+	*bottleneck = -1;
+	for (int i = 0; i < r->nranges; i++) {
+		const struct range *g = &r->ranges[i];
+		uint64_t rm = 0, rp = 0;
+		for (int b = g->first; b < g->last; b++) {
+			rm += pn_model_block_macs(m, b);
+			rp += pn_model_block_params(m, b);
+		}
+		uint64_t frames = counter(g->status, "frames_in");
+		uint64_t compute = counter(g->status, "compute_ns");
+		uint64_t acked = counter(g->status, "out_acked");
+		double per_batch = frames ? ms(compute) / (double)frames : 0;
+		json_t *s = json_pack(
+			"{s:s, s:i, s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:I, "
+			"s:I}",
+			"address", g->node ? g->node->address : "coordinator", "first", g->first,
+			"last", g->last, "params_frac", params ? (double)rp / (double)params : 0,
+			"macs_frac", macs ? (double)rm / (double)macs : 0, "frames",
+			(json_int_t)frames, "compute_ms", ms(compute), "compute_ms_per_batch",
+			per_batch, "queue_wait_ms_per_batch",
+			frames ? ms(counter(g->status, "queue_wait_ns")) / (double)frames : 0,
+			"busy", wall_s > 0 ? ms(compute) / 1000 / wall_s : 0, "bytes_in",
+			(json_int_t)counter(g->status, "bytes_in"), "bytes_out",
+			(json_int_t)counter(g->status, "bytes_out"), "transfer_ms_per_frame",
+			acked ? ms(counter(g->status, "out_transfer_ns")) / (double)acked : 0,
+			"rejected_busy", (json_int_t)counter(g->status, "rejected_busy"),
+			"out_failed", (json_int_t)counter(g->status, "out_failed"));
+		json_object_set_new(s, "max_step_ms",
+				    json_real(ms(counter(g->status, "max_step_ns"))));
+		json_object_set_new(s, "utilisation", json_real(g->utilisation));
+		json_object_set_new(s, "cpu", stage_cpu_json(g->status, frames));
+		json_array_append_new(arr, s);
+		if (per_batch > worst) {
+			worst = per_batch;
+			*bottleneck = i;
+		}
+	}
+	return arr;
+}
+
+/* The coordinator's CPU over the run, beside the stages' compute: per
+ * image, as a share of the wall time, and the part of it by kind. */
+static json_t *coord_cpu_json(const struct run *r, double wall_s)
+{
+	const struct pn_coord *c = r->c;
+	uint64_t cpu = r->cpu_start ? (r->cpu_end ? r->cpu_end : pn_cpu_ns()) - r->cpu_start : 0;
+	double per_image = r->images_done ? ms(cpu) / (double)r->images_done : 0;
+	json_t *kinds = json_object();
+	for (int k = 0; k < NACCT; k++) {
+		uint64_t v = (r->cpu_end ? r->acct_end[k] : c->acct[k]) - r->acct_start[k];
+		json_object_set_new(
+			kinds, acct_names[k],
+			json_real(r->batches_done ? ms(v) / (double)r->batches_done : 0));
+	}
+	return json_pack("{s:f, s:f, s:f, s:o}", "cpu_ms", ms(cpu), "cpu_ms_per_image", per_image,
+			 "cpu_share", wall_s > 0 ? ms(cpu) / 1000 / wall_s : 0, "ms_per_batch",
+			 kinds);
+}
+
+json_t *run_json(const struct run *r)
+{
+	uint64_t t0 = pn_now_ns();
+	uint64_t end = r->t_end ? r->t_end : pn_now_ns();
+	double wall = r->t_start ? (double)(end - r->t_start) / 1e9 : 0;
+	double span = r->t_last_done > r->t_first_done
+			      ? (double)(r->t_last_done - r->t_first_done) / 1e9
+			      : 0;
+	double done_wall = r->t_last_done ? (double)(r->t_last_done - r->t_start) / 1e9 : 0;
+	json_t *split = json_array();
+	for (int i = 1; i < r->nranges; i++)
+		json_array_append_new(split, json_integer(r->ranges[i].first));
+	int bottleneck;
+	json_t *ranges = ranges_json(r, wall, &bottleneck);
+	json_t *j = json_pack(
+		"{s:i, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:o, s:i, s:s, s:I, s:I, s:I, s:I, s:I}",
+		"id", r->id, "state", state_names[r->state], "dataset", r->dataset, "offset",
+		(json_int_t)r->offset, "stride", (json_int_t)r->stride, "samples",
+		(json_int_t)r->samples, "batch_size", r->batch, "mode",
+		r->pipelined ? "pipelined" : "sequential", "split", split, "max_inflight",
+		r->window, "wire", pn_dtype_name(r->dtype), "images_done",
+		(json_int_t)r->images_done, "batches_done", (json_int_t)r->batches_done, "batches",
+		(json_int_t)r->nbatches, "correct", (json_int_t)r->correct, "duplicates",
+		(json_int_t)r->duplicates);
+	json_object_set_new(j, "accuracy",
+			    r->labelled ? json_real((double)r->correct / (double)r->labelled)
+					: json_null());
+	json_object_set_new(j, "elapsed_s", json_real(wall));
+	json_object_set_new(j, "throughput_img_s",
+			    json_real(done_wall > 0 ? (double)r->images_done / done_wall : 0));
+	json_object_set_new(
+		j, "steady_img_s",
+		json_real(span > 0 ? (double)(r->images_done - r->first_done_images) / span : 0));
+	json_object_set_new(j, "latency_ms", latency_json(r));
+	json_object_set_new(j, "stages", ranges);
+	json_object_set_new(j, "bottleneck",
+			    bottleneck >= 0 ? json_integer(bottleneck) : json_null());
+	json_object_set_new(
+		j, "input_hop",
+		json_pack("{s:s, s:I, s:I, s:f}", "to",
+			  r->ranges[0].node ? r->ranges[0].node->address : "coordinator", "frames",
+			  (json_int_t)r->hop_frames, "bytes", (json_int_t)r->hop_bytes,
+			  "transfer_ms_per_frame",
+			  r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0));
+	json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
+	json_object_set_new(j, "epoch", json_integer(r->epoch));
+	const struct epoch *cur = EPOCH(r, r->epoch);
+	json_object_set_new(j, "split_source", json_string(r->split_source));
+	json_object_set_new(j, "waiting", r->reach_waiting ? json_string(r->waiting) : json_null());
+	json_object_set_new(j, "split_note",
+			    r->split_note[0] ? json_string(r->split_note) : json_null());
+	json_object_set_new(j, "predicted_img_s",
+			    cur->predicted_img_s > 0 ? json_real(cur->predicted_img_s)
+						     : json_null());
+	json_object_set_new(j, "predicted_latency_ms",
+			    cur->predicted_img_s > 0 ? json_real(cur->predicted_latency_ms)
+						     : json_null());
+	json_object_set_new(j, "adapt", json_boolean(r->adapt));
+	if (r->adapt) {
+		json_t *ratios = json_array();
+		for (int i = 0; i < cur->nmembers; i++)
+			json_array_append_new(ratios, json_real(r->ratio[i]));
+		json_object_set_new(j, "adapt_ratio", ratios);
+		json_object_set_new(j, "adapt_resplits", json_integer(r->adapts));
+	}
+	json_object_set_new(j, "resplit_pending",
+			    r->draining ? points_json(r->next_points, r->next_npoints)
+					: json_null());
+	json_object_set_new(j, "recovery",
+			    json_pack("{s:i, s:i, s:I, s:I, s:I}", "failovers", r->failovers,
+				      "readmits", r->readmits, "resent_batches",
+				      (json_int_t)r->resends, "stale_frames", (json_int_t)r->stale,
+				      "batches_to_resend", (json_int_t)r->nlost));
+	json_t *epochs = json_array();
+	for (int e = r->epoch >= MAX_EPOCHS ? r->epoch + 1 - MAX_EPOCHS : 0; e <= r->epoch; e++) {
+		const struct epoch *ep = EPOCH(r, e);
+		json_t *o = json_pack("{s:i, s:o, s:I, s:I, s:f}", "epoch", e, "split",
+				      points_json(ep->points, ep->npoints), "images",
+				      (json_int_t)ep->images, "batches", (json_int_t)ep->batches,
+				      "img_s", epoch_img_s(ep));
+		json_object_set_new(o, "predicted_img_s",
+				    ep->predicted_img_s > 0 ? json_real(ep->predicted_img_s)
+							    : json_null());
+		json_t *who = json_array();
+		for (int i = 0; i < ep->nmembers; i++)
+			json_array_append_new(who,
+					      json_string(r->c->nodes[ep->members[i]].address));
+		json_object_set_new(o, "stages", who);
+		json_object_set_new(o, "reason",
+				    ep->reason[0] ? json_string(ep->reason) : json_null());
+		json_object_set_new(o, "started_s",
+				    ep->t_start && r->t_start
+					    ? json_real((double)(ep->t_start - r->t_start) / 1e9)
+					    : json_null());
+		json_array_append_new(epochs, o);
+	}
+	json_object_set_new(j, "epochs", epochs);
+	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
+	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
+	return j;
+}
+
+json_t *model_json(const struct pn_coord *c)
+{
+	json_t *classes = json_array();
+	for (int i = 0; i < pn_model_num_classes(c->m); i++)
+		json_array_append_new(classes, json_string(pn_model_classes(c->m)[i]));
+	return json_pack("{s:s, s:s, s:i, s:i, s:o}", "path", c->model_path, "sha256", c->sha,
+			 "input_size", pn_model_input_size(c->m), "blocks", pn_model_blocks(c->m),
+			 "classes", classes);
+}
+
+/* The block range node i computes now: the running run's, else the
+ * default split's. */
+int node_range(struct pn_coord *c, int i, int *first, int *last)
+{
+	struct run *r = c->active;
+	if (r && r->state != RUN_QUEUED) {
+		for (int k = 0; k < r->nranges; k++)
+			if (r->ranges[k].node == &c->nodes[i]) {
+				*first = r->ranges[k].first;
+				*last = r->ranges[k].last;
+				return 0;
+			}
+		return -1; /* not in the running plan */
+	}
+	int points[MAX_RANGES], n, members[MAX_STAGES], nm = live_members(c, members), at = -1;
+	for (int k = 0; k < nm; k++)
+		if (members[k] == i)
+			at = k;
+	default_points(c, points, &n);
+	int k = at + (n + 1 - nm); /* the range of node i */
+	if (at < 0 || k < 0 || k > n)
+		return -1;
+	*first = k ? points[k - 1] : 0;
+	*last = k < n ? points[k] : pn_model_blocks(c->m);
+	return 0;
+}
+
+json_t *int_or_null(int ok, int v)
+{
+	return ok ? json_integer(v) : json_null();
+}
+
+json_t *split_json(const struct pn_split *p)
+{
+	json_t *cuts = json_array();
+	for (int s = 1; s < p->stages; s++)
+		json_array_append_new(cuts, json_integer(p->cuts[s]));
+	json_t *stage_ms = json_array();
+	for (int s = 0; s < p->stages; s++)
+		json_array_append_new(stage_ms, json_real(p->stage_ms[s]));
+	return json_pack(
+		"{s:o, s:f, s:f, s:f, s:{s:s, s:i}, s:o}", "split", cuts, "predicted_img_s",
+		p->img_s, "predicted_latency_ms", p->latency_ms, "bottleneck_ms", p->bottleneck_ms,
+		"bottleneck", "kind", p->bottleneck >= 0 ? "stage" : "hop", "index",
+		p->bottleneck >= 0 ? p->bottleneck : -p->bottleneck - 1, "stage_ms", stage_ms);
+}

@@ -1,0 +1,89 @@
+/* Costs for the planner from the nodes and links, and its predictions. */
+#include "coord_internal.h"
+
+/* Bytes of a frame of n images crossing the cut before block `cut`: source
+ * images into block 0, logits after the last block, activations between. */
+size_t cut_bytes(const struct pn_coord *c, int cut, size_t n, int dtype)
+{
+	int nb = pn_model_blocks(c->m);
+	if (cut == 0)
+		return pn_frame_size(PN_DTYPE_U8, n, PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3);
+	struct pn_shape sh = pn_model_shape(c->m, cut);
+	return pn_frame_size(cut == nb ? PN_DTYPE_F32 : dtype, n, (size_t)sh.h, (size_t)sh.w,
+			     (size_t)sh.c);
+}
+
+int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+	       double link_mbit, double link_ms, struct costs *k)
+{
+	int nb = pn_model_blocks(c->m);
+	if (nm < 1 || nm > nb || nb > MAX_BLOCKS)
+		return -1;
+	for (int i = 0; i < nm; i++) {
+		const double *p = node_profile(&c->nodes[members[i]], batch);
+		if (!p)
+			return -1;
+		const struct node *n = &c->nodes[members[i]];
+		for (int b = 0; b < nb; b++)
+			k->block_ms[i * nb + b] =
+				p[b] * (n->speed_ratio > 0 ? n->speed_ratio : 1.0);
+		k->per_byte[i] = (n->frame_ns_per_byte_seen > 0 ? n->frame_ns_per_byte_seen
+								: n->frame_ns_per_byte) /
+				 1e6;
+	}
+	for (int cut = 0; cut <= nb; cut++)
+		k->cut[cut] = (double)cut_bytes(c, cut, (size_t)batch, dtype);
+	/* The links: as given, else as measured, else free (not known yet).
+	 * Hop h feeds member h (the last: back to the coordinator); links
+	 * are measured between neighbours in the full list of stages, so a
+	 * hop over a missing stage is not known. */
+	for (int h = 0; h <= nm; h++) {
+		int from = h ? members[h - 1] : -1, to = h < nm ? members[h] : c->nnodes;
+		const struct link *ln = &c->links[to];
+		int known = to == from + 1 && ln->state == 2;
+		k->lat[h] = link_mbit > 0 ? link_ms : known ? ln->latency_ms : 0;
+		k->bw[h] = link_mbit > 0 ? link_mbit * 1e6 / 8 / 1e3 /* bytes per ms */
+			   : known	 ? ln->bytes_per_ms
+					 : 0;
+	}
+	k->k = (struct pn_split_costs){.stages = nm,
+				       .blocks = nb,
+				       .batch = batch,
+				       .block_ms = k->block_ms,
+				       .cut_bytes = k->cut,
+				       .hop_latency_ms = k->lat,
+				       .hop_bytes_per_ms = k->bw,
+				       .stage_ms_per_byte = k->per_byte};
+	return 0;
+}
+
+/* The planner's prediction for a run's current split (stages only). */
+int predicted(struct pn_coord *c, const struct run *r, struct pn_split *out)
+{
+	static struct costs k;
+	const struct epoch *ep = EPOCH(r, r->epoch);
+	if (r->nranges != ep->nmembers ||
+	    make_costs(c, ep->members, ep->nmembers, r->batch, r->dtype, 0, 0, &k) != 0)
+		return -1;
+	return pn_split_evaluate(&k.k, ep->points, out);
+}
+
+/* The current epoch's prediction from the profiles, when they are in. */
+void epoch_predict(struct run *r)
+{
+	struct pn_split p;
+	struct epoch *ep = EPOCH(r, r->epoch);
+	if (predicted(r->c, r, &p) == 0) {
+		ep->predicted_img_s = p.img_s;
+		ep->predicted_latency_ms = p.latency_ms;
+	}
+}
+
+int plan_best(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+	      struct pn_split *out)
+{
+	static struct costs k;
+	if (make_costs(c, members, nm, batch, dtype, 0, 0, &k) != 0)
+		return -1;
+	return pn_split_best(&k.k, out);
+}
