@@ -414,3 +414,16 @@ void deadline_check(struct run *r, uint64_t now)
 		check_drain(r);
 	}
 }
+
+/* The plan's stages are gone: every batch in flight is to be sent again,
+ * and its copies still travelling are stale under the next epoch. */
+void lose_inflight(struct run *r)
+{
+	for (size_t b = r->low; b < r->next_batch; b++)
+		if (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST) {
+			r->nlost += r->bstate[b] == BATCH_INFLIGHT;
+			r->bstate[b] = BATCH_LOST;
+			r->bepoch[b] = (uint8_t)(r->epoch + 1); /* old copies are stale */
+		}
+	r->inflight = 0;
+}

@@ -46,6 +46,8 @@ void apply_points(struct run *r, const int *points, int npoints, const int *memb
 	ep->npoints = npoints;
 	memmove(ep->members, members, (size_t)nm * sizeof(int));
 	ep->nmembers = nm;
+	if (r->pipelined && r->window_auto)
+		r->window = r->nranges + 1;
 }
 
 /* The run goes on under a new plan (a new epoch): `points` over
@@ -88,15 +90,12 @@ static void new_epoch(struct run *r, const int *points, int npoints, const int *
 	r->next_img_s = r->next_latency_ms = 0;
 	r->adapt_last = pn_now_ns();
 	r->adapt_hold = 0;
-	if (r->pipelined && r->window_auto)
-		r->window = r->nranges + 1;
 	r->draining = 0;
 	if (had_local && r->ranges[0].node)
 		pn_stage_reset(c->local);
 	pn_info("run %d: epoch %d from batch %zu: %s", r->id, r->epoch, r->next_batch, reason);
 	pn_events_emit(c->events, "resplit", ev);
-	if (send_configs(r) == 0 && r->pending == 0)
-		begin(r);
+	send_configs(r);
 }
 
 /* Every batch of the old plan is in: the requested split. */
@@ -126,17 +125,8 @@ void check_drain(struct run *r)
  * the coordinator computes every block. Returns how it was made. */
 const char *plan_over(struct run *r, const int *members, int nm, int *points, int *npoints)
 {
-	struct pn_split best;
-	*npoints = 0;
-	if (nm == 0)
-		return "the coordinator alone";
-	if (plan_best(r->c, members, nm, r->batch, r->dtype, &best) == 0) {
-		*npoints = best.stages - 1;
-		memcpy(points, best.cuts + 1, (size_t)*npoints * sizeof(int));
-		return "the planner";
-	}
-	*npoints = auto_split(r->c->m, nm, points);
-	return "MACs";
+	static const char *const how[] = {"the coordinator alone", "the planner", "MACs"};
+	return how[split_over(r->c, members, nm, r->batch, r->dtype, points, npoints)];
 }
 
 /* A node of the run's plan is down or refused: the batches in flight are
@@ -150,13 +140,7 @@ void failover(struct run *r, const struct node *n)
 	char reason[1100];
 	if (!nm && refused_only(r))
 		return;
-	for (size_t b = r->low; b < r->next_batch; b++)
-		if (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST) {
-			r->nlost += r->bstate[b] == BATCH_INFLIGHT;
-			r->bstate[b] = BATCH_LOST;
-			r->bepoch[b] = (uint8_t)(r->epoch + 1); /* old copies are stale */
-		}
-	r->inflight = 0;
+	lose_inflight(r);
 	r->draining = 0;
 	r->failovers++;
 	r->c->failovers_total++;
@@ -203,7 +187,6 @@ void readmit_check(struct run *r, uint64_t now)
 void auto_poll(struct run *r)
 {
 	struct pn_coord *c = r->c;
-	struct pn_split best;
 	int members[MAX_STAGES], nm = live_members(c, members);
 	int profiles = want_profiles(c, r->batch);
 	int links = profiles && want_links(c, r->batch);
@@ -211,36 +194,33 @@ void auto_poll(struct run *r)
 	int points[MAX_RANGES], npoints;
 	if (nm < 1 && refused_only(r))
 		return;
-	if (nm && profiles && (links || late) &&
-	    plan_best(c, members, nm, r->batch, r->dtype, &best) == 0) {
-		npoints = best.stages - 1;
-		memcpy(points, best.cuts + 1, (size_t)npoints * sizeof(int));
+	enum split_by by = SPLIT_MACS;
+	if (late || links)
+		by = split_over(c, members, nm, profiles ? r->batch : 0, r->dtype, points,
+				&npoints);
+	if (by == SPLIT_MACS && !late) { /* the planner may still get what it needs */
+		pn_timer_arm(c->auto_timer, AUTO_POLL_MS);
+		return;
+	}
+	if (by == SPLIT_PLANNER) {
 		r->split_source = "planner";
 		if (!links)
 			snprintf(r->split_note, sizeof(r->split_note),
 				 "links not measured after %d s: planned as free", r->auto_wait_s);
-	} else if (nm < 1) {
-		npoints = 0; /* the coordinator computes every block */
+	} else if (by == SPLIT_ALONE) {
 		r->split_source = "given";
-	} else if (late) {
-		npoints = auto_split(c->m, nm, points);
+	} else {
 		r->split_source = "macs";
 		snprintf(r->split_note, sizeof(r->split_note),
 			 "no block times from every stage for batch %d after %d s: split by MACs",
 			 r->batch, r->auto_wait_s);
 		pn_warn("run %d: %s", r->id, r->split_note);
-	} else {
-		pn_timer_arm(c->auto_timer, AUTO_POLL_MS);
-		return;
 	}
 	r->auto_waiting = 0;
 	apply_points(r, points, npoints, members, nm);
-	if (r->pipelined && r->window_auto)
-		r->window = r->nranges + 1;
 	epoch_predict(r);
 	pn_info("run %d: split auto by %s", r->id, r->split_source);
-	if (send_configs(r) == 0 && r->pending == 0)
-		begin(r);
+	send_configs(r);
 }
 
 void auto_timer_cb(void *arg)

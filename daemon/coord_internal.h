@@ -308,10 +308,9 @@ void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 uint64_t counter(json_t *status, const char *key);
 void fetch_stats(struct run *r);
 void plan_start(struct run *r);
-int send_configs(struct run *r);
+void send_configs(struct run *r);
 void start_next(struct pn_coord *c);
 void finish(struct run *r);
-int auto_split(const struct pn_model *m, int k, int *points);
 int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *points, int *npoints,
 		 const char **source, char *err, size_t errlen);
 void default_points(struct pn_coord *c, int *points, int *npoints);
@@ -326,6 +325,7 @@ void dispatch_cb(void *arg);
 void begin(struct run *r);
 void frames_route(struct pn_req *q, void *arg);
 void deadline_check(struct run *r, uint64_t now);
+void lose_inflight(struct run *r);
 
 /* coord_epoch.c */
 double epoch_img_s(const struct epoch *ep);
@@ -363,6 +363,9 @@ int want_links(struct pn_coord *c, int batch);
 json_t *links_json(const struct pn_coord *c);
 
 /* coord_plan.c */
+enum split_by { SPLIT_ALONE, SPLIT_PLANNER, SPLIT_MACS };
+enum split_by split_over(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+			 int *points, int *npoints);
 size_t cut_bytes(const struct pn_coord *c, int cut, size_t n, int dtype);
 int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
 	       double link_mbit, double link_ms, struct costs *k);

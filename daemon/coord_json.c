@@ -283,9 +283,7 @@ json_t *run_json(const struct run *r)
 		(json_int_t)r->images_done, "batches_done", (json_int_t)r->batches_done, "batches",
 		(json_int_t)r->nbatches, "correct", (json_int_t)r->correct, "duplicates",
 		(json_int_t)r->duplicates);
-	json_object_set_new(j, "accuracy",
-			    r->labelled ? json_real((double)r->correct / (double)r->labelled)
-					: json_null());
+	json_object_set_new(j, "accuracy", accuracy_json(r));
 	json_object_set_new(j, "elapsed_s", json_real(wall));
 	json_object_set_new(j, "throughput_img_s",
 			    json_real(done_wall > 0 ? (double)r->images_done / done_wall : 0));
@@ -296,13 +294,10 @@ json_t *run_json(const struct run *r)
 	json_object_set_new(j, "stages", ranges);
 	json_object_set_new(j, "bottleneck",
 			    bottleneck >= 0 ? json_integer(bottleneck) : json_null());
-	json_object_set_new(
-		j, "input_hop",
-		json_pack("{s:s, s:I, s:I, s:f}", "to",
-			  r->ranges[0].node ? r->ranges[0].node->address : "coordinator", "frames",
-			  (json_int_t)r->hop_frames, "bytes", (json_int_t)r->hop_bytes,
-			  "transfer_ms_per_frame",
-			  r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0));
+	json_object_set_new(j, "input_hop",
+			    json_pack("{s:s, s:I, s:I, s:f}", "to", range_address(r, 0), "frames",
+				      (json_int_t)r->hop_frames, "bytes", (json_int_t)r->hop_bytes,
+				      "transfer_ms_per_frame", hop_transfer_ms(r, 0)));
 	json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
 	const struct epoch *cur = EPOCH(r, r->epoch);

@@ -87,3 +87,54 @@ int plan_best(struct pn_coord *c, const int *members, int nm, int batch, int dty
 		return -1;
 	return pn_split_best(&k.k, out);
 }
+
+/* Split points that balance MACs over `k` ranges (minimise the largest). */
+static int macs_split(const struct pn_model *m, int k, int *points)
+{
+	int nb = pn_model_blocks(m); /* the last one includes the head */
+	uint64_t pre[64 + 1] = {0};
+	for (int i = 0; i < nb; i++)
+		pre[i + 1] = pre[i] + pn_model_block_macs(m, i);
+	/* best[j][i]: the smallest bottleneck of blocks [0, i) in j ranges */
+	static uint64_t best[MAX_RANGES + 1][65];
+	static int cut[MAX_RANGES + 1][65];
+	for (int i = 0; i <= nb; i++)
+		best[1][i] = pre[i];
+	for (int j = 2; j <= k; j++)
+		for (int i = j; i <= nb; i++) {
+			best[j][i] = UINT64_MAX;
+			for (int s = j - 1; s < i; s++) {
+				uint64_t v = best[j - 1][s] > pre[i] - pre[s] ? best[j - 1][s]
+									      : pre[i] - pre[s];
+				if (v < best[j][i]) {
+					best[j][i] = v;
+					cut[j][i] = s;
+				}
+			}
+		}
+	for (int j = k, i = nb; j > 1; j--) {
+		i = cut[j][i];
+		points[j - 2] = i;
+	}
+	return k - 1;
+}
+
+/* The one way the coordinator splits over `members` by itself: the
+ * planner's best plan when their block times for `batch` are known (batch
+ * 0: not asked), else MACs balanced over them; with no members, no points:
+ * the coordinator computes every block. */
+enum split_by split_over(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
+			 int *points, int *npoints)
+{
+	struct pn_split best;
+	*npoints = 0;
+	if (nm < 1)
+		return SPLIT_ALONE;
+	if (batch > 0 && plan_best(c, members, nm, batch, dtype, &best) == 0) {
+		*npoints = best.stages - 1;
+		memcpy(points, best.cuts + 1, (size_t)*npoints * sizeof(int));
+		return SPLIT_PLANNER;
+	}
+	*npoints = macs_split(c->m, nm, points);
+	return SPLIT_MACS;
+}

@@ -337,8 +337,6 @@ void plan_start(struct run *r)
 			 how);
 		r->split_source = strcmp(how, "the planner") == 0 ? "planner" : "macs";
 		apply_points(r, points, npoints, members, nm);
-		if (r->pipelined && r->window_auto)
-			r->window = r->nranges + 1;
 		pn_warn("run %d: %s", r->id, r->split_note);
 	}
 	if (r->split_auto) {
@@ -348,14 +346,14 @@ void plan_start(struct run *r)
 		return;
 	}
 	epoch_predict(r);
-	if (send_configs(r) == 0 && r->pending == 0)
-		begin(r);
+	send_configs(r);
 }
 
 /* PUT /v1/stage to every range of the run's current split (the own stage
- * directly); r->pending counts the replies awaited. 0, or -1 after failing
- * the run. */
-int send_configs(struct run *r)
+ * directly); r->pending counts the replies awaited, and the run begins
+ * when the last is in (at once when none is awaited). Fails the run on an
+ * error. */
+void send_configs(struct run *r)
 {
 	struct pn_coord *c = r->c;
 	r->state = RUN_CONFIGURING;
@@ -376,7 +374,7 @@ int send_configs(struct run *r)
 				end_run(r, RUN_FAILED, "the coordinator's own stage: %s",
 					d ? d : "?");
 				json_decref(reply);
-				return -1;
+				return;
 			}
 			json_decref(reply);
 			continue;
@@ -388,11 +386,12 @@ int send_configs(struct run *r)
 					  strlen(body), CONTROL_RETRY_MS, config_cb, n) != 0) {
 			end_run(r, RUN_FAILED, "out of memory for the plan of stage %s",
 				n->address);
-			return -1;
+			return;
 		}
 		r->pending++;
 	}
-	return 0;
+	if (r->pending == 0)
+		begin(r);
 }
 
 void start_next(struct pn_coord *c)
@@ -418,37 +417,6 @@ void finish(struct run *r)
 		end_run(r, RUN_DONE, NULL);
 }
 
-/* Split points that balance MACs over `k` ranges (minimise the largest). */
-int auto_split(const struct pn_model *m, int k, int *points)
-{
-	int nb = pn_model_blocks(m); /* the last one includes the head */
-	uint64_t pre[64 + 1] = {0};
-	for (int i = 0; i < nb; i++)
-		pre[i + 1] = pre[i] + pn_model_block_macs(m, i);
-	/* best[j][i]: the smallest bottleneck of blocks [0, i) in j ranges */
-	static uint64_t best[MAX_RANGES + 1][65];
-	static int cut[MAX_RANGES + 1][65];
-	for (int i = 0; i <= nb; i++)
-		best[1][i] = pre[i];
-	for (int j = 2; j <= k; j++)
-		for (int i = j; i <= nb; i++) {
-			best[j][i] = UINT64_MAX;
-			for (int s = j - 1; s < i; s++) {
-				uint64_t v = best[j - 1][s] > pre[i] - pre[s] ? best[j - 1][s]
-									      : pre[i] - pre[s];
-				if (v < best[j][i]) {
-					best[j][i] = v;
-					cut[j][i] = s;
-				}
-			}
-		}
-	for (int j = k, i = nb; j > 1; j--) {
-		i = cut[j][i];
-		points[j - 2] = i;
-	}
-	return k - 1;
-}
-
 /* The split points of a run or PUT /api/v1/split: "auto" or increasing
  * block numbers, one range per stage (or one more, computed by the
  * coordinator). "auto" is the planner's best plan over the measured block
@@ -458,7 +426,6 @@ int auto_split(const struct pn_model *m, int k, int *points)
 int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *points, int *npoints,
 		 const char **source, char *err, size_t errlen)
 {
-	struct pn_split best;
 	*source = "given";
 	int blocks = pn_model_blocks(c->m);
 	int members[MAX_STAGES], nm = live_members(c, members);
@@ -472,14 +439,8 @@ int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *p
 		return -1;
 	}
 	if (json_is_string(split) && strcmp(json_string_value(split), "auto") == 0) {
-		if (batch > 0 && nm && plan_best(c, members, nm, batch, dtype, &best) == 0) {
-			*npoints = best.stages - 1;
-			memcpy(points, best.cuts + 1, (size_t)*npoints * sizeof(int));
-			*source = "planner";
-		} else {
-			*npoints = nm ? auto_split(c->m, nm, points) : 0;
-			*source = "macs";
-		}
+		enum split_by by = split_over(c, members, nm, batch, dtype, points, npoints);
+		*source = by == SPLIT_PLANNER ? "planner" : "macs";
 		return 0;
 	}
 	if (!json_is_array(split)) {
@@ -539,7 +500,7 @@ void default_points(struct pn_coord *c, int *points, int *npoints)
 		*npoints = c->default_npoints;
 	} else {
 		int members[MAX_STAGES], nm = live_members(c, members);
-		*npoints = nm ? auto_split(c->m, nm, points) : 0;
+		split_over(c, members, nm, 0, PN_DTYPE_F32, points, npoints);
 	}
 }
 
@@ -609,7 +570,7 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 		r->ratio[i] = r->applied[i] = 1.0;
 	int members[MAX_STAGES], nm = live_members(c, members);
 	if (npoints + 1 - nm < 0 || npoints + 1 - nm > 1) { /* a default from before a loss */
-		npoints = nm ? auto_split(c->m, nm, points) : 0;
+		split_over(c, members, nm, 0, dtype, points, &npoints);
 		r->split_source = "macs";
 	}
 	for (int i = 0; i < c->nnodes; i++) /* say which stages are left out, and why */
