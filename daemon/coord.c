@@ -46,7 +46,10 @@ static void tick_cb(void *arg)
 		r->rate_n++;
 	}
 	uint64_t t0 = pn_now_ns();
-	pn_events_emit(c->events, "summary", summary_json(c));
+	json_t *summary = summary_json(c);
+	if (c->active && c->active->state == RUN_RUNNING)
+		history_second(c->active, summary, now);
+	pn_events_emit(c->events, "summary", summary);
 	c->acct[ACCT_JSON] += pn_now_ns() - t0;
 }
 

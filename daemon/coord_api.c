@@ -193,6 +193,17 @@ static void run_logits(struct pn_req *q, void *arg)
 			       r->samples * (size_t)pn_model_num_classes(c->m) * sizeof(float));
 }
 
+/* A run's figures over time, for its charts while it runs and after. */
+static void run_history(struct pn_req *q, void *arg)
+{
+	struct pn_coord *c = arg;
+	struct run *r = find_run(c, pn_req_arg(q, 0));
+	if (!r)
+		pn_reply_error(q, 404, "no such run", "run %s does not exist", pn_req_arg(q, 0));
+	else
+		pn_reply_json(q, 200, history_json(r));
+}
+
 static void cluster_get(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
@@ -565,6 +576,7 @@ static const struct pn_route routes[] = {
 	{PN_GET, "/api/v1/runs/*", run_get, 0},
 	{PN_DELETE, "/api/v1/runs/*", run_delete, 1},
 	{PN_GET, "/api/v1/runs/*/logits", run_logits, 0},
+	{PN_GET, "/api/v1/runs/*/history", run_history, 0},
 	{PN_PUT, "/api/v1/split", split_put, 1},
 	{PN_GET, "/api/v1/events", events_get, 0},
 	{PN_POST, "/api/v1/classify", classify_post, PN_ROUTE_AUTH | PN_ROUTE_JPEG_BODY},

@@ -325,6 +325,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	r->latency_avg_ms = r->latency_avg_ms > 0 ? 0.9 * r->latency_avg_ms + 0.1 * lat_ms : lat_ms;
 	count_hops(r, h.n);
 	pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 0));
+	history_batch(r, ms(r->t_done[h.seq] - r->t_dispatch[h.seq]));
 	pn_events_emit(c->events, "batch", batch_json(r, h.seq, h.n));
 	if (r->batches_done == r->nbatches) {
 		finish(r);

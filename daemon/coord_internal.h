@@ -142,6 +142,17 @@ struct epoch {
  * /metrics). Runs keep the values at their start and end. */
 enum acct { ACCT_DATASET, ACCT_CRC, ACCT_FRAME, ACCT_JSON, NACCT };
 
+/* A run's figures over time (coord_history.c): at most HISTORY_ROWS rows
+ * of HISTORY_COLS numbers, one kept per `every` offered. */
+#define HISTORY_ROWS 512
+#define HISTORY_COLS 4
+struct history {
+	int n, every, last_kept;
+	uint64_t offered;
+	double last[HISTORY_COLS];
+	double v[HISTORY_ROWS][HISTORY_COLS];
+};
+
 struct run {
 	struct pn_coord *c;
 	int id;
@@ -206,6 +217,7 @@ struct run {
 	size_t rate_images[RATE_TICKS];
 	int rate_n;
 	struct api_cache cache;
+	struct history seconds, batches; /* for the charts, after the run too */
 };
 
 struct hop_count {
@@ -384,6 +396,11 @@ json_t *model_json(const struct pn_coord *c);
 int node_range(struct pn_coord *c, int i, int *first, int *last);
 json_t *int_or_null(int ok, int v);
 json_t *split_json(const struct pn_split *p);
+
+/* coord_history.c */
+void history_second(struct run *r, json_t *summary, uint64_t now);
+void history_batch(struct run *r, double latency_ms);
+json_t *history_json(const struct run *r);
 
 /* coord_api.c */
 int cache_fresh(const struct pn_coord *c, const struct api_cache *k);

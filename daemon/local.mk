@@ -12,6 +12,7 @@ daemon_libpndaemon_a_SOURCES += \
 	daemon/coord_run.c daemon/coord_dispatch.c daemon/coord_epoch.c \
 	daemon/coord_nodes.c daemon/coord_links.c daemon/coord_plan.c \
 	daemon/coord_json.c daemon/coord_api.c daemon/coord_metrics.c \
+	daemon/coord_history.c \
 	daemon/events.h daemon/events.c \
 	daemon/classify.h daemon/classify.c \
 	daemon/notify.h daemon/notify.c \

@@ -218,6 +218,32 @@ promtool check metrics <"$TMP/metrics" >"$TMP/promtool" 2>&1
 ok $? "promtool check metrics passes"
 sed 's/^/# /' "$TMP/promtool"
 
+# A run's history stays readable after it ends, in bounded memory: 600
+# batches of one image leave at most 512 rows (every second batch once
+# full) plus the last one.
+capi POST /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 600, \"batch_size\": 1}"
+hid=$(jget .id)
+for i in $(seq 600); do
+	api GET $C /api/v1/runs/$hid
+	[ "$(jget .state)" = done ] && break
+	sleep 0.1
+done
+acc=$(jget .accuracy)
+api GET $C /api/v1/runs/$hid/history
+rows=$(jget .batches.images_done | tr -d '[] ' | tr , '\n' | grep -c .)
+lat=$(jget .batches.latency_ms | tr -d '[] ' | tr , '\n' | grep -c '^[0-9][0-9.e+-]*$')
+check "GET /api/v1/runs/$hid/history: $rows rows for 600 batches, kept every $(jget .batches.kept_every)" \
+	[ "$STATUS" = 200 -a "$rows" -gt 256 -a "$rows" -le 513 -a "$(jget .batches.kept_every)" = 2 -a "$lat" = "$rows" ]
+last=$(jget .batches.accuracy[$((rows - 1))])
+check "history: the last row is the run's end (600 images, accuracy $last, the run's $acc)" \
+	eval '[ "$(jget .batches.images_done[$((rows - 1))])" = 600 ] && awk -v a="$last" -v b="$acc" "BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }"'
+count() { jget "$1" | tr -d '[] ' | tr , '\n' | grep -c .; }
+check "history: a point a second ($(count .seconds.t_s)), each with its figures, and the run's start time" \
+	[ "$(jget .start_time)" != null -a "$(count .seconds.img_s_now)" = "$(count .seconds.t_s)" -a \
+	"$(count .seconds.img_s_overall)" = "$(count .seconds.t_s)" ]
+api GET $C /api/v1/runs/999/history
+check "the history of an unknown run: 404" is_error 404
+
 api GET $C /api/v1/health
 check "the coordinator still answers" [ "$STATUS" = 200 ]
 tap_end

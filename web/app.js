@@ -29,6 +29,7 @@
 		split: null, /* the split in force, from the stream */
 		epoch: 0,
 		chartRun: null, /* the run the time charts show */
+		view: null, /* {id, run}: a run chosen in the runs table, shown instead of the live one */
 		t0: null, /* event time of the run's start, in s */
 		lastBatchStages: null,
 		latencies: [],
@@ -460,23 +461,24 @@
 
 	function renderPipeline() {
 		const box = $('pipeline');
-		const stages = currentStages();
-		const sum = S.summary;
-		const live = sum && sum.run !== null && sum.run !== undefined && sum.state === 'running';
-		const hops = live && Array.isArray(sum.hops) ? sum.hops : [];
-		const bn = sum && sum.bottleneck;
+		const v = S.view && viewedPipeline(S.view.run);
+		const stages = v ? v.stages : currentStages();
+		const sum = v ? null : S.summary;
+		const live = !!sum && sum.run !== null && sum.run !== undefined && sum.state === 'running';
+		const hops = v ? v.hops : live && Array.isArray(sum.hops) ? sum.hops : [];
+		const bn = v ? v.bottleneck : sum && sum.bottleneck;
 		const cl = S.cluster && Array.isArray(S.cluster.stages) ? S.cluster.stages : [];
 		const nblocks = (S.cluster && S.cluster.blocks) || 19;
 		if (!stages.length) {
 			box.replaceChildren(el('p', { class: 'muted' }, 'No stages: the coordinator computes every block itself.'));
 			return;
 		}
-		const cc = live && sum.coordinator;
+		const cc = v ? v.coordinator : live && sum.coordinator;
 		const kids = [el('div', { class: 'node end' }, el('strong', null, 'coordinator'), el('span', { class: 'muted small' }, 'dataset → batches'),
 			cc ? el('span', { class: 'coord-cpu muted small', title: "the coordinator's CPU over the run" },
 				`CPU ${num(cc.cpu_ms_per_image, 3)} ms per image (${pct(cc.cpu_share, 1)} of a core)`) : null)];
 		stages.forEach((s, i) => {
-			kids.push(hopEl(hops[i], i, stages));
+			kids.push(hopEl(hops[i], i, stages, false, bn));
 			const info = cl.find((c) => c.address === s.address) || cl[i] || {};
 			const first = s.first ?? info.first;
 			const last = s.last ?? info.last;
@@ -488,7 +490,7 @@
 				dataset: { index: String(s.index ?? i), first: ranged ? String(first) : '', last: ranged ? String(last) : '' },
 				style: { borderTopColor: stageColour(s.index ?? i) },
 			});
-			const state = str(info.state || (live ? 'up' : ''));
+			const state = v ? '' : str(info.state || (live ? 'up' : ''));
 			node.append(
 				el('div', { class: 'stage-head' },
 					el('strong', null, `Stage ${(s.index ?? i)}`),
@@ -508,9 +510,9 @@
 			const figs = [];
 			if (s.compute_ms_per_batch !== undefined) figs.push(`${num(s.compute_ms_per_batch)} ms compute`);
 			if (s.queue_ms_per_batch !== undefined) figs.push(`${num(s.queue_ms_per_batch)} ms queue`);
-			if (!live && info.last_contact_ms !== undefined && info.last_contact_ms !== null) figs.push(`seen ${num(info.last_contact_ms / 1000, 1)} s ago`);
-			if (figs.length) node.append(el('div', { class: 'figs muted small' }, figs.join(' · ') + (live ? ' per batch' : '')));
-			const cpu = live && s.cpu;
+			if (!live && !v && info.last_contact_ms !== undefined && info.last_contact_ms !== null) figs.push(`seen ${num(info.last_contact_ms / 1000, 1)} s ago`);
+			if (figs.length) node.append(el('div', { class: 'figs muted small' }, figs.join(' · ') + (live || v ? ' per batch' : '')));
+			const cpu = (live || v) && s.cpu;
 			if (cpu && cpu.overhead_ms_per_batch) {
 				const o = cpu.overhead_ms_per_batch;
 				const parts = ['preprocess', 'convert', 'crc', 'frame', 'other']
@@ -523,12 +525,14 @@
 			if (state && state !== 'up' && info.reason) node.append(el('div', { class: 'reason muted small' }, str(info.reason)));
 			kids.push(node);
 		});
-		kids.push(hopEl(hops[stages.length], stages.length, stages, true));
+		kids.push(hopEl(hops[stages.length], stages.length, stages, true, bn));
 		kids.push(el('div', { class: 'node end' }, el('strong', null, 'coordinator'), el('span', { class: 'muted small' }, 'logits → accuracy')));
 		box.replaceChildren(...kids);
 		renderLeftOut(live ? cl.filter((c) => !stages.some((s) => s.address === c.address)) : []);
 		const note = [];
-		if (sum && Array.isArray(sum.split)) note.push(`split ${splitText(sum.split)}`);
+		if (v) note.push(`run ${S.view.id}, ${str(S.view.run.state)}, over the whole run`);
+		const split = v ? S.view.run.split : sum && sum.split;
+		if (Array.isArray(split)) note.push(`split ${splitText(split)}`);
 		if (bn && bn.kind && bn.kind !== 'stage') note.push(`bottleneck: ${str(bn.kind)} ${str(bn.index ?? '')}`);
 		$('pipe-note').textContent = note.join(' · ');
 	}
@@ -548,7 +552,24 @@
 		}));
 	}
 
-	function hopEl(h, i, stages, logits) {
+	/* A finished run's pipeline, in the shape of the stream's summary. */
+	function viewedPipeline(run) {
+		const st = Array.isArray(run.stages) ? run.stages : [];
+		const inHop = run.input_hop || {};
+		const perFrame = (bytesTotal, frames) => (frames ? bytesTotal / frames : undefined);
+		return {
+			stages: st.map((s, i) => ({
+				index: i, address: s.address, first: s.first, last: s.last, utilisation: s.busy,
+				compute_ms_per_batch: s.compute_ms_per_batch, queue_ms_per_batch: s.queue_wait_ms_per_batch, cpu: s.cpu,
+			})),
+			hops: [{ bytes_per_batch: perFrame(inHop.bytes, inHop.frames), transfer_ms_per_batch: inHop.transfer_ms_per_frame }]
+				.concat(st.map((s) => ({ bytes_per_batch: perFrame(s.bytes_out, s.frames), transfer_ms_per_batch: s.transfer_ms_per_frame }))),
+			bottleneck: Number.isInteger(run.bottleneck) ? { kind: 'stage', index: run.bottleneck } : null,
+			coordinator: run.coordinator,
+		};
+	}
+
+	function hopEl(h, i, stages, logits, bnNow) {
 		let b = h ? h.bytes_per_batch : undefined;
 		/* Between summaries the last batch tells the bytes a stage took in. */
 		if (b === undefined && S.lastBatchStages) {
@@ -557,7 +578,7 @@
 			if (!logits && st) b = st.bytes_in;
 			else if (logits && prev) b = prev.bytes_out;
 		}
-		const bn = S.summary && S.summary.bottleneck;
+		const bn = bnNow;
 		const isBn = bn && bn.kind === 'hop' && bn.index === i;
 		return el('div', { class: 'hop' + (isBn ? ' bottleneck' : ''), dataset: { hop: String(i) }, 'aria-label': 'hop' },
 			el('span', { class: 'arrow', 'aria-hidden': 'true' }),
@@ -791,12 +812,17 @@
 			if (latest && (!S.run || latest.id >= S.run.id)) S.run = latest;
 			renderRuns();
 			renderRunState();
+			/* A page opened after a run still shows that run's charts. */
+			if (latest && !runActive() && latest.state !== 'queued' && S.chartRun === null) showRun(latest.id, true);
 		} catch (e) {
 			/* the runs table is a convenience: the stream carries the rest */
 		}
 	}
 	function renderRuns() {
-		const rows = [...S.runs.values()].sort((a, b) => b.id - a.id).slice(0, 12).map((r) => el('tr', { dataset: { run: str(r.id), state: str(r.state) } },
+		const rows = [...S.runs.values()].sort((a, b) => b.id - a.id).slice(0, 12).map((r) => el('tr', {
+			dataset: { run: str(r.id), state: str(r.state) }, tabindex: '0', class: 'pick' + (S.view && S.view.id === r.id ? ' viewing' : ''),
+			title: `run ${r.id}: its charts and pipeline`,
+		},
 			el('td', null, str(r.id)),
 			el('td', null, el('span', { class: 'state', dataset: { state: str(r.state) } }, str(r.state))),
 			el('td', null, str(r.mode)),
@@ -810,6 +836,83 @@
 			el('td', { class: 'n' }, r.latency_ms ? num(r.latency_ms.p50) : '–'),
 			el('td', { class: 'note' }, str(r.error))));
 		$('runs-body').replaceChildren(...(rows.length ? rows : [el('tr', null, el('td', { colspan: '12', class: 'muted' }, 'No runs yet.'))]));
+	}
+
+	/* A run's charts from GET api/v1/runs/ID/history, which the coordinator
+	 * keeps after the run ends: throughput a point a second, latency and
+	 * accuracy a point a batch, re-splits marked from the run's epochs. */
+	function fillCharts(hist, run) {
+		if (!charts.throughput) return;
+		const sec = hist.seconds || {};
+		const t = sec.t_s || [];
+		const series = (xs, ys, scale) => {
+			const out = [];
+			xs.forEach((x, j) => {
+				const y = (ys || [])[j];
+				if (y !== null && y !== undefined && Number.isFinite(y)) out.push({ x, y: y * (scale || 1) });
+			});
+			return out;
+		};
+		const ds = charts.throughput.data.datasets;
+		['img_s_now', 'img_s_overall', 'predicted_img_s'].forEach((k, i) => {
+			ds[i].data = series(t, sec[k]);
+		});
+		const eps = Array.isArray(run.epochs) ? run.epochs : [];
+		const marks = [];
+		for (let e = 1; e < eps.length; e++)
+			if (Number.isFinite(eps[e].started_s)) marks.push({ x: eps[e].started_s, label: `${splitText(eps[e - 1].split)} → ${splitText(eps[e].split)}` });
+		charts.throughput.pnMarks = marks;
+		const b = hist.batches || {};
+		const n = b.images_done || [];
+		charts.latency.data.datasets[0].data = series(n, b.latency_ms);
+		charts.accuracy.data.datasets[0].data = series(n, b.accuracy, 100);
+		for (const c of [charts.throughput, charts.latency, charts.accuracy]) redraw(c);
+	}
+	async function fetchHistory(id) {
+		return Promise.all([api('GET', `runs/${id}/history`), api('GET', `runs/${id}`)]);
+	}
+
+	/* A run chosen in the runs table: its charts and its pipeline over the
+	 * whole run. Live figures go on in the KPIs; the charts stay on the
+	 * chosen run until "back to live" or the next run starts. */
+	async function showRun(id, quiet) {
+		let hist, run;
+		try {
+			[hist, run] = await fetchHistory(id);
+		} catch (e) {
+			if (!quiet) showError(...apiErrorText(e));
+			return;
+		}
+		if (quiet && (runActive() || S.chartRun !== null)) return; /* live figures came first */
+		S.view = { id, run };
+		resetTimeCharts(id);
+		fillCharts(hist, run);
+		$('view-text').textContent = `showing run ${id} (${str(run.state)})`;
+		$('view-note').hidden = false;
+		renderRuns();
+		renderPipeline();
+	}
+	function leaveView() {
+		if (!S.view) return;
+		S.view = null;
+		$('view-note').hidden = true;
+		resetTimeCharts(null);
+		renderRuns();
+		renderPipeline();
+		if (S.run && S.run.state === 'running') catchUp(S.run.id);
+	}
+	/* The live run's charts from its start, not only from when the page
+	 * began to listen; the stream's points go on from the run's start time. */
+	async function catchUp(id) {
+		try {
+			const [hist, run] = await fetchHistory(id);
+			if (S.view || (S.chartRun !== null && S.chartRun !== id) || !Number.isFinite(hist.start_time)) return;
+			resetTimeCharts(id);
+			S.t0 = hist.start_time;
+			fillCharts(hist, run);
+		} catch (e) {
+			/* the stream goes on from now */
+		}
 	}
 	function runActive() {
 		const r = S.run;
@@ -880,9 +983,10 @@
 		}
 		if (d.run) {
 			rememberRun(d.run);
-			if (d.run.state === 'running' && d.run.id !== S.chartRun) {
+			if (d.run.state === 'running' && d.run.id !== S.chartRun && !S.view) {
 				resetTimeCharts(d.run.id);
 				S.helloElapsed = { s: Number(d.run.elapsed_s) || 0, at: performance.now() };
+				catchUp(d.run.id);
 			}
 			if (Array.isArray(d.run.split)) S.split = d.run.split;
 		} else {
@@ -909,7 +1013,7 @@
 		if (Array.isArray(d.split)) S.split = d.split;
 		if (d.epoch !== undefined) S.epoch = d.epoch;
 		const running = d.run !== null && d.run !== undefined && d.state === 'running';
-		if (running) {
+		if (running && !S.view) {
 			if (d.run !== S.chartRun) resetTimeCharts(d.run);
 			if (S.run && S.run.id === d.run && S.run.state !== d.state) {
 				S.run = Object.assign({}, S.run, { state: d.state });
@@ -923,6 +1027,10 @@
 				if (Number.isFinite(d.predicted_img_s)) push(ds[2].data, { x, y: d.predicted_img_s }, MAX_TP_POINTS);
 				redraw(charts.throughput);
 			}
+		}
+		if (running && S.view && S.run && S.run.id === d.run && S.run.state !== d.state) {
+			S.run = Object.assign({}, S.run, { state: d.state });
+			renderRunState();
 		}
 		const r = running ? S.runs.get(d.run) : null;
 		if (r) {
@@ -941,6 +1049,11 @@
 	}
 
 	function onBatch(d) {
+		if (S.view) {
+			if (Number.isFinite(d.latency_ms)) push(S.latencies, d.latency_ms, 200);
+			scheduleKpis();
+			return;
+		}
 		if (d.run !== undefined && d.run !== null && d.run !== S.chartRun) resetTimeCharts(d.run);
 		if (Array.isArray(d.stages)) S.lastBatchStages = d.stages;
 		const x = Number(d.images_done);
@@ -974,11 +1087,11 @@
 
 	function onResplit(d) {
 		const label = `${splitText(d.from)} → ${splitText(d.to)}`;
-		if (charts.throughput && Number.isFinite(d.time) && (d.run === S.chartRun || S.chartRun === null)) {
+		if (charts.throughput && !S.view && Number.isFinite(d.time) && (d.run === S.chartRun || S.chartRun === null)) {
 			charts.throughput.pnMarks.push({ x: runTime(d.time), label });
 			redraw(charts.throughput);
 		}
-		if (charts.latency && S.summary && Number.isFinite(S.summary.images_done)) {
+		if (charts.latency && !S.view && S.summary && Number.isFinite(S.summary.images_done)) {
 			charts.latency.pnMarks = (charts.latency.pnMarks || []).concat([{ x: S.summary.images_done, label: '' }]);
 		}
 		if (Array.isArray(d.to)) S.split = d.to;
@@ -1004,7 +1117,9 @@
 			log(what, r.state === 'failed' ? 'bad' : '');
 			if (r.state === 'failed') showError(`Run ${str(r.id)} failed:`, str(r.error));
 		}
-		if (r.state === 'running' && r.id !== S.chartRun) resetTimeCharts(r.id);
+		if (r.state === 'running' && (!prev || prev.state !== 'running')) leaveView(); /* a new run: live again */
+		if (r.state === 'running' && r.id !== S.chartRun && !S.view) resetTimeCharts(r.id);
+		if (S.view && S.view.id === r.id && r.state !== 'running' && r.state !== 'queued') showRun(r.id);
 		if (Array.isArray(r.split) && (r.state === 'running' || r.state === 'queued')) S.split = r.split;
 		if (!sameSplit(S.drawnSplit, activeSplit())) renderBlocks();
 		renderKpis();
@@ -1191,6 +1306,16 @@
 		showTokenButton();
 		$('run-form').addEventListener('submit', startRun);
 		$('cancel-run').addEventListener('click', cancelRun);
+		$('view-live').addEventListener('click', leaveView);
+		const pick = (ev) => {
+			const tr = ev.target.closest('tr[data-run]');
+			if (tr && (ev.type === 'click' || ev.key === 'Enter' || ev.key === ' ')) {
+				ev.preventDefault();
+				showRun(Number(tr.dataset.run));
+			}
+		};
+		$('runs-body').addEventListener('click', pick);
+		$('runs-body').addEventListener('keydown', pick);
 		$('split-form').addEventListener('submit', changeSplit);
 		$('split-input').addEventListener('input', () => {
 			S.splitEdited = true;

@@ -199,6 +199,23 @@ try {
 	ok(await until(page, () => /cancelled|done/.test(document.getElementById('run-pill').dataset.state)),
 		`the run is cancelled from the page (${await page.getAttribute('#run-pill', 'data-state')})`);
 
+	/* A finished run stays readable: its row in the runs table opens its
+	 * charts (from the coordinator's history) and its pipeline. */
+	await page.click('#runs-body tr[data-run]');
+	ok(await until(page, () => !document.getElementById('view-note').hidden &&
+		Chart.getChart('chart-throughput').data.datasets[0].data.length >= 3 &&
+		Chart.getChart('chart-latency').data.datasets[0].data.length >= 3 &&
+		document.querySelectorAll('#pipeline .node.stage').length >= 1 &&
+		/over the whole run/.test(document.getElementById('pipe-note').textContent)),
+	`the ended run's row shows its charts and pipeline (${await page.evaluate(() =>
+		document.getElementById('view-text').textContent + '; ' + Chart.getChart('chart-throughput').data.datasets[0].data.length +
+		' throughput points; ' + document.getElementById('pipe-note').textContent)})`);
+	const viewShot = path.join(OUT, 'dashboard-run-view.png');
+	await page.screenshot({ path: viewShot, fullPage: true });
+	console.log(`# screenshot ${viewShot}`);
+	await page.click('#view-live');
+	ok(await until(page, () => document.getElementById('view-note').hidden), '"back to live" leaves it');
+
 	/* Text from the server stays text: a dataset path that looks like markup
 	 * comes back in the API's error (or the failed run's) as characters. */
 	await page.fill('#f-dataset', '/nonexistent/<img id="pn-inject" src="x">.bin');
