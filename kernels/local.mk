@@ -5,10 +5,12 @@ noinst_LIBRARIES += kernels/libpnops.a kernels/libpnkernels.a
 kernels_libpnops_a_SOURCES = \
 	kernels/ops.h kernels/ops.c kernels/ref.h kernels/ops_ref.c \
 	kernels/conv_ref.c kernels/depthwise_ref.c kernels/pointwise_ref.c \
-	kernels/misc_ref.c kernels/crc32c.h kernels/crc32c.c
+	kernels/misc_ref.c kernels/crc32c.h kernels/crc32c.c \
+	kernels/quant.h kernels/quant.c kernels/qops.h kernels/qops_ref.c
 kernels_libpnkernels_a_SOURCES = \
 	kernels/safetensors.h kernels/safetensors.c \
-	kernels/model.h kernels/model.c \
+	kernels/model.h kernels/model.c kernels/fold.h \
+	kernels/qmodel.h kernels/qmodel.c kernels/quantize.h kernels/quantize.c \
 	kernels/preprocess.h kernels/preprocess.c
 kernels_libpnkernels_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 PN_SIMD_LIBS =

@@ -10,8 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "fold.h"
 #include "model.h"
 #include "preprocess.h"
+#include "qmodel.h"
 #include "safetensors.h"
 
 #define PN_MAX_BLOCKS 64
@@ -46,6 +48,7 @@ struct pn_model {
 	struct block blocks[PN_MAX_BLOCKS];
 	float *head_w, *head_b; /* [classes][c], [classes] */
 	int head_c;
+	struct pn_qnet *q; /* an int8 model: its blocks run there */
 };
 
 struct pn_plan {
@@ -53,6 +56,7 @@ struct pn_plan {
 	int first, last, batch;
 	size_t in_floats, out_floats, act_floats;
 	float *in, *out, *act[2], *band_exp, *band_dw, *feat, *pooled;
+	struct pn_qrun *qr; /* an int8 model's scratch */
 	int n, img, blk; /* job state: next (image, block) to run */
 };
 
@@ -189,12 +193,9 @@ static int meta_classes(struct pn_model *m, const struct pn_st *st, char *err, s
 
 /* ---- weights ---- */
 
-/* Reads conv weight `wname` (shape dims, [cout][...]) and BatchNorm
- * `bn`.{weight,bias,running_mean,running_var}; returns the folded weight
- * [cout][inner] and bias [cout] (caller frees). */
-static int load_conv_bn(const struct pn_st *st, const char *wname, int ndim, const int64_t *dims,
-			const char *bn, float eps, float **w_out, float **b_out, char *err,
-			size_t errlen)
+int pn_fold_conv_bn(const struct pn_st *st, const char *wname, int ndim, const int64_t *dims,
+		    const char *bn, float eps, float **w_out, float **b_out, char *err,
+		    size_t errlen)
 {
 	int cout = (int)dims[0];
 	size_t inner = 1;
@@ -292,7 +293,7 @@ static int load_stem(struct pn_model *m, const struct pn_st *st, struct block *b
 	b->cin = 3;
 	b->cout = (int)d[0];
 	float *w, *bias;
-	if (load_conv_bn(st, wname, 4, d, "features.0.1", eps, &w, &bias, err, errlen) < 0)
+	if (pn_fold_conv_bn(st, wname, 4, d, "features.0.1", eps, &w, &bias, err, errlen) < 0)
 		return -1;
 	b->conv_w = alloc_floats((size_t)9 * 3 * b->cout);
 	if (!b->conv_w) {
@@ -330,7 +331,7 @@ static int load_ir(struct pn_model *m, const struct pn_st *st, int i, struct blo
 		if (pw_cout(st, wname, b->cin, &b->hid, err, errlen) < 0)
 			return -1;
 		int64_t wd[4] = {b->hid, b->cin, 1, 1};
-		if (load_conv_bn(st, wname, 4, wd, bn, eps, &w, &bias, err, errlen) < 0)
+		if (pn_fold_conv_bn(st, wname, 4, wd, bn, eps, &w, &bias, err, errlen) < 0)
 			return -1;
 		if (pack_pw(m, st, w, bias, b->cin, b->hid, &b->exp_packed, err, errlen) < 0)
 			goto out;
@@ -344,7 +345,7 @@ static int load_ir(struct pn_model *m, const struct pn_st *st, int i, struct blo
 	snprintf(wname, sizeof wname, "features.%d.conv.%d.0.weight", i, conv);
 	snprintf(bn, sizeof bn, "features.%d.conv.%d.1", i, conv);
 	int64_t dd[4] = {b->hid, 1, 3, 3};
-	if (load_conv_bn(st, wname, 4, dd, bn, eps, &w, &bias, err, errlen) < 0)
+	if (pn_fold_conv_bn(st, wname, 4, dd, bn, eps, &w, &bias, err, errlen) < 0)
 		goto out;
 	b->dw_w = alloc_floats((size_t)9 * b->hid);
 	if (!b->dw_w) {
@@ -365,7 +366,7 @@ static int load_ir(struct pn_model *m, const struct pn_st *st, int i, struct blo
 	if (pw_cout(st, wname, b->hid, &b->cout, err, errlen) < 0)
 		goto out;
 	int64_t pd[4] = {b->cout, b->hid, 1, 1};
-	if (load_conv_bn(st, wname, 4, pd, bn, eps, &w, &bias, err, errlen) < 0)
+	if (pn_fold_conv_bn(st, wname, 4, pd, bn, eps, &w, &bias, err, errlen) < 0)
 		goto out;
 	if (pack_pw(m, st, w, bias, b->hid, b->cout, &b->proj_packed, err, errlen) < 0)
 		goto out;
@@ -388,7 +389,7 @@ static int load_last(struct pn_model *m, const struct pn_st *st, int i, struct b
 	if (pw_cout(st, wname, b->cin, &b->cout, err, errlen) < 0)
 		return -1;
 	int64_t wd[4] = {b->cout, b->cin, 1, 1};
-	if (load_conv_bn(st, wname, 4, wd, bn, eps, &w, &bias, err, errlen) < 0)
+	if (pn_fold_conv_bn(st, wname, 4, wd, bn, eps, &w, &bias, err, errlen) < 0)
 		return -1;
 	int rc = pack_pw(m, st, w, bias, b->cin, b->cout, &b->proj_packed, err, errlen);
 	free(w);
@@ -463,6 +464,30 @@ static struct pn_model *model_from_st(struct pn_st *st, const struct pn_ops *ops
 	if (!m->prep) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto fail;
+	}
+
+	const char *format = pn_st_meta(st, "format");
+	if (format && strcmp(format, PN_QMODEL_FORMAT) == 0) {
+		m->q = pn_qnet_load(st, &pn_qops_scalar, m->nblocks, strides, m->input_size,
+				    m->num_classes, err, errlen);
+		if (!m->q)
+			goto fail;
+		for (int i = 0; i < m->nblocks; i++) {
+			struct block *b = &m->blocks[i];
+			struct pn_qblock_info info;
+			pn_qnet_block_info(m->q, i, &info);
+			b->kind = i == 0 ? BLOCK_STEM : i == m->nblocks - 1 ? BLOCK_LAST : BLOCK_IR;
+			b->stride = strides[i];
+			b->in = info.in;
+			b->out = info.out;
+			b->cin = info.in.c;
+			b->cout = info.out.c;
+			b->macs = info.macs;
+			b->params = info.params;
+		}
+		m->head_c = m->blocks[m->nblocks - 1].cout;
+		pn_st_free(st);
+		return m;
 	}
 
 	struct pn_shape shape = {m->input_size, m->input_size, 3};
@@ -548,6 +573,7 @@ void pn_model_free(struct pn_model *m)
 		free(b->proj_packed);
 	}
 	pn_prep_free(m->prep);
+	pn_qnet_free(m->q);
 	free(m->head_w);
 	free(m->head_b);
 	free(m->classes);
@@ -558,6 +584,16 @@ void pn_model_free(struct pn_model *m)
 const struct pn_ops *pn_model_ops(const struct pn_model *m)
 {
 	return m->ops;
+}
+
+const char *pn_model_dtype(const struct pn_model *m)
+{
+	return m->q ? "int8" : "f32";
+}
+
+const char *pn_model_isa(const struct pn_model *m)
+{
+	return m->q ? pn_qops_scalar.name : m->ops->name;
 }
 
 int pn_model_blocks(const struct pn_model *m)
@@ -641,7 +677,7 @@ struct pn_plan *pn_plan_new(const struct pn_model *m, int first, int last, int b
 	p->in_floats = pn_shape_floats(pn_model_shape(m, first));
 	p->out_floats = pn_shape_floats(pn_model_shape(m, last));
 	size_t act = 0, exp = 0, dw = 0, feat = 0;
-	for (int i = first; i < last; i++) {
+	for (int i = first; i < last && !m->q; i++) {
 		const struct block *b = &m->blocks[i];
 		if (i + 1 < last && pn_shape_floats(b->out) > act)
 			act = pn_shape_floats(b->out);
@@ -665,6 +701,10 @@ struct pn_plan *pn_plan_new(const struct pn_model *m, int first, int last, int b
 	p->band_dw = alloc_floats(dw);
 	p->feat = alloc_floats(feat);
 	p->pooled = alloc_floats((size_t)m->head_c);
+	if (m->q && !(p->qr = pn_qrun_new(m->q, first, last))) {
+		pn_plan_free(p);
+		goto oom;
+	}
 	if (!p->in || !p->out || !p->act[0] || !p->act[1] || !p->band_exp || !p->band_dw ||
 	    !p->feat || !p->pooled) {
 		pn_plan_free(p);
@@ -691,6 +731,7 @@ void pn_plan_free(struct pn_plan *p)
 	free(p->band_dw);
 	free(p->feat);
 	free(p->pooled);
+	pn_qrun_free(p->qr);
 	free(p);
 }
 
@@ -833,7 +874,11 @@ int pn_plan_step(struct pn_plan *p)
 	const float *src = j == 0 ? p->in + (size_t)p->img * p->in_floats : p->act[(j + 1) & 1];
 	float *dst =
 		p->blk == p->last - 1 ? p->out + (size_t)p->img * p->out_floats : p->act[j & 1];
-	run_block(p, p->blk, src, dst);
+	if (p->qr) /* int8: floats only at the ends of the range */
+		pn_qrun_block(p->qr, p->blk, j == 0 ? src : NULL,
+			      p->blk == p->last - 1 ? dst : NULL);
+	else
+		run_block(p, p->blk, src, dst);
 	if (++p->blk == p->last) {
 		p->blk = p->first;
 		p->img++;

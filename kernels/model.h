@@ -32,7 +32,14 @@ struct pn_model *pn_model_load_buffer(const char *name, const uint8_t *buf, size
 				      const struct pn_ops *ops, char *err, size_t errlen);
 void pn_model_free(struct pn_model *m);
 
+/* The float kernel table (preprocessing; the blocks of a float model). */
 const struct pn_ops *pn_model_ops(const struct pn_model *m);
+/* "f32", or "int8" for a file written by `pipenet quantize` (qmodel.h),
+ * whose blocks run on the int8 kernels; plans take and give floats
+ * either way. */
+const char *pn_model_dtype(const struct pn_model *m);
+/* The kernel variant that runs the blocks. */
+const char *pn_model_isa(const struct pn_model *m);
 /* Number of feature blocks (19); valid ranges are 0 <= first < last <= blocks. */
 int pn_model_blocks(const struct pn_model *m);
 int pn_model_input_size(const struct pn_model *m);

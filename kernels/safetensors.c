@@ -18,7 +18,6 @@
 
 struct pn_st_tensor {
 	const char *name;
-	int f32;
 	const char *dtype;
 	int ndim;
 	int64_t dims[PN_ST_MAX_DIMS];
@@ -120,7 +119,6 @@ static int parse_tensor(struct pn_st *st, const char *name, json_t *v, struct pn
 			 t->dtype);
 		return -1;
 	}
-	t->f32 = strcmp(t->dtype, "F32") == 0;
 	if (json_array_size(shape) > PN_ST_MAX_DIMS) {
 		snprintf(err, errlen, "%s: tensor %s: %zu dimensions, at most %d supported",
 			 st->path, name, json_array_size(shape), PN_ST_MAX_DIMS);
@@ -319,6 +317,20 @@ const char *pn_st_meta(const struct pn_st *st, const char *key)
 	return json_string_value(json_object_get(meta, key));
 }
 
+int pn_st_meta_each(const struct pn_st *st,
+		    int (*fn)(const char *key, const char *value, void *arg), void *arg)
+{
+	json_t *meta = json_object_get(st->header, "__metadata__"), *v;
+	const char *key;
+	json_object_foreach(meta, key, v)
+	{
+		int rc = fn(key, json_string_value(v), arg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static const struct pn_st_tensor *find(const struct pn_st *st, const char *name)
 {
 	for (size_t i = 0; i < st->ntensors; i++)
@@ -346,17 +358,17 @@ static void format_dims(char *buf, size_t len, int ndim, const int64_t *dims)
 		snprintf(buf + used, len - used, "]");
 }
 
-int pn_st_read_f32(const struct pn_st *st, const char *name, int ndim, const int64_t *dims,
-		   float *out, char *err, size_t errlen)
+int pn_st_read(const struct pn_st *st, const char *name, const char *dtype, int ndim,
+	       const int64_t *dims, void *out, char *err, size_t errlen)
 {
 	const struct pn_st_tensor *t = find(st, name);
 	if (!t) {
 		snprintf(err, errlen, "%s: tensor %s is missing", st->path, name);
 		return -1;
 	}
-	if (!t->f32) {
-		snprintf(err, errlen, "%s: tensor %s has dtype %s, expected F32", st->path, name,
-			 t->dtype);
+	if (strcmp(t->dtype, dtype) != 0) {
+		snprintf(err, errlen, "%s: tensor %s has dtype %s, expected %s", st->path, name,
+			 t->dtype, dtype);
 		return -1;
 	}
 	int same = t->ndim == ndim;
@@ -373,4 +385,112 @@ int pn_st_read_f32(const struct pn_st *st, const char *name, int ndim, const int
 	/* Little-endian on disk; every target we build for is little-endian. */
 	memcpy(out, st->data + t->begin, (size_t)(t->end - t->begin));
 	return 0;
+}
+
+int pn_st_read_f32(const struct pn_st *st, const char *name, int ndim, const int64_t *dims,
+		   float *out, char *err, size_t errlen)
+{
+	return pn_st_read(st, name, "F32", ndim, dims, out, err, errlen);
+}
+
+/* ---- writing ---- */
+
+struct pn_st_writer {
+	json_t *header, *meta;
+	uint8_t *data;
+	size_t used, cap;
+	int failed;
+};
+
+struct pn_st_writer *pn_st_writer_new(void)
+{
+	struct pn_st_writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return NULL;
+	w->header = json_object();
+	w->meta = json_object();
+	if (!w->header || !w->meta || json_object_set(w->header, "__metadata__", w->meta) < 0) {
+		pn_st_writer_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void pn_st_writer_free(struct pn_st_writer *w)
+{
+	if (!w)
+		return;
+	json_decref(w->header);
+	json_decref(w->meta);
+	free(w->data);
+	free(w);
+}
+
+int pn_st_writer_meta(struct pn_st_writer *w, const char *key, const char *value)
+{
+	if (json_object_get(w->meta, key) ||
+	    json_object_set_new(w->meta, key, json_string(value)) < 0) {
+		w->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int pn_st_writer_add(struct pn_st_writer *w, const char *name, const char *dtype, int ndim,
+		     const int64_t *dims, const void *data)
+{
+	size_t bytes = dtype_size(dtype);
+	json_t *shape = json_array(), *t = NULL;
+	for (int i = 0; i < ndim; i++) {
+		bytes *= (size_t)dims[i];
+		json_array_append_new(shape, json_integer(dims[i]));
+	}
+	if (!dtype_size(dtype) || json_object_get(w->header, name))
+		goto fail;
+	if (w->used + bytes > w->cap) {
+		size_t cap = w->cap ? w->cap : 4096;
+		while (cap < w->used + bytes)
+			cap *= 2;
+		uint8_t *p = realloc(w->data, cap);
+		if (!p)
+			goto fail;
+		w->data = p;
+		w->cap = cap;
+	}
+	t = json_pack("{s:s, s:O, s:[I, I]}", "dtype", dtype, "shape", shape, "data_offsets",
+		      (json_int_t)w->used, (json_int_t)(w->used + bytes));
+	if (!t || json_object_set_new(w->header, name, t) < 0)
+		goto fail;
+	memcpy(w->data + w->used, data, bytes);
+	w->used += bytes;
+	json_decref(shape);
+	return 0;
+fail:
+	json_decref(shape);
+	w->failed = 1;
+	return -1;
+}
+
+uint8_t *pn_st_writer_finish(struct pn_st_writer *w, size_t *len)
+{
+	if (w->failed)
+		return NULL;
+	char *text = json_dumps(w->header, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!text)
+		return NULL;
+	size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
+	uint8_t *out = malloc(8 + padded + w->used + 1);
+	if (!out) {
+		free(text);
+		return NULL;
+	}
+	for (int i = 0; i < 8; i++)
+		out[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+	memcpy(out + 8, text, hlen);
+	memset(out + 8 + hlen, ' ', padded - hlen);
+	if (w->used)
+		memcpy(out + 8 + padded, w->data, w->used);
+	free(text);
+	*len = 8 + padded + w->used;
+	return out;
 }
