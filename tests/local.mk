@@ -26,6 +26,15 @@ tests_test_model_SOURCES = tests/test-model.c tests/tap.h
 tests_test_model_LDADD = $(PN_KERNEL_LDADD)
 TESTS += tests/test-model
 
+# The int8 path: fixed-point arithmetic, int8 kernels, the quantised 32 model.
+check_PROGRAMS += tests/test-quant
+tests_test_quant_SOURCES = tests/test-quant.c tests/tap.h
+tests_test_quant_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_quant_LDADD = $(PN_KERNEL_LDADD)
+TESTS += tests/test-quant
+# Float against int8 on the 10,000 test images (run by hand, not by make check).
+EXTRA_DIST += tests/bench-int8
+
 check_PROGRAMS += tests/test-dataset
 tests_test_dataset_SOURCES = tests/test-dataset.c tests/tap.h
 tests_test_dataset_CPPFLAGS = $(AM_CPPFLAGS) -DPN_TOP_SRCDIR='"$(abs_top_srcdir)"'
