@@ -227,4 +227,6 @@ tests_slow_clients_SOURCES = tests/slow-clients.c
 TESTS += tests/cluster-lan.sh
 EXTRA_DIST += tests/cluster-lan.sh
 TESTS += tests/cluster-reference.sh
+TESTS += tests/cluster-int8.sh
+EXTRA_DIST += tests/cluster-int8.sh
 EXTRA_DIST += tests/cluster-reference.sh tests/bench-load
