@@ -361,9 +361,9 @@ json_t *model_json(const struct pn_coord *c)
 	json_t *classes = json_array();
 	for (int i = 0; i < pn_model_num_classes(c->m); i++)
 		json_array_append_new(classes, json_string(pn_model_classes(c->m)[i]));
-	return json_pack("{s:s, s:s, s:i, s:i, s:o}", "path", c->model_path, "sha256", c->sha,
+	return json_pack("{s:s, s:s, s:i, s:i, s:o, s:s}", "path", c->model_path, "sha256", c->sha,
 			 "input_size", pn_model_input_size(c->m), "blocks", pn_model_blocks(c->m),
-			 "classes", classes);
+			 "classes", classes, "dtype", pn_model_dtype(c->m));
 }
 
 /* The block range node i computes now: the running run's, else the

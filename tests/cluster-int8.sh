@@ -21,6 +21,8 @@ ok $? "pipenet classify ran the int8 model on $N images: $(grep '^accuracy' "$TM
 cluster "$M8" || exit 1
 api GET "127.0.0.1:$PORT_s1" /api/v1/health
 check "a stage says it runs an int8 model ($(jget .dtype), $(jget .isa))" [ "$(jget .dtype)" = int8 ]
+api GET "127.0.0.1:$PORT_c" /api/v1/cluster
+check "the coordinator shows the model's precision: $(jget .model.dtype)" [ "$(jget .model.dtype)" = int8 ]
 for wire in f32 f16; do
 	run "127.0.0.1:$PORT_c" "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": [8], \"wire\": \"$wire\"}" 600
 	check "a run with wire $wire: $RUN_STATE, $(jget .images_done) images" \

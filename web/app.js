@@ -757,7 +757,7 @@
 		if (!m || typeof m !== 'object') return;
 		const name = str(m.path).split('/').pop().replace(/\.safetensors$/, '');
 		const sha = str(m.sha256).slice(0, 12);
-		$('model').textContent = [name, m.input_size ? `${m.input_size}×${m.input_size}` : ''].filter(Boolean).join(' · ');
+		$('model').textContent = [name, m.input_size ? `${m.input_size}×${m.input_size}` : '', m.dtype === 'int8' ? 'int8' : ''].filter(Boolean).join(' · ');
 		$('model').title = [str(m.path), sha ? 'sha256 ' + str(m.sha256) : ''].filter(Boolean).join('\n');
 	}
 
