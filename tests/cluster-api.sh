@@ -193,10 +193,10 @@ check "a body over --max-body-bytes: 413" [ "$STATUS" = 413 ]
 STATUS=$(curl -s -o "$TMP/index" -D "$TMP/headers" -w '%{http_code}' "http://$C/")
 check "GET /: the dashboard's index.html" \
 	eval 'served 200 "^content-type: text/html" && cmp -s "$TMP/index" "$top_srcdir/web/index.html"'
-STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/app.js")
-check "GET /app.js: JavaScript" served 200 '^content-type: text/javascript'
+STATUS=$(curl -s -o /dev/null -D "$TMP/headers" -w '%{http_code}' "http://$C/main.mjs")
+check "GET /main.mjs: JavaScript" served 200 '^content-type: text/javascript'
 bad=""
-for p in /../README.md /%2e%2e/README.md /.hidden /web/../../README.md '/%2e%2e%2fREADME.md' /nothing.js /app.js/ '/a%00b'; do
+for p in /../README.md /%2e%2e/README.md /.hidden /web/../../README.md '/%2e%2e%2fREADME.md' /nothing.js /main.mjs/ '/a%00b'; do
 	STATUS=$(curl -s --path-as-is -o "$TMP/reply" -w '%{http_code}' "http://$C$p")
 	[ "$STATUS" = 404 ] || bad="$bad $p:$STATUS"
 done

@@ -23,7 +23,9 @@ expected=$(printf '%s\n' \
 	"$pkgdatadir/samples/cifar10/batches.meta.txt" \
 	$(for c in airplane automobile bird cat deer dog frog horse ship truck; do
 		echo "$pkgdatadir/samples/cifar10/jpeg/$c/0000.jpg"; done) \
-	"$pkgdatadir/web/index.html" "$pkgdatadir/web/app.js" "$pkgdatadir/web/style.css" \
+	"$pkgdatadir/web/index.html" "$pkgdatadir/web/style.css" \
+	$(for m in main util api charts pipeline plan runs stream forms; do
+		echo "$pkgdatadir/web/$m.mjs"; done) \
 	"$sysconfdir/pipenet/pipenet.json" "$sysconfdir/pipenet/token" \
 	"$systemdunitdir/pipenetd.service" "$systemdunitdir/pipenetd@.service" \
 	"$mandir/man1/pipenet.1" "$mandir/man8/pipenetd.8" | sort)
