@@ -36,8 +36,13 @@ static void tick_cb(void *arg)
 			readmit_check(r, now);
 		if (r->state == RUN_RUNNING) {
 			fetch_stats(r);
-			if (!EPOCH(r, r->epoch)->predicted_img_s && want_profiles(c, r->batch))
-				epoch_predict(r); /* the block times came in late */
+			for (int k = 0; k < r->ngroups; k++)
+				if (!r->groups[k].dropped &&
+				    !GROUP_EPOCH(&r->groups[k])->predicted_img_s &&
+				    want_profiles(c, r->batch))
+					epoch_predict(
+						r,
+						&r->groups[k]); /* the block times came in late */
 			link_drift_check(r);
 			adapt_check(r);
 		}

@@ -460,16 +460,18 @@ static void plan_get(struct pn_req *q, void *arg)
 	pn_reply_json(q, 200, j);
 }
 
+/* PUT /api/v1/split: the running run's split (a group's, naming it, when
+ * the run has several), else the next run's default. */
 static void split_put(struct pn_req *q, void *arg)
 {
 	struct pn_coord *c = arg;
-	static const char *const keys[] = {"split", NULL};
-	char err[300];
-	int points[MAX_RANGES], npoints;
+	static const char *const keys[] = {"split", "group", NULL};
+	char err[400];
+	int points[MAX_RANGES], npoints, members[MAX_STAGES], nm;
 	json_t *j = pn_req_json(q);
 	if (!j)
 		return;
-	json_t *split = json_object_get(j, "split");
+	json_t *split = json_object_get(j, "split"), *group = json_object_get(j, "group");
 	int bad = pn_json_known(j, keys, err, sizeof(err));
 	if (!bad && !split) {
 		snprintf(err, sizeof(err), "split is required");
@@ -477,25 +479,56 @@ static void split_put(struct pn_req *q, void *arg)
 	}
 	struct run *r = c->active;
 	int running = r && r->state != RUN_QUEUED;
+	json_int_t gi = group ? json_integer_value(group) : 0;
+	if (!bad && group && (!json_is_integer(group) || gi < 0)) {
+		snprintf(err, sizeof(err), "group must be a group number: 0, 1, ...");
+		bad = 1;
+	} else if (!bad && group && (!running || gi >= r->ngroups)) {
+		snprintf(err, sizeof(err),
+			 "group %" JSON_INTEGER_FORMAT " is not a group of the running run (%s)",
+			 gi,
+			 running ? (r->ngroups == 1 ? "it has group 0 only" : "see its \"groups\"")
+				 : "no run is running");
+		bad = 1;
+	} else if (!bad && !group && running && r->ngroups > 1) {
+		snprintf(err, sizeof(err),
+			 "run %d has %d groups: name the group to re-split, e.g. {\"group\": 0, "
+			 "\"split\": [8]}",
+			 r->id, r->ngroups);
+		bad = 1;
+	}
+	struct group *g = running ? &r->groups[gi] : NULL;
 	const char *source;
+	if (!bad && g && g->dropped) {
+		json_decref(j);
+		pn_reply_error(q, 409, "group dropped",
+			       "group %d of run %d has no stage up: it is planned again when one "
+			       "comes back",
+			       g->index, r->id);
+		return;
+	}
+	nm = g ? group_members(c, g, members) : live_members(c, members);
 	if (!bad)
-		bad = parse_points(c, split, running ? r->batch : 8,
-				   running ? r->dtype : PN_DTYPE_F32, points, &npoints, &source,
-				   err, sizeof(err));
+		bad = parse_points(c, split, "split", running ? r->batch : 8,
+				   running ? r->dtype : PN_DTYPE_F32, members, nm,
+				   g ? g->nstages : c->nnodes, !running || r->ngroups == 1, points,
+				   &npoints, &source, err, sizeof(err));
 	json_decref(j);
 	if (bad) {
 		pn_reply_error(q, 400, "bad split", "%s", err);
 		return;
 	}
-	if (r && r->state == RUN_CONFIGURING) {
+	if (r && (r->state == RUN_CONFIGURING || (g && g->configuring))) {
 		pn_reply_header(q, "Retry-After", "1");
 		pn_reply_error(q, 409, "busy", "run %d is configuring its stages; try again",
 			       r->id);
 		return;
 	}
-	memcpy(c->default_points, points, sizeof(points));
-	c->default_npoints = npoints;
-	c->default_set = 1;
+	if (!running || r->ngroups == 1) { /* a group run's split is its own */
+		memcpy(c->default_points, points, sizeof(points));
+		c->default_npoints = npoints;
+		c->default_set = 1;
+	}
 	if (!r || r->state != RUN_RUNNING) {
 		pn_info("split for the next run set");
 		pn_reply_json(q, 200,
@@ -503,20 +536,21 @@ static void split_put(struct pn_req *q, void *arg)
 					"epoch", 0, "run"));
 		return;
 	}
-	const struct epoch *ep = EPOCH(r, r->epoch);
-	if (!r->draining && ep->npoints == npoints &&
+	const struct epoch *ep = GROUP_EPOCH(g);
+	if (!g->draining && ep->npoints == npoints &&
 	    memcmp(ep->points, points, (size_t)npoints * sizeof(int)) == 0) {
 		pn_reply_json(q, 200,
-			      json_pack("{s:o, s:i, s:i}", "split", points_json(points, npoints),
-					"epoch", r->epoch, "run", r->id));
+			      json_pack("{s:o, s:i, s:i, s:i}", "split",
+					points_json(points, npoints), "epoch", g->epoch, "run",
+					r->id, "group", g->index));
 		return;
 	}
 	pn_reply_json(q, 200,
-		      json_pack("{s:o, s:i, s:i, s:s}", "split", points_json(points, npoints),
-				"epoch", r->epoch + 1, "run", r->id, "source", source));
-	r->next_img_s = r->next_latency_ms = 0;
-	int members[MAX_STAGES], nm = live_members(c, members);
-	request_split(r, points, npoints, members, nm, NULL);
+		      json_pack("{s:o, s:i, s:i, s:s, s:i}", "split", points_json(points, npoints),
+				"epoch", r->epoch + 1, "run", r->id, "source", source, "group",
+				g->index));
+	g->next_img_s = g->next_latency_ms = 0;
+	request_split(r, g, points, npoints, members, nm, NULL);
 }
 
 static void events_get(struct pn_req *q, void *arg)

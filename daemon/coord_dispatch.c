@@ -9,22 +9,23 @@
 
 static void hop_cb(const struct pn_reply *rep, void *arg)
 {
-	struct run *r = arg;
+	struct group *g = arg;
+	struct run *r = g->r;
 	if (rep->status == 202) {
-		r->hop_frames++;
-		r->hop_transfer_ns += rep->transfer_ns;
+		g->hop_frames++;
+		g->hop_transfer_ns += rep->transfer_ns;
 		pn_task_schedule(r->c->dispatcher);
-		check_drain(r);
+		check_drain(r, g);
 		return;
 	}
-	if (rep->status == 0 && r->ranges[0].node) {
+	if (rep->status == 0 && g->ranges[0].node) {
 		/* Unreachable for the whole retry budget: down, re-plan. */
-		node_down(r->ranges[0].node, rep->error);
+		node_down(g->ranges[0].node, rep->error);
 		return;
 	}
-	if (rep->status == 401 && r->ranges[0].node) {
+	if (rep->status == 401 && g->ranges[0].node) {
 		/* Not congestion: every frame would be refused the same way. */
-		node_refuse_auth(r->ranges[0].node,
+		node_refuse_auth(g->ranges[0].node,
 				 "token mismatch: the stage answered 401 to a frame from the "
 				 "coordinator");
 		return;
@@ -33,7 +34,7 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 		return; /* stale (another plan epoch): its deadline sends it again */
 	}
 	end_run(r, RUN_FAILED, "stage %s did not take a batch: %s%.*s",
-		pn_peer_address(r->first_hop), rep->status ? "" : rep->error,
+		pn_peer_address(g->first_hop), rep->status ? "" : rep->error,
 		rep->status ? (int)(rep->len > 300 ? 300 : rep->len) : 0,
 		rep->status ? (const char *)rep->body : "");
 }
@@ -44,8 +45,9 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 
 /* Fills batch `b`'s frame of source images (the first stage preprocesses
  * them) for at most BUILD_TURN_NS: 1 when more is left for the next turn,
- * 0 with the frame in *out (taken), -1 after failing the run. */
-static int build_frame(struct run *r, size_t b, uint8_t **out, size_t *len)
+ * 0 with the frame for plan `epoch` in *out (taken), -1 after failing the
+ * run. */
+static int build_frame(struct run *r, size_t b, int epoch, uint8_t **out, size_t *len)
 {
 	size_t first = b * (size_t)r->batch;
 	size_t n = r->samples - first < (size_t)r->batch ? r->samples - first : (size_t)r->batch;
@@ -77,7 +79,7 @@ static int build_frame(struct run *r, size_t b, uint8_t **out, size_t *len)
 	struct pn_frame_header h = {
 		.run = (uint64_t)r->id,
 		.seq = (uint32_t)b,
-		.epoch = (uint8_t)r->epoch,
+		.epoch = (uint8_t)epoch,
 		.first_block = 0,
 		.dtype = PN_DTYPE_U8,
 		.n = (uint32_t)n,
@@ -107,22 +109,49 @@ static size_t next_to_send(struct run *r)
 	return r->next_batch;
 }
 
+/* The group the next batch goes to: a running one with room in its
+ * window and at its first hop, the one with the most room (by demand: a
+ * slower group has fewer batches back, so it takes fewer); NULL when none
+ * has room (the local stage's steps or hop_cb bring us back). */
+static struct group *pick_group(struct run *r)
+{
+	struct group *best = NULL;
+	for (int k = 0; k < r->ngroups; k++) {
+		struct group *g = &r->groups[k];
+		if (g->dropped || g->configuring || g->draining || g->inflight >= g->window)
+			continue;
+		if (g->ranges[0].node ? !g->first_hop || pn_peer_pending(g->first_hop) > 1
+				      : !pn_stage_has_room(r->c->local))
+			continue;
+		if (!best || g->window - g->inflight > best->window - best->inflight)
+			best = g;
+	}
+	return best;
+}
+
+int run_inflight(const struct run *r)
+{
+	int n = 0;
+	for (int k = 0; k < r->ngroups; k++)
+		n += r->groups[k].inflight;
+	return n;
+}
+
 /* At most one batch per loop turn, its images read over as many turns as
  * they need, so reading the dataset never holds the loop long. */
 void dispatch_cb(void *arg)
 {
 	struct pn_coord *c = arg;
 	struct run *r = c->active;
-	if (!r || r->state != RUN_RUNNING || r->draining || r->inflight >= r->window)
+	struct group *g = r && r->state == RUN_RUNNING ? pick_group(r) : NULL;
+	if (!g)
 		return;
 	size_t b = r->building ? r->build_b : next_to_send(r), len;
 	if (b >= r->nbatches)
 		return;
-	int local = r->ranges[0].node == NULL;
-	if (local ? !pn_stage_has_room(c->local) : pn_peer_pending(r->first_hop) > 1)
-		return; /* the local stage's steps or hop_cb bring us back */
+	int local = g->ranges[0].node == NULL;
 	uint8_t *buf;
-	int built = build_frame(r, b, &buf, &len);
+	int built = build_frame(r, b, g->epoch, &buf, &len);
 	if (built != 0) {
 		if (built > 0)
 			pn_task_schedule(c->dispatcher);
@@ -140,10 +169,11 @@ void dispatch_cb(void *arg)
 		r->nlost--;
 	}
 	r->bstate[b] = BATCH_INFLIGHT;
-	r->bepoch[b] = (uint8_t)r->epoch;
+	r->bepoch[b] = (uint8_t)g->epoch;
+	r->bgroup[b] = (uint8_t)g->index;
 	r->t_sent[b] = pn_now_ns();
-	r->inflight++;
-	r->hop_bytes += len;
+	g->inflight++;
+	g->hop_bytes += len;
 	if (local) {
 		json_t *error;
 		int status = pn_stage_submit(c->local, buf, len, &error);
@@ -155,43 +185,46 @@ void dispatch_cb(void *arg)
 			free(text);
 			return;
 		}
-		r->hop_frames++;
-	} else if (pn_peer_send(r->first_hop, PN_POST, "/v1/frames", "application/octet-stream",
-				buf, len, (int64_t)c->o.retry_s * 1000, hop_cb, r) != 0) {
+		g->hop_frames++;
+	} else if (pn_peer_send(g->first_hop, PN_POST, "/v1/frames", "application/octet-stream",
+				buf, len, (int64_t)c->o.retry_s * 1000, hop_cb, g) != 0) {
 		end_run(r, RUN_FAILED, "cannot send batch %zu", b);
 		return;
 	}
 	pn_task_schedule(c->dispatcher);
 }
 
-void begin(struct run *r)
+/* Group g's stages took its plan: it takes batches (the run's first
+ * group to begin starts the run). */
+void begin(struct run *r, struct group *g)
 {
 	struct pn_coord *c = r->c;
 	char err[256];
-	pn_peer_free(r->first_hop);
-	r->first_hop = NULL;
-	if (r->ranges[0].node) {
-		r->first_hop = pn_peer_new(c->loop, r->ranges[0].node->address, c->o.token, err,
+	pn_peer_free(g->first_hop);
+	g->first_hop = NULL;
+	if (g->ranges[0].node) {
+		g->first_hop = pn_peer_new(c->loop, g->ranges[0].node->address, c->o.token, err,
 					   sizeof(err));
-		if (!r->first_hop) {
+		if (!g->first_hop) {
 			end_run(r, RUN_FAILED, "%s", err);
 			return;
 		}
 	}
+	g->configuring = 0;
 	r->state = RUN_RUNNING;
 	c->gen++;
 	r->t_progress = pn_now_ns();
-	EPOCH(r, r->epoch)->t_start = r->t_progress;
-	if (r->epoch == 0) {
+	GROUP_EPOCH(g)->t_start = r->t_progress;
+	if (!r->t_start) {
 		r->t_start = r->t_progress;
 		r->cpu_start = pn_cpu_ns();
 		memcpy(r->acct_start, c->acct, sizeof(c->acct));
-		pn_info("run %d: %zu images in %zu batches, %s, window %d, wire %s", r->id,
-			r->samples, r->nbatches, r->pipelined ? "pipelined" : "sequential",
-			r->window, pn_dtype_name(r->dtype));
+		pn_info("run %d: %zu images in %zu batches, %s, %d group%s, window %d, wire %s",
+			r->id, r->samples, r->nbatches, r->pipelined ? "pipelined" : "sequential",
+			r->ngroups, r->ngroups == 1 ? "" : "s", g->window, pn_dtype_name(r->dtype));
 		pn_events_emit(c->events, "run", run_json(r));
 	} else {
-		pn_info("run %d: epoch %d running", r->id, r->epoch);
+		pn_info("run %d: epoch %d running", r->id, g->epoch);
 	}
 	pn_task_schedule(c->dispatcher);
 }
@@ -206,11 +239,11 @@ static int argmax(const float *v, int n)
 }
 
 /* pipenet_hop_bytes_total: the frames of a finished batch on every hop. */
-static void count_hops(struct run *r, size_t n)
+static void count_hops(struct run *r, const struct group *g, size_t n)
 {
 	struct pn_coord *c = r->c;
-	for (int i = 0; i <= r->nranges; i++) {
-		const char *from = range_address(r, i - 1), *to = range_address(r, i);
+	for (int i = 0; i <= g->nranges; i++) {
+		const char *from = range_address(g, i - 1), *to = range_address(g, i);
 		if (strcmp(from, to) == 0)
 			continue; /* the coordinator's own range: no network */
 		int k;
@@ -224,7 +257,7 @@ static void count_hops(struct run *r, size_t n)
 			snprintf(c->hops[k].to, sizeof(c->hops[k].to), "%s", to);
 			c->nhops++;
 		}
-		int cut = i < r->nranges ? r->ranges[i].first : pn_model_blocks(c->m);
+		int cut = i < g->nranges ? g->ranges[i].first : pn_model_blocks(c->m);
 		c->hops[k].bytes += cut_bytes(c, cut, n, r->dtype);
 	}
 }
@@ -237,7 +270,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	struct pn_frame_error e;
 	/* While a re-split reconfigures the stages, a late duplicate may come. */
 	if (!r || (r->state != RUN_RUNNING && r->state != RUN_FINISHING &&
-		   !(r->state == RUN_CONFIGURING && r->epoch > 0))) {
+		   !(r->state == RUN_CONFIGURING && r->t_start))) {
 		free(buf);
 		pn_reply_error(q, 409, "no run", "no run is taking logits now");
 		return;
@@ -290,6 +323,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 			       h.seq, r->id, r->bepoch[h.seq]);
 		return;
 	}
+	struct group *g = &r->groups[r->bgroup[h.seq]];
 	uint64_t now = pn_now_ns();
 	float *dst = r->logits + first * (size_t)classes;
 	pn_frame_decode(&h, buf + PN_FRAME_HEADER, NULL, dst);
@@ -302,7 +336,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 		r->correct += argmax(dst + i * (size_t)classes, classes) == label;
 	}
 	if (r->bstate[h.seq] == BATCH_INFLIGHT)
-		r->inflight--;
+		g->inflight--;
 	else
 		r->nlost--; /* its deadline passed, but here it is */
 	r->bstate[h.seq] = BATCH_DONE;
@@ -314,7 +348,9 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	r->t_last_done = r->t_progress = now;
 	r->batches_done++;
 	r->images_done += h.n;
-	struct epoch *ep = EPOCH(r, r->epoch);
+	g->images += h.n;
+	g->batches++;
+	struct epoch *ep = GROUP_EPOCH(g);
 	ep->images += h.n;
 	ep->batches++;
 	ep->t_last = now;
@@ -323,7 +359,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 	pn_hist_observe(&c->latency, (double)(now - r->t_dispatch[h.seq]) / 1e9, 1);
 	double lat_ms = ms(now - r->t_dispatch[h.seq]);
 	r->latency_avg_ms = r->latency_avg_ms > 0 ? 0.9 * r->latency_avg_ms + 0.1 * lat_ms : lat_ms;
-	count_hops(r, h.n);
+	count_hops(r, g, h.n);
 	pn_reply_json(q, 202, json_pack("{s:b}", "duplicate", 0));
 	history_batch(r, ms(r->t_done[h.seq] - r->t_dispatch[h.seq]));
 	pn_events_emit(c->events, "batch", batch_json(r, h.seq, h.n));
@@ -331,7 +367,7 @@ static void logits_frame(struct pn_req *q, struct pn_coord *c, uint8_t *buf, siz
 		finish(r);
 	} else {
 		pn_task_schedule(c->dispatcher);
-		check_drain(r);
+		check_drain(r, g);
 	}
 }
 
@@ -360,13 +396,14 @@ void frames_route(struct pn_req *q, void *arg)
 	pn_reply_json(q, status, status == 202 ? json_pack("{s:b}", "queued", 1) : error);
 }
 
-/* How long a batch may go without logits before it is sent again: a few
- * times what its plan predicts for it and the window ahead of it, and a
- * few times the latency batches have had (which includes that wait). */
-static uint64_t deadline_ns(const struct run *r)
+/* How long a batch of group g may go without logits before it is sent
+ * again: a few times what its plan predicts for it and the window ahead of
+ * it, and a few times the latency batches have had (which includes that
+ * wait). */
+static uint64_t deadline_ns(const struct run *r, const struct group *g)
 {
-	const struct epoch *ep = EPOCH(r, r->epoch);
-	double limit = 3.0 * ep->predicted_latency_ms * (r->window + 1);
+	const struct epoch *ep = GROUP_EPOCH(g);
+	double limit = 3.0 * ep->predicted_latency_ms * (g->window + 1);
 	double seen = 4.0 * r->latency_avg_ms, least = r->c->o.batch_deadline_s * 1e3;
 	limit = limit > seen ? limit : seen;
 	return (uint64_t)((limit > least ? limit : least) * 1e6);
@@ -374,7 +411,8 @@ static uint64_t deadline_ns(const struct run *r)
 
 /* Batches past their deadline: lost somewhere though every stage answers
  * its health checks (a dropped frame, a stage that refused it). They are
- * sent again under the same plan; whichever copy comes first counts. */
+ * sent again (to whichever group has room); whichever copy comes first
+ * counts. */
 void deadline_check(struct run *r, uint64_t now)
 {
 	/* Not before the first logits: until then the time a batch takes
@@ -382,23 +420,26 @@ void deadline_check(struct run *r, uint64_t now)
 	 * times), and a lost stage is found by its health checks. */
 	if (!r->batches_done)
 		return;
-	uint64_t limit = deadline_ns(r);
+	uint64_t limit[MAX_GROUPS];
+	for (int k = 0; k < r->ngroups; k++)
+		limit[k] = deadline_ns(r, &r->groups[k]);
 	for (size_t b = r->low; b < r->next_batch; b++) {
-		if (r->bstate[b] != BATCH_INFLIGHT || now - r->t_sent[b] < limit)
+		struct group *g = &r->groups[r->bgroup[b]];
+		if (r->bstate[b] != BATCH_INFLIGHT || now - r->t_sent[b] < limit[g->index])
 			continue;
 		if (r->bresends[b] >= DEADLINE_RESENDS) {
 			char errors[600] = "";
-			for (int i = 0; i < r->nranges; i++) {
+			for (int i = 0; i < g->nranges; i++) {
 				const char *le = json_string_value(
-					json_object_get(r->ranges[i].status, "last_error"));
+					json_object_get(g->ranges[i].status, "last_error"));
 				if (le)
 					snprintf(errors + strlen(errors),
 						 sizeof(errors) - strlen(errors), "; %s: %s",
-						 range_address(r, i), le);
+						 range_address(g, i), le);
 			}
 			end_run(r, RUN_FAILED,
 				"batch %zu had no logits after %d sends, %.1f s each%s", b,
-				DEADLINE_RESENDS + 1, (double)limit / 1e9, errors);
+				DEADLINE_RESENDS + 1, (double)limit[g->index] / 1e9, errors);
 			return;
 		}
 		r->bresends[b]++;
@@ -406,25 +447,27 @@ void deadline_check(struct run *r, uint64_t now)
 		r->c->resends_total++;
 		r->bstate[b] = BATCH_LOST;
 		r->nlost++;
-		r->inflight--;
+		g->inflight--;
 		pn_warn("run %d: batch %zu had no logits for %.1f s: sending it again", r->id, b,
 			(double)(now - r->t_sent[b]) / 1e9);
 	}
 	if (r->nlost) {
 		pn_task_schedule(r->c->dispatcher);
-		check_drain(r);
+		for (int k = 0; k < r->ngroups && r->state == RUN_RUNNING; k++)
+			check_drain(r, &r->groups[k]);
 	}
 }
 
-/* The plan's stages are gone: every batch in flight is to be sent again,
- * and its copies still travelling are stale under the next epoch. */
-void lose_inflight(struct run *r)
+/* Group g's plan is gone: every batch it has in flight is to be sent
+ * again, and its copies still travelling are stale from now on. */
+void lose_inflight(struct run *r, struct group *g)
 {
 	for (size_t b = r->low; b < r->next_batch; b++)
-		if (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST) {
+		if (r->bgroup[b] == g->index &&
+		    (r->bstate[b] == BATCH_INFLIGHT || r->bstate[b] == BATCH_LOST)) {
 			r->nlost += r->bstate[b] == BATCH_INFLIGHT;
 			r->bstate[b] = BATCH_LOST;
-			r->bepoch[b] = (uint8_t)(r->epoch + 1); /* old copies are stale */
+			r->bepoch[b] = (uint8_t)(r->epoch + 1); /* no plan has it yet */
 		}
-	r->inflight = 0;
+	g->inflight = 0;
 }

@@ -34,7 +34,9 @@
 #define MAX_BLOCKS PN_PLANNER_MAX_BLOCKS
 #define MAX_RUNS 64
 #define MAX_EPOCHS 32 /* kept per run: the latest */
+#define MAX_GROUPS MAX_STAGES
 #define EPOCH(r, e) (&(r)->epochs[(e) % MAX_EPOCHS])
+#define GROUP_EPOCH(g) EPOCH((g)->r, (g)->epoch)
 
 /* Health: every node is asked GET /api/v1/health each PING_MS; a node
  * that fails HEALTH_MISSES answers in a row (each given HEALTH_TIMEOUT_MS:
@@ -128,6 +130,7 @@ struct range {
 
 /* One plan of a run: the split it ran with and what it did. */
 struct epoch {
+	int group; /* whose plan it is */
 	int points[MAX_RANGES], npoints;
 	int members[MAX_STAGES], nmembers; /* the nodes of its ranges */
 	char reason[300]; /* why the run re-planned ("" for the first plan) */
@@ -153,48 +156,79 @@ struct history {
 	double v[HISTORY_ROWS][HISTORY_COLS];
 };
 
+/* A pipeline of a run over every block. Its stages are the consecutive
+ * nodes [stage0, stage0 + nstages) of the coordinator's list; a run has
+ * one group over every stage unless "groups" divides them (replication).
+ * Batches go to the groups by demand (dispatch_cb); each group plans,
+ * drains, fails over and re-admits on its own, and every plan of any
+ * group takes the run's next epoch number, so a frame's epoch names its
+ * group. Owners: coord_dispatch.c the window (inflight, hop counters,
+ * images) and first_hop once begun; coord_epoch.c the plan (ranges,
+ * epoch, dropped, draining, next_*, adapt's fields); coord_run.c the
+ * configuration (configuring, pending). */
+struct group {
+	struct run *r;
+	int index;
+	int stage0, nstages;
+	int dropped; /* every member lost while another group ran: no plan */
+	int configuring, pending; /* replies to its PUT /v1/stage awaited */
+	int epoch; /* the run epoch of its current plan */
+	int nranges;
+	struct range ranges[MAX_RANGES];
+	struct pn_peer *first_hop; /* frames to the first range, when remote */
+	int window, inflight;
+	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+	size_t images, batches; /* whose logits came back from it */
+	/* A re-split waiting for its batches in flight to drain. */
+	int draining, next_points[MAX_RANGES], next_npoints;
+	int next_members[MAX_STAGES], next_nmembers;
+	char next_reason[700];
+	double next_img_s, next_latency_ms;
+	/* adapt: compute against the profile per range (see adapt_check). */
+	double ratio[MAX_STAGES];
+	double applied[MAX_STAGES]; /* the ratios the last adapt re-split planned for */
+	int adapt_hold;
+	uint64_t adapt_last;
+};
+
 struct run {
 	struct pn_coord *c;
 	int id;
 	enum run_state state;
 	char *dataset;
 	size_t offset, stride, samples;
-	int batch, pipelined, window, dtype;
-	int nranges;
-	struct range ranges[MAX_RANGES];
+	int batch, pipelined, window, dtype; /* window: max_inflight per group, 0 auto */
+	int ngroups;
+	struct group groups[MAX_GROUPS];
 	char error[768];
 
 	struct pn_dataset *ds; /* opened when posted */
 	uint8_t *building; /* a frame being filled, a few images per loop turn */
 	size_t build_b, build_i, build_len;
-	struct pn_peer *first_hop; /* frames to the first range, when remote */
 	float *logits; /* [samples][classes] */
 	int *labels;
 	size_t nbatches, next_batch, batches_done, images_done, correct, labelled, duplicates;
-	/* Per batch: its state, the plan epoch (mod 256) it was last sent
-	 * under, and how often a missed deadline sent it again. Batches
-	 * before `low` are all done; `nlost` await sending again. */
-	uint8_t *bstate, *bepoch, *bresends;
+	/* Per batch: its state, the plan epoch (mod 256) and the group it was
+	 * last sent under, and how often a missed deadline sent it again.
+	 * Batches before `low` are all done; `nlost` await sending again. */
+	uint8_t *bstate, *bepoch, *bgroup, *bresends;
 	size_t low, nlost, stale, resends;
 	double latency_avg_ms; /* moving average of batch latency */
 	uint64_t *t_dispatch, *t_done, *t_sent; /* first sent, logits in, last sent */
-	int inflight, pending; /* batches out; control replies awaited */
+	int pending; /* the closing GETs awaited (RUN_FINISHING) */
 	uint64_t t_created, t_start, t_first_done, t_last_done, t_end, t_progress;
 	size_t first_done_images;
-	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
 	/* pn_now_ns() and the coordinator's acct[] at the start and the end */
 	uint64_t cpu_start, cpu_end, acct_start[NACCT], acct_end[NACCT];
 
-	/* Live re-split: the current epoch, and the split waiting for the
-	 * batches in flight to drain (draining = 1). The last MAX_EPOCHS
-	 * epochs are kept (see EPOCH); the current one's `members` are the
-	 * nodes of the ranges (node indices in pipeline order). */
+	/* Plans: `epoch` is the last epoch number given to a group's plan.
+	 * The last MAX_EPOCHS epochs are kept (see EPOCH); a group's current
+	 * one's `members` are the nodes of its ranges (in pipeline order). */
 	int epoch;
 	struct epoch epochs[MAX_EPOCHS];
-	int draining, next_points[MAX_RANGES], next_npoints;
-	int next_members[MAX_STAGES], next_nmembers;
 	int failovers, readmits;
-	int window_auto; /* max_inflight was not given: ranges + 1 */
+	int window_auto; /* max_inflight was not given: ranges + 1 per group */
+	int groups_given; /* "groups" was in the request */
 	/* split "auto": chosen by the planner once the block times are in
 	 * (waiting at most auto_wait_s), else by MACs. */
 	int split_auto, auto_waiting, auto_wait_s;
@@ -205,14 +239,9 @@ struct run {
 	char waiting[500];
 	const char *split_source; /* "given", "default", "pending", "planner", "macs" */
 	char split_note[700];
-	/* adapt: stage compute measured against the profile (ratio per node,
-	 * 1 unless ADAPT_OFF away) and a re-split when a plan gains. */
-	int adapt, adapt_interval_s, adapt_hold, adapts;
-	double ratio[MAX_STAGES];
-	double applied[MAX_STAGES]; /* the ratios the last adapt re-split planned for */
-	uint64_t adapt_last;
-	char next_reason[700];
-	double next_img_s, next_latency_ms;
+	/* adapt: a re-split of a group when a plan over its stages' measured
+	 * speeds gains (per group: see struct group). */
+	int adapt, adapt_interval_s, adapts;
 	uint64_t rate_t[RATE_TICKS];
 	size_t rate_images[RATE_TICKS];
 	int rate_n;
@@ -320,10 +349,11 @@ void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 uint64_t counter(json_t *status, const char *key);
 void fetch_stats(struct run *r);
 void plan_start(struct run *r);
-void send_configs(struct run *r);
+void send_configs(struct run *r, struct group *g);
 void start_next(struct pn_coord *c);
 void finish(struct run *r);
-int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *points, int *npoints,
+int parse_points(struct pn_coord *c, json_t *split, const char *name, int batch, int dtype,
+		 const int *members, int nm, int total, int local_ok, int *points, int *npoints,
 		 const char **source, char *err, size_t errlen);
 void default_points(struct pn_coord *c, int *points, int *npoints);
 struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen);
@@ -334,30 +364,35 @@ int have_datadir(struct pn_coord *c, char *err, size_t errlen);
 
 /* coord_dispatch.c */
 void dispatch_cb(void *arg);
-void begin(struct run *r);
+void begin(struct run *r, struct group *g);
+int run_inflight(const struct run *r);
 void frames_route(struct pn_req *q, void *arg);
 void deadline_check(struct run *r, uint64_t now);
-void lose_inflight(struct run *r);
+void lose_inflight(struct run *r, struct group *g);
 
 /* coord_epoch.c */
 double epoch_img_s(const struct epoch *ep);
 int same_members(const struct epoch *ep, const int *members, int nm);
-void apply_points(struct run *r, const int *points, int npoints, const int *members, int nm);
-void check_drain(struct run *r);
+void apply_points(struct run *r, struct group *g, const int *points, int npoints,
+		  const int *members, int nm);
+void check_drain(struct run *r, struct group *g);
+void plan_groups(struct run *r);
 const char *plan_over(struct run *r, const int *members, int nm, int *points, int *npoints);
 void failover(struct run *r, const struct node *n);
 void readmit_check(struct run *r, uint64_t now);
 void auto_poll(struct run *r);
 void auto_timer_cb(void *arg);
 void reach_poll(struct run *r);
-void request_split(struct run *r, const int *points, int npoints, const int *members, int nm,
-		   const char *reason);
+void request_split(struct run *r, struct group *g, const int *points, int npoints,
+		   const int *members, int nm, const char *reason);
 void adapt_check(struct run *r);
 
 /* coord_nodes.c */
 int node_usable(const struct node *n);
 int live_members(const struct pn_coord *c, int *members);
 int run_uses(const struct run *r, const struct node *n);
+struct group *node_group(struct run *r, const struct node *n);
+int group_members(const struct pn_coord *c, const struct group *g, int *members);
 const char *node_state(const struct node *n);
 void node_down(struct node *n, const char *why);
 void node_refuse(struct node *n, const char *why);
@@ -381,13 +416,13 @@ enum split_by split_over(struct pn_coord *c, const int *members, int nm, int bat
 size_t cut_bytes(const struct pn_coord *c, int cut, size_t n, int dtype);
 int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
 	       double link_mbit, double link_ms, struct costs *k);
-int predicted(struct pn_coord *c, const struct run *r, struct pn_split *out);
-void epoch_predict(struct run *r);
+int predicted(struct pn_coord *c, const struct run *r, const struct group *g, struct pn_split *out);
+void epoch_predict(struct run *r, struct group *g);
 int plan_best(struct pn_coord *c, const int *members, int nm, int batch, int dtype,
 	      struct pn_split *out);
 
 /* coord_json.c */
-const char *range_address(const struct run *r, int i);
+const char *range_address(const struct group *g, int i);
 json_t *points_json(const int *points, int n);
 json_t *batch_json(const struct run *r, uint32_t seq, size_t n);
 json_t *summary_json(struct pn_coord *c);

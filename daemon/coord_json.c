@@ -4,10 +4,54 @@
 static json_t *coord_cpu_json(const struct run *r, double wall_s);
 static json_t *stage_cpu_json(json_t *status, uint64_t frames);
 
-const char *range_address(const struct run *r, int i)
+const char *range_address(const struct group *g, int i)
 {
-	return i < 0 || i >= r->nranges || !r->ranges[i].node ? "coordinator"
-							      : r->ranges[i].node->address;
+	return i < 0 || i >= g->nranges || !g->ranges[i].node ? "coordinator"
+							      : g->ranges[i].node->address;
+}
+
+/* A group's split, or the splits of every group (null for one dropped). */
+static json_t *splits_json(const struct run *r)
+{
+	if (r->ngroups == 1)
+		return points_json(GROUP_EPOCH(&r->groups[0])->points,
+				   GROUP_EPOCH(&r->groups[0])->npoints);
+	json_t *a = json_array();
+	for (int k = 0; k < r->ngroups; k++) {
+		const struct group *g = &r->groups[k];
+		json_array_append_new(a, g->dropped ? json_null()
+						    : points_json(GROUP_EPOCH(g)->points,
+								  GROUP_EPOCH(g)->npoints));
+	}
+	return a;
+}
+
+/* The planner's figure for the run: the sum of its groups' (each a
+ * pipeline of its own), when every group running has one. */
+static int run_predicted(const struct run *r, double *img_s, double *latency_ms)
+{
+	int n = 0;
+	*img_s = *latency_ms = 0;
+	for (int k = 0; k < r->ngroups; k++) {
+		const struct epoch *ep = GROUP_EPOCH(&r->groups[k]);
+		if (r->groups[k].dropped)
+			continue;
+		if (!(ep->predicted_img_s > 0))
+			return 0;
+		*img_s += ep->predicted_img_s;
+		*latency_ms = ep->predicted_latency_ms > *latency_ms ? ep->predicted_latency_ms
+								     : *latency_ms;
+		n++;
+	}
+	return n > 0;
+}
+
+static const char *group_state(const struct group *g)
+{
+	return g->dropped	? "dropped"
+	       : g->configuring ? "configuring"
+	       : g->draining	? "draining"
+				: "running";
 }
 
 static json_t *accuracy_json(const struct run *r)
@@ -28,22 +72,24 @@ json_t *batch_json(const struct run *r, uint32_t seq, size_t n)
 {
 	uint64_t t0 = pn_now_ns();
 	json_t *stages = json_array();
-	for (int i = 0; i < r->nranges; i++) {
-		const struct range *g = &r->ranges[i];
+	const struct group *gr = &r->groups[r->bgroup[seq]];
+	for (int i = 0; i < gr->nranges; i++) {
+		const struct range *g = &gr->ranges[i];
 		json_array_append_new(
 			stages,
 			json_pack("{s:i, s:s, s:f, s:f, s:I, s:I}", "index", i, "address",
-				  range_address(r, i), "compute_ms", g->recent_compute_ms,
+				  range_address(gr, i), "compute_ms", g->recent_compute_ms,
 				  "queue_ms", g->recent_queue_ms, "bytes_in",
 				  (json_int_t)cut_bytes(r->c, g->first, n, r->dtype), "bytes_out",
 				  (json_int_t)cut_bytes(r->c, g->last, n, r->dtype)));
 	}
 	json_t *j = json_pack("{s:i, s:i, s:I, s:f, s:i, s:I, s:I, s:o}", "run", r->id, "seq",
 			      (int)seq, "images", (json_int_t)n, "latency_ms",
-			      ms(r->t_done[seq] - r->t_dispatch[seq]), "epoch", r->epoch,
+			      ms(r->t_done[seq] - r->t_dispatch[seq]), "epoch", gr->epoch,
 			      "images_done", (json_int_t)r->images_done, "samples",
 			      (json_int_t)r->samples, "stages", stages);
 	json_object_set_new(j, "accuracy", accuracy_json(r));
+	json_object_set_new(j, "group", json_integer(gr->index));
 	r->c->acct[ACCT_JSON] += pn_now_ns() - t0;
 	return j;
 }
@@ -58,13 +104,13 @@ static double img_s_now(struct run *r, uint64_t now)
 	       ((double)(now - r->rate_t[oldest]) / 1e9);
 }
 
-static double hop_transfer_ms(const struct run *r, int i)
+static double hop_transfer_ms(const struct group *g, int i)
 {
-	if (i == 0 && !r->ranges[0].node)
+	if (i == 0 && (!g->nranges || !g->ranges[0].node))
 		return 0; /* the coordinator's own range: no network */
 	if (i == 0)
-		return r->hop_frames ? ms(r->hop_transfer_ns) / (double)r->hop_frames : 0;
-	json_t *st = r->ranges[i - 1].status;
+		return g->hop_frames ? ms(g->hop_transfer_ns) / (double)g->hop_frames : 0;
+	json_t *st = g->ranges[i - 1].status;
 	uint64_t acked = counter(st, "out_acked");
 	return acked ? ms(counter(st, "out_transfer_ns")) / (double)acked : 0;
 }
@@ -96,48 +142,64 @@ json_t *summary_json(struct pn_coord *c)
 	json_object_set_new(j, "accuracy", accuracy_json(r));
 	json_object_set_new(j, "images_done", json_integer((json_int_t)r->images_done));
 	json_object_set_new(j, "samples", json_integer((json_int_t)r->samples));
-	json_object_set_new(j, "inflight", json_integer(r->inflight));
-	json_object_set_new(j, "split",
-			    points_json(EPOCH(r, r->epoch)->points, EPOCH(r, r->epoch)->npoints));
+	json_object_set_new(j, "inflight", json_integer(run_inflight(r)));
+	json_object_set_new(j, "split", splits_json(r));
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
-	json_t *stages = json_array(), *hops = json_array();
+	json_t *stages = json_array(), *hops = json_array(), *groups = json_array();
 	double worst = -1;
 	json_t *bottleneck = json_null();
-	for (int i = 0; i < r->nranges; i++) {
-		const struct range *g = &r->ranges[i];
-		json_array_append_new(
-			stages,
-			json_pack("{s:i, s:s, s:i, s:i, s:f, s:f, s:f, s:o}", "index", i, "address",
-				  range_address(r, i), "first", g->first, "last", g->last,
-				  "utilisation", g->utilisation, "compute_ms_per_batch",
-				  g->recent_compute_ms, "queue_ms_per_batch", g->recent_queue_ms,
-				  "cpu",
-				  stage_cpu_json(g->status, counter(g->status, "frames_in"))));
-		if (g->recent_compute_ms > worst) {
-			worst = g->recent_compute_ms;
-			json_decref(bottleneck);
-			bottleneck = json_pack("{s:s, s:i}", "kind", "stage", "index", i);
+	for (int k = 0, at = 0; k < r->ngroups; k++) {
+		const struct group *gr = &r->groups[k];
+		json_array_append_new(groups,
+				      json_pack("{s:i, s:s, s:i, s:i, s:i}", "index", k, "state",
+						group_state(gr), "epoch", gr->epoch, "inflight",
+						gr->inflight, "window", gr->window));
+		for (int i = 0; i < gr->nranges; i++, at++) {
+			const struct range *g = &gr->ranges[i];
+			json_t *o = json_pack(
+				"{s:i, s:s, s:i, s:i, s:f, s:f, s:f, s:o}", "index", at, "address",
+				range_address(gr, i), "first", g->first, "last", g->last,
+				"utilisation", g->utilisation, "compute_ms_per_batch",
+				g->recent_compute_ms, "queue_ms_per_batch", g->recent_queue_ms,
+				"cpu", stage_cpu_json(g->status, counter(g->status, "frames_in")));
+			json_object_set_new(o, "group", json_integer(k));
+			json_array_append_new(stages, o);
+			if (g->recent_compute_ms > worst) {
+				worst = g->recent_compute_ms;
+				json_decref(bottleneck);
+				bottleneck = json_pack("{s:s, s:i}", "kind", "stage", "index", at);
+			}
+		}
+		for (int i = 0; gr->nranges && i <= gr->nranges; i++) {
+			int cut = i < gr->nranges ? gr->ranges[i].first : pn_model_blocks(c->m);
+			/* Hops are not named the bottleneck: the sender's transfer
+			 * time includes the receiver's wait for its own compute step. */
+			json_t *o =
+				json_pack("{s:s, s:s, s:I, s:f}", "from", range_address(gr, i - 1),
+					  "to", range_address(gr, i), "bytes_per_batch",
+					  (json_int_t)cut_bytes(c, cut, (size_t)r->batch, r->dtype),
+					  "transfer_ms_per_batch", hop_transfer_ms(gr, i));
+			json_object_set_new(o, "group", json_integer(k));
+			json_array_append_new(hops, o);
 		}
 	}
-	for (int i = 0; i <= r->nranges; i++) {
-		int cut = i < r->nranges ? r->ranges[i].first : pn_model_blocks(c->m);
-		/* Hops are not named the bottleneck: the sender's transfer time
-		 * includes the receiver's wait for its own compute step. */
-		json_array_append_new(
-			hops, json_pack("{s:s, s:s, s:I, s:f}", "from", range_address(r, i - 1),
-					"to", range_address(r, i), "bytes_per_batch",
-					(json_int_t)cut_bytes(c, cut, (size_t)r->batch, r->dtype),
-					"transfer_ms_per_batch", hop_transfer_ms(r, i)));
-	}
+	json_object_set_new(j, "groups", groups);
 	json_object_set_new(j, "stages", stages);
 	json_object_set_new(j, "hops", hops);
 	json_object_set_new(j, "coordinator", coord_cpu_json(r, wall));
 	json_object_set_new(j, "bottleneck", worst > 0 ? bottleneck : json_null());
 	if (worst <= 0)
 		json_decref(bottleneck);
+	/* The current plans' figures on the profiles now (not the epochs'). */
 	struct pn_split p;
-	json_object_set_new(j, "predicted_img_s",
-			    predicted(c, r, &p) == 0 ? json_real(p.img_s) : json_null());
+	double total = 0;
+	int have = 1;
+	for (int k = 0; k < r->ngroups && have; k++)
+		if (!r->groups[k].dropped) {
+			have = predicted(c, r, &r->groups[k], &p) == 0;
+			total += have ? p.img_s : 0;
+		}
+	json_object_set_new(j, "predicted_img_s", have ? json_real(total) : json_null());
 	return j;
 }
 
@@ -190,7 +252,10 @@ static json_t *stage_cpu_json(json_t *status, uint64_t frames)
 				 : 0.0);
 }
 
-static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
+/* Group gr's ranges appended to arr; *bottleneck the index in arr of the
+ * slowest per batch so far (*worst its time). */
+static void group_ranges_json(const struct run *r, const struct group *gr, double wall_s,
+			      json_t *arr, double *worst, int *bottleneck)
 {
 	const struct pn_model *m = r->c->m;
 	uint64_t macs = 0, params = 0;
@@ -198,11 +263,8 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 		macs += pn_model_block_macs(m, b);
 		params += pn_model_block_params(m, b);
 	}
-	json_t *arr = json_array();
-	double worst = -1;
-	*bottleneck = -1;
-	for (int i = 0; i < r->nranges; i++) {
-		const struct range *g = &r->ranges[i];
+	for (int i = 0; i < gr->nranges; i++) {
+		const struct range *g = &gr->ranges[i];
 		uint64_t rm = 0, rp = 0;
 		for (int b = g->first; b < g->last; b++) {
 			rm += pn_model_block_macs(m, b);
@@ -231,12 +293,22 @@ static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
 				    json_real(ms(counter(g->status, "max_step_ns"))));
 		json_object_set_new(s, "utilisation", json_real(g->utilisation));
 		json_object_set_new(s, "cpu", stage_cpu_json(g->status, frames));
+		json_object_set_new(s, "group", json_integer(gr->index));
 		json_array_append_new(arr, s);
-		if (per_batch > worst) {
-			worst = per_batch;
-			*bottleneck = i;
+		if (per_batch > *worst) {
+			*worst = per_batch;
+			*bottleneck = (int)json_array_size(arr) - 1;
 		}
 	}
+}
+
+static json_t *ranges_json(const struct run *r, double wall_s, int *bottleneck)
+{
+	json_t *arr = json_array();
+	double worst = -1;
+	*bottleneck = -1;
+	for (int k = 0; k < r->ngroups; k++)
+		group_ranges_json(r, &r->groups[k], wall_s, arr, &worst, bottleneck);
 	return arr;
 }
 
@@ -269,8 +341,20 @@ json_t *run_json(const struct run *r)
 			      : 0;
 	double done_wall = r->t_last_done ? (double)(r->t_last_done - r->t_start) / 1e9 : 0;
 	json_t *split = json_array();
-	for (int i = 1; i < r->nranges; i++)
-		json_array_append_new(split, json_integer(r->ranges[i].first));
+	int window = 0;
+	for (int k = 0; k < r->ngroups; k++) {
+		const struct group *g = &r->groups[k];
+		json_t *cuts = g->dropped ? json_null() : json_array();
+		for (int i = 1; i < g->nranges; i++)
+			json_array_append_new(cuts, json_integer(g->ranges[i].first));
+		window += g->dropped ? 0 : g->window;
+		if (r->ngroups == 1) {
+			json_decref(split);
+			split = cuts;
+		} else {
+			json_array_append_new(split, cuts);
+		}
+	}
 	int bottleneck;
 	json_t *ranges = ranges_json(r, wall, &bottleneck);
 	json_t *j = json_pack(
@@ -278,11 +362,10 @@ json_t *run_json(const struct run *r)
 		"id", r->id, "state", state_names[r->state], "dataset", r->dataset, "offset",
 		(json_int_t)r->offset, "stride", (json_int_t)r->stride, "samples",
 		(json_int_t)r->samples, "batch_size", r->batch, "mode",
-		r->pipelined ? "pipelined" : "sequential", "split", split, "max_inflight",
-		r->window, "wire", pn_dtype_name(r->dtype), "images_done",
-		(json_int_t)r->images_done, "batches_done", (json_int_t)r->batches_done, "batches",
-		(json_int_t)r->nbatches, "correct", (json_int_t)r->correct, "duplicates",
-		(json_int_t)r->duplicates);
+		r->pipelined ? "pipelined" : "sequential", "split", split, "max_inflight", window,
+		"wire", pn_dtype_name(r->dtype), "images_done", (json_int_t)r->images_done,
+		"batches_done", (json_int_t)r->batches_done, "batches", (json_int_t)r->nbatches,
+		"correct", (json_int_t)r->correct, "duplicates", (json_int_t)r->duplicates);
 	json_object_set_new(j, "accuracy", accuracy_json(r));
 	json_object_set_new(j, "elapsed_s", json_real(wall));
 	json_object_set_new(j, "throughput_img_s",
@@ -294,34 +377,85 @@ json_t *run_json(const struct run *r)
 	json_object_set_new(j, "stages", ranges);
 	json_object_set_new(j, "bottleneck",
 			    bottleneck >= 0 ? json_integer(bottleneck) : json_null());
+	uint64_t frames = 0, bytes = 0, xfer = 0;
+	json_t *to = r->ngroups == 1 ? json_string(range_address(&r->groups[0], 0)) : json_array();
+	for (int k = 0; k < r->ngroups; k++) {
+		const struct group *g = &r->groups[k];
+		frames += g->hop_frames;
+		bytes += g->hop_bytes;
+		xfer += g->nranges && g->ranges[0].node ? g->hop_transfer_ns : 0;
+		if (r->ngroups > 1)
+			json_array_append_new(to, json_string(range_address(g, 0)));
+	}
 	json_object_set_new(j, "input_hop",
-			    json_pack("{s:s, s:I, s:I, s:f}", "to", range_address(r, 0), "frames",
-				      (json_int_t)r->hop_frames, "bytes", (json_int_t)r->hop_bytes,
-				      "transfer_ms_per_frame", hop_transfer_ms(r, 0)));
+			    json_pack("{s:o, s:I, s:I, s:f}", "to", to, "frames",
+				      (json_int_t)frames, "bytes", (json_int_t)bytes,
+				      "transfer_ms_per_frame",
+				      frames ? ms(xfer) / (double)frames : 0));
 	json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
 	json_object_set_new(j, "epoch", json_integer(r->epoch));
-	const struct epoch *cur = EPOCH(r, r->epoch);
+	double pred_img_s, pred_latency_ms;
+	int pred = run_predicted(r, &pred_img_s, &pred_latency_ms);
 	json_object_set_new(j, "split_source", json_string(r->split_source));
 	json_object_set_new(j, "waiting", r->reach_waiting ? json_string(r->waiting) : json_null());
 	json_object_set_new(j, "split_note",
 			    r->split_note[0] ? json_string(r->split_note) : json_null());
-	json_object_set_new(j, "predicted_img_s",
-			    cur->predicted_img_s > 0 ? json_real(cur->predicted_img_s)
-						     : json_null());
+	json_object_set_new(j, "predicted_img_s", pred ? json_real(pred_img_s) : json_null());
 	json_object_set_new(j, "predicted_latency_ms",
-			    cur->predicted_img_s > 0 ? json_real(cur->predicted_latency_ms)
-						     : json_null());
+			    pred ? json_real(pred_latency_ms) : json_null());
 	json_object_set_new(j, "adapt", json_boolean(r->adapt));
+	json_t *groups = json_array(), *ratios = json_array(), *pending = json_array();
+	for (int k = 0; k < r->ngroups; k++) {
+		const struct group *g = &r->groups[k];
+		json_t *gr = json_array(), *who = json_array(), *all = json_array();
+		for (int i = 0; i < GROUP_EPOCH(g)->nmembers && !g->dropped; i++)
+			json_array_append_new(gr, json_real(g->ratio[i]));
+		json_array_append_new(ratios, gr);
+		json_array_append_new(pending,
+				      g->draining ? points_json(g->next_points, g->next_npoints)
+						  : json_null());
+		for (int i = 0; i < g->nranges; i++)
+			json_array_append_new(who, json_string(range_address(g, i)));
+		for (int i = g->stage0; i < g->stage0 + g->nstages; i++)
+			json_array_append_new(all, json_string(r->c->nodes[i].address));
+		double worst = 0;
+		int slowest = -1;
+		for (int i = 0; i < g->nranges; i++) {
+			uint64_t f = counter(g->ranges[i].status, "frames_in");
+			double per =
+				f ? ms(counter(g->ranges[i].status, "compute_ns")) / (double)f : 0;
+			if (per > worst) {
+				worst = per;
+				slowest = i;
+			}
+		}
+		json_t *o =
+			json_pack("{s:i, s:s, s:o, s:o, s:o, s:i, s:I, s:I, s:f, s:i, s:i}",
+				  "index", k, "state", group_state(g), "stages", who, "all_stages",
+				  all, "split", json_null(), "epoch", g->epoch, "images",
+				  (json_int_t)g->images, "batches", (json_int_t)g->batches, "img_s",
+				  done_wall > 0 ? (double)g->images / done_wall : 0, "inflight",
+				  g->inflight, "window", g->window);
+		json_object_set_new(
+			o, "split",
+			g->dropped ? json_null()
+				   : points_json(GROUP_EPOCH(g)->points, GROUP_EPOCH(g)->npoints));
+		json_object_set_new(o, "bottleneck",
+				    slowest >= 0 ? json_integer(slowest) : json_null());
+		json_array_append_new(groups, o);
+	}
 	if (r->adapt) {
-		json_t *ratios = json_array();
-		for (int i = 0; i < cur->nmembers; i++)
-			json_array_append_new(ratios, json_real(r->ratio[i]));
-		json_object_set_new(j, "adapt_ratio", ratios);
+		json_object_set_new(j, "adapt_ratio",
+				    r->ngroups == 1 ? json_incref(json_array_get(ratios, 0))
+						    : json_incref(ratios));
 		json_object_set_new(j, "adapt_resplits", json_integer(r->adapts));
 	}
+	json_decref(ratios);
 	json_object_set_new(j, "resplit_pending",
-			    r->draining ? points_json(r->next_points, r->next_npoints)
-					: json_null());
+			    r->ngroups == 1 ? json_incref(json_array_get(pending, 0))
+					    : json_incref(pending));
+	json_decref(pending);
+	json_object_set_new(j, "groups", groups);
 	json_object_set_new(j, "recovery",
 			    json_pack("{s:i, s:i, s:I, s:I, s:I}", "failovers", r->failovers,
 				      "readmits", r->readmits, "resent_batches",
@@ -342,6 +476,7 @@ json_t *run_json(const struct run *r)
 			json_array_append_new(who,
 					      json_string(r->c->nodes[ep->members[i]].address));
 		json_object_set_new(o, "stages", who);
+		json_object_set_new(o, "group", json_integer(ep->group));
 		json_object_set_new(o, "reason",
 				    ep->reason[0] ? json_string(ep->reason) : json_null());
 		json_object_set_new(o, "started_s",
@@ -372,12 +507,13 @@ int node_range(struct pn_coord *c, int i, int *first, int *last)
 {
 	struct run *r = c->active;
 	if (r && r->state != RUN_QUEUED) {
-		for (int k = 0; k < r->nranges; k++)
-			if (r->ranges[k].node == &c->nodes[i]) {
-				*first = r->ranges[k].first;
-				*last = r->ranges[k].last;
-				return 0;
-			}
+		for (int g = 0; g < r->ngroups; g++)
+			for (int k = 0; k < r->groups[g].nranges; k++)
+				if (r->groups[g].ranges[k].node == &c->nodes[i]) {
+					*first = r->groups[g].ranges[k].first;
+					*last = r->groups[g].ranges[k].last;
+					return 0;
+				}
 		return -1; /* not in the running plan */
 	}
 	int points[MAX_RANGES], n, members[MAX_STAGES], nm = live_members(c, members), at = -1;

@@ -45,7 +45,8 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	ln->measured_ns = pn_now_ns();
 	ln->measured_wall = wall_time();
 	if (again && c->active && c->active->state == RUN_RUNNING)
-		epoch_predict(c->active); /* the running plan's figure, on the new link */
+		for (int k = 0; k < c->active->ngroups; k++) /* the running plans' figures */
+			epoch_predict(c->active, &c->active->groups[k]);
 }
 
 static void link_cb(const struct pn_reply *rep, void *arg)
@@ -142,13 +143,13 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
  * the model says by the same share, is measured again, with the logits
  * frame and its own frames' size: a link that got slower (or faster) is
  * seen during the run, not only at the next start. */
-void link_drift_check(struct run *r)
+static void group_drift_check(struct run *r, const struct group *g)
 {
 	struct pn_coord *c = r->c;
 	uint64_t now = pn_now_ns();
-	for (int i = 1; i <= r->nranges; i++) {
-		const struct range *from = &r->ranges[i - 1];
-		const struct range *to = i < r->nranges ? &r->ranges[i] : NULL;
+	for (int i = 1; i <= g->nranges; i++) {
+		const struct range *from = &g->ranges[i - 1];
+		const struct range *to = i < g->nranges ? &g->ranges[i] : NULL;
 		if (!from->node || (to && !to->node) || from->recent_frame_bytes <= 0)
 			continue;
 		int h = to ? to->node->index : c->nnodes;
@@ -179,6 +180,12 @@ void link_drift_check(struct run *r)
 			large = small * 2 + 1024;
 		link_start(c, h, small, large > PN_PROBE_MAX_BYTES ? PN_PROBE_MAX_BYTES : large);
 	}
+}
+
+void link_drift_check(struct run *r)
+{
+	for (int k = 0; k < r->ngroups; k++)
+		group_drift_check(r, &r->groups[k]);
 }
 
 /* 1 when every link is measured (or could not be); else starts the

@@ -62,7 +62,7 @@ void metrics_get(struct pn_req *q, void *arg)
 			 (double)c->stale_total);
 	pn_metric_single(f, "pipenet_inflight_batches", "gauge",
 			 "Batches dispatched whose logits have not come back.",
-			 r && r->state == RUN_RUNNING ? r->inflight : 0);
+			 r && r->state == RUN_RUNNING ? run_inflight(r) : 0);
 	pn_metric_family(f, "pipenet_stage_up", "gauge",
 			 "1 when the stage answers its health checks with the coordinator's model, "
 			 "0 when down or refused.");
@@ -86,11 +86,14 @@ void metrics_get(struct pn_req *q, void *arg)
 	pn_metric_family(f, "pipenet_stage_utilisation", "gauge",
 			 "Busy fraction of each range's stage over the last interval of the "
 			 "running run.");
-	for (int i = 0; r && r->state == RUN_RUNNING && i < r->nranges; i++) {
-		snprintf(lab, sizeof(lab), "stage=\"%s\",range=\"%d\"",
-			 pn_metric_label(range_address(r, i), l1, sizeof(l1)), i);
-		pn_metric_sample(f, "pipenet_stage_utilisation", lab, r->ranges[i].utilisation);
-	}
+	for (int k = 0; r && r->state == RUN_RUNNING && k < r->ngroups; k++)
+		for (int i = 0; i < r->groups[k].nranges; i++) {
+			const struct group *g = &r->groups[k];
+			snprintf(lab, sizeof(lab), "stage=\"%s\",group=\"%d\",range=\"%d\"",
+				 pn_metric_label(range_address(g, i), l1, sizeof(l1)), k, i);
+			pn_metric_sample(f, "pipenet_stage_utilisation", lab,
+					 g->ranges[i].utilisation);
+		}
 	int conns;
 	uint64_t refused;
 	pn_http_conn_counts(c->http, &conns, &refused);
@@ -135,23 +138,23 @@ void metrics_get(struct pn_req *q, void *arg)
 	pn_metric_family(f, "pipenet_stage_time_seconds_total", "counter",
 			 "Each range's stage in the running run: its process CPU (kind cpu), "
 			 "and the wall time in the kernels and outside them by kind.");
-	for (int i = 0; r && r->state == RUN_RUNNING && i < r->nranges; i++) {
-		static const char *const keys[][2] = {
-			{"cpu", "cpu_ns"},
-			{"kernel", "kernel_ns"},
-			{"preprocess", "preprocess_ns"},
-			{"convert", "convert_ns"},
-			{"crc", "crc_ns"},
-			{"frame", "frame_ns"},
-		};
-		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-			snprintf(lab, sizeof(lab), "stage=\"%s\",range=\"%d\",kind=\"%s\"",
-				 pn_metric_label(range_address(r, i), l1, sizeof(l1)), i,
-				 keys[k][0]);
-			pn_metric_sample(f, "pipenet_stage_time_seconds_total", lab,
-					 (double)counter(r->ranges[i].status, keys[k][1]) / 1e9);
-		}
-	}
+	static const char *const time_keys[][2] = {
+		{"cpu", "cpu_ns"},	   {"kernel", "kernel_ns"}, {"preprocess", "preprocess_ns"},
+		{"convert", "convert_ns"}, {"crc", "crc_ns"},	    {"frame", "frame_ns"},
+	};
+	for (int k = 0; r && r->state == RUN_RUNNING && k < r->ngroups; k++)
+		for (int i = 0; i < r->groups[k].nranges; i++)
+			for (size_t x = 0; x < sizeof(time_keys) / sizeof(time_keys[0]); x++) {
+				const struct group *g = &r->groups[k];
+				snprintf(lab, sizeof(lab),
+					 "stage=\"%s\",group=\"%d\",range=\"%d\",kind=\"%s\"",
+					 pn_metric_label(range_address(g, i), l1, sizeof(l1)), k, i,
+					 time_keys[x][0]);
+				pn_metric_sample(
+					f, "pipenet_stage_time_seconds_total", lab,
+					(double)counter(g->ranges[i].status, time_keys[x][1]) /
+						1e9);
+			}
 	if (fclose(f) != 0 || !text) {
 		free(text);
 		pn_reply_error(q, 503, "out of memory", "cannot write the metrics");

@@ -29,10 +29,31 @@ int live_members(const struct pn_coord *c, int *members)
 
 int run_uses(const struct run *r, const struct node *n)
 {
-	for (int i = 0; i < r->nranges; i++)
-		if (r->ranges[i].node == n)
-			return 1;
+	for (int k = 0; k < r->ngroups; k++)
+		for (int i = 0; i < r->groups[k].nranges; i++)
+			if (r->groups[k].ranges[i].node == n)
+				return 1;
 	return 0;
+}
+
+/* The group whose stages include n (each stage is in one group). */
+struct group *node_group(struct run *r, const struct node *n)
+{
+	for (int k = 0; k < r->ngroups; k++)
+		if (n->index >= r->groups[k].stage0 &&
+		    n->index < r->groups[k].stage0 + r->groups[k].nstages)
+			return &r->groups[k];
+	return NULL;
+}
+
+/* The nodes of group g a plan may use now, in pipeline order. */
+int group_members(const struct pn_coord *c, const struct group *g, int *members)
+{
+	int nm = 0;
+	for (int i = g->stage0; i < g->stage0 + g->nstages && i < c->nnodes; i++)
+		if (node_usable(&c->nodes[i]))
+			members[nm++] = i;
+	return nm;
 }
 
 const char *node_state(const struct node *n)

@@ -57,23 +57,23 @@ int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dt
 	return 0;
 }
 
-/* The planner's prediction for a run's current split (stages only). */
-int predicted(struct pn_coord *c, const struct run *r, struct pn_split *out)
+/* The planner's prediction for group g's current split (stages only). */
+int predicted(struct pn_coord *c, const struct run *r, const struct group *g, struct pn_split *out)
 {
 	static struct costs k;
-	const struct epoch *ep = EPOCH(r, r->epoch);
-	if (r->nranges != ep->nmembers ||
+	const struct epoch *ep = EPOCH(r, g->epoch);
+	if (g->dropped || g->nranges != ep->nmembers ||
 	    make_costs(c, ep->members, ep->nmembers, r->batch, r->dtype, 0, 0, &k) != 0)
 		return -1;
 	return pn_split_evaluate(&k.k, ep->points, out);
 }
 
-/* The current epoch's prediction from the profiles, when they are in. */
-void epoch_predict(struct run *r)
+/* Group g's current epoch's prediction from the profiles, when they are in. */
+void epoch_predict(struct run *r, struct group *g)
 {
 	struct pn_split p;
-	struct epoch *ep = EPOCH(r, r->epoch);
-	if (predicted(r->c, r, &p) == 0) {
+	struct epoch *ep = GROUP_EPOCH(g);
+	if (predicted(r->c, r, g, &p) == 0) {
 		ep->predicted_img_s = p.img_s;
 		ep->predicted_latency_ms = p.latency_ms;
 	}

@@ -13,24 +13,25 @@
 
 static void reset_ranges(struct run *r)
 {
-	for (int i = 0; i < r->nranges; i++) {
-		struct range *g = &r->ranges[i];
-		if (!g->node)
-			pn_stage_reset(r->c->local);
-		else
-			pn_peer_send(g->node->ctl, PN_DELETE, "/v1/stage", NULL, NULL, 0, 0, NULL,
-				     NULL);
-	}
+	for (int k = 0; k < r->ngroups; k++)
+		for (int i = 0; i < r->groups[k].nranges; i++) {
+			struct range *g = &r->groups[k].ranges[i];
+			if (!g->node)
+				pn_stage_reset(r->c->local);
+			else
+				pn_peer_send(g->node->ctl, PN_DELETE, "/v1/stage", NULL, NULL, 0, 0,
+					     NULL, NULL);
+		}
 }
 
 /* A finished run tells each stage's speed now against its profile: its
  * kernels' and preprocessing's time per batch over what the profile gives
  * for its range (at least a few batches, within 4x either way, and not
  * where big frames slow the kernels). */
-static void learn_speed(struct run *r)
+static void learn_group_speed(struct run *r, const struct group *gr)
 {
-	for (int i = 0; i < r->nranges; i++) {
-		const struct range *g = &r->ranges[i];
+	for (int i = 0; i < gr->nranges; i++) {
+		const struct range *g = &gr->ranges[i];
 		const double *prof = g->node ? node_profile(g->node, r->batch) : NULL;
 		uint64_t frames = counter(g->status, "frames_in");
 		if (!prof || frames < SPEED_MIN_FRAMES)
@@ -55,6 +56,12 @@ static void learn_speed(struct run *r)
 	}
 }
 
+static void learn_speed(struct run *r)
+{
+	for (int k = 0; k < r->ngroups; k++)
+		learn_group_speed(r, &r->groups[k]);
+}
+
 void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 {
 	struct pn_coord *c = r->c;
@@ -75,13 +82,15 @@ void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 		memcpy(r->acct_end, c->acct, sizeof(c->acct));
 	}
 	r->t_end = r->t_end ? r->t_end : pn_now_ns();
-	pn_peer_free(r->first_hop);
-	r->first_hop = NULL;
+	for (int k = 0; k < r->ngroups; k++) {
+		pn_peer_free(r->groups[k].first_hop);
+		r->groups[k].first_hop = NULL;
+		r->groups[k].draining = r->groups[k].configuring = 0;
+	}
 	pn_dataset_free(r->ds);
 	r->ds = NULL;
 	free(r->building);
 	r->building = NULL;
-	r->draining = 0;
 	if (state == RUN_FAILED)
 		pn_error("run %d failed: %s", r->id, r->error);
 	else
@@ -180,8 +189,9 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		json_decref(j);
 		return;
 	}
-	for (int i = 0; i < r->nranges; i++) {
-		if (r->ranges[i].node != n)
+	struct group *gr = node_group(r, n);
+	for (int i = 0; gr && i < gr->nranges; i++) {
+		if (gr->ranges[i].node != n)
 			continue;
 		json_t *plan = json_object_get(j, "plan");
 		json_int_t run = json_integer_value(json_object_get(plan, "run"));
@@ -189,10 +199,10 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		 * last_error (a frame the next node did not take) is kept with
 		 * them: the health checks and the batch deadlines act on it. */
 		if (j && run == r->id &&
-		    json_integer_value(json_object_get(plan, "epoch")) == (r->epoch & 255) &&
-		    json_integer_value(json_object_get(plan, "first")) == r->ranges[i].first &&
-		    json_integer_value(json_object_get(plan, "last")) == r->ranges[i].last) {
-			set_status(r, &r->ranges[i], json_incref(j));
+		    json_integer_value(json_object_get(plan, "epoch")) == (gr->epoch & 255) &&
+		    json_integer_value(json_object_get(plan, "first")) == gr->ranges[i].first &&
+		    json_integer_value(json_object_get(plan, "last")) == gr->ranges[i].last) {
+			set_status(r, &gr->ranges[i], json_incref(j));
 			/* Its frames were refused with 401: sending them again
 			 * would not help, and the run would wait for them. */
 			const char *le = json_string_value(json_object_get(j, "last_error"));
@@ -212,11 +222,10 @@ static void stats_cb(const struct pn_reply *rep, void *arg)
 		node_refuse_auth(n, auth);
 }
 
-/* Asks every remote range for its counters; the local one is read now. */
-void fetch_stats(struct run *r)
+static void fetch_group_stats(struct run *r, struct group *gr)
 {
-	for (int i = 0; i < r->nranges; i++) {
-		struct range *g = &r->ranges[i];
+	for (int i = 0; i < gr->nranges; i++) {
+		struct range *g = &gr->ranges[i];
 		if (!g->node) {
 			set_status(r, g, pn_stage_status(r->c->local));
 		} else if (r->state == RUN_FINISHING || g->node->gets == 0) {
@@ -232,11 +241,19 @@ void fetch_stats(struct run *r)
 	}
 }
 
+/* Asks every remote range for its counters; the local one is read now. */
+void fetch_stats(struct run *r)
+{
+	for (int k = 0; k < r->ngroups; k++)
+		fetch_group_stats(r, &r->groups[k]);
+}
+
 static void config_cb(const struct pn_reply *rep, void *arg)
 {
 	struct node *n = arg;
 	struct run *r = n->c->active;
-	if (!r || r->state != RUN_CONFIGURING || (uint64_t)r->id != n->cfg_run)
+	struct group *g = r ? node_group(r, n) : NULL;
+	if (!g || !g->configuring || (uint64_t)r->id != n->cfg_run)
 		return;
 	if (rep->status != 200) {
 		json_t *j =
@@ -259,16 +276,16 @@ static void config_cb(const struct pn_reply *rep, void *arg)
 		return;
 	}
 	n->last_contact_ns = pn_now_ns();
-	if (--r->pending == 0)
-		begin(r);
+	if (--g->pending == 0)
+		begin(r, g);
 }
 
-static json_t *stage_config(struct run *r, int i)
+static json_t *stage_config(struct run *r, const struct group *g, int i)
 {
 	struct pn_coord *c = r->c;
-	const char *next = i + 1 < r->nranges ? r->ranges[i + 1].node->address : c->advertise;
+	const char *next = i + 1 < g->nranges ? g->ranges[i + 1].node->address : c->advertise;
 	return json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:s, s:s}", "run", r->id, "epoch",
-			 r->epoch & 255, "first", r->ranges[i].first, "last", r->ranges[i].last,
+			 g->epoch & 255, "first", g->ranges[i].first, "last", g->ranges[i].last,
 			 "batch", r->batch, "wire", pn_dtype_name(r->dtype), "next", next,
 			 "model_sha256", c->sha);
 }
@@ -302,11 +319,12 @@ static void configure(struct run *r)
 	r->labels = calloc(r->samples, sizeof(int));
 	r->bstate = calloc(r->nbatches, 1);
 	r->bepoch = calloc(r->nbatches, 1);
+	r->bgroup = calloc(r->nbatches, 1);
 	r->bresends = calloc(r->nbatches, 1);
 	r->t_dispatch = calloc(r->nbatches, sizeof(uint64_t));
 	r->t_done = calloc(r->nbatches, sizeof(uint64_t));
 	r->t_sent = calloc(r->nbatches, sizeof(uint64_t));
-	if (!r->logits || !r->labels || !r->bstate || !r->bepoch || !r->bresends ||
+	if (!r->logits || !r->labels || !r->bstate || !r->bepoch || !r->bgroup || !r->bresends ||
 	    !r->t_dispatch || !r->t_done || !r->t_sent) {
 		end_run(r, RUN_FAILED, "out of memory for %zu samples", r->samples);
 		return;
@@ -325,47 +343,47 @@ static void configure(struct run *r)
  * stages usable now, then their configuration. */
 void plan_start(struct run *r)
 {
-	struct pn_coord *c = r->c;
 	if (refused_only(r))
 		return;
-	int members[MAX_STAGES], nm = live_members(c, members);
-	if (!r->split_auto && !same_members(EPOCH(r, r->epoch), members, nm)) {
-		int points[MAX_RANGES], npoints;
-		const char *how = plan_over(r, members, nm, points, &npoints);
-		snprintf(r->split_note, sizeof(r->split_note),
-			 "%d of %d stages were up when the run started: split by %s", nm, c->nnodes,
-			 how);
-		r->split_source = strcmp(how, "the planner") == 0 ? "planner" : "macs";
-		apply_points(r, points, npoints, members, nm);
-		pn_warn("run %d: %s", r->id, r->split_note);
-	}
+	plan_groups(r);
 	if (r->split_auto) {
 		r->auto_waiting = 1;
 		r->auto_deadline = pn_now_ns() + (uint64_t)r->auto_wait_s * 1000000000u;
 		auto_poll(r);
 		return;
 	}
-	epoch_predict(r);
-	send_configs(r);
+	for (int k = 0; k < r->ngroups; k++)
+		if (!r->groups[k].dropped)
+			epoch_predict(r, &r->groups[k]);
+	/* Each group begins when its own stages have answered. */
+	for (int k = 0; k < r->ngroups && (r->state == RUN_CONFIGURING || r->state == RUN_RUNNING);
+	     k++)
+		if (!r->groups[k].dropped)
+			send_configs(r, &r->groups[k]);
 }
 
-/* PUT /v1/stage to every range of the run's current split (the own stage
- * directly); r->pending counts the replies awaited, and the run begins
- * when the last is in (at once when none is awaited). Fails the run on an
- * error. */
-void send_configs(struct run *r)
+/* PUT /v1/stage to every range of group g's current split (the own
+ * stage directly); g->pending counts the replies awaited, and the group
+ * begins when the last is in (at once when none is awaited). The run is
+ * configuring while no group runs. Fails the run on an error. */
+void send_configs(struct run *r, struct group *g)
 {
 	struct pn_coord *c = r->c;
-	r->state = RUN_CONFIGURING;
+	int running = 0;
+	g->configuring = 1;
+	for (int k = 0; k < r->ngroups; k++)
+		running |= !r->groups[k].dropped && !r->groups[k].configuring;
+	if (!running)
+		r->state = RUN_CONFIGURING;
 	c->gen++;
-	r->pending = 0;
+	g->pending = 0;
 	/* Replies to an older configuration must not count for this one. */
-	for (int i = 0; i < r->nranges; i++)
-		if (r->ranges[i].node)
-			pn_peer_clear(r->ranges[i].node->ctl);
-	for (int i = 0; i < r->nranges; i++) {
-		json_t *cfg = stage_config(r, i), *reply = NULL;
-		struct node *n = r->ranges[i].node;
+	for (int i = 0; i < g->nranges; i++)
+		if (g->ranges[i].node)
+			pn_peer_clear(g->ranges[i].node->ctl);
+	for (int i = 0; i < g->nranges; i++) {
+		json_t *cfg = stage_config(r, g, i), *reply = NULL;
+		struct node *n = g->ranges[i].node;
 		if (!n) {
 			int status = pn_stage_configure(c->local, cfg, &reply);
 			json_decref(cfg);
@@ -388,10 +406,10 @@ void send_configs(struct run *r)
 				n->address);
 			return;
 		}
-		r->pending++;
+		g->pending++;
 	}
-	if (r->pending == 0)
-		begin(r);
+	if (g->pending == 0)
+		begin(r, g);
 }
 
 void start_next(struct pn_coord *c)
@@ -417,25 +435,30 @@ void finish(struct run *r)
 		end_run(r, RUN_DONE, NULL);
 }
 
-/* The split points of a run or PUT /api/v1/split: "auto" or increasing
- * block numbers, one range per stage (or one more, computed by the
- * coordinator). "auto" is the planner's best plan over the measured block
- * times for `batch` when they are known (*source "planner"), else MACs
- * balanced over the stages ("macs"; always when batch is 0). 0, or -1
- * with the reason. */
-int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *points, int *npoints,
+/* The split points of a run or PUT /api/v1/split (`name` in errors):
+ * "auto" or increasing block numbers, one range per member (or, when
+ * local_ok, one more, computed by the coordinator). `members` are the
+ * stages to split over, `total` how many there are up or not. "auto" is
+ * the planner's best plan over the measured block times for `batch` when
+ * they are known (*source "planner"), else MACs balanced over the
+ * members ("macs"; always when batch is 0). 0, or -1 with the reason. */
+int parse_points(struct pn_coord *c, json_t *split, const char *name, int batch, int dtype,
+		 const int *members, int nm, int total, int local_ok, int *points, int *npoints,
 		 const char **source, char *err, size_t errlen)
 {
 	*source = "given";
 	int blocks = pn_model_blocks(c->m);
-	int members[MAX_STAGES], nm = live_members(c, members);
 	char down[300] = ""; /* " up (N down or refused)" */
-	if (nm < c->nnodes)
-		snprintf(down, sizeof(down), " up (%d down or refused)", c->nnodes - nm);
+	char local[120] = "";
+	if (nm < total)
+		snprintf(down, sizeof(down), " up (%d down or refused)", total - nm);
+	if (local_ok)
+		snprintf(local, sizeof(local),
+			 " (or %d to have the coordinator compute the first range)", nm);
 	*npoints = 0;
-	if (c->nnodes > blocks) {
+	if (total > blocks) {
 		snprintf(err, errlen, "%d stages for %d blocks: some would have nothing to do",
-			 c->nnodes, blocks);
+			 total, blocks);
 		return -1;
 	}
 	if (json_is_string(split) && strcmp(json_string_value(split), "auto") == 0) {
@@ -444,7 +467,7 @@ int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *p
 		return 0;
 	}
 	if (!json_is_array(split)) {
-		snprintf(err, errlen, "split must be \"auto\" or an array of block numbers");
+		snprintf(err, errlen, "%s must be \"auto\" or an array of block numbers", name);
 		return -1;
 	}
 	size_t i;
@@ -452,41 +475,39 @@ int parse_points(struct pn_coord *c, json_t *split, int batch, int dtype, int *p
 	json_array_foreach(split, i, v)
 	{
 		if (!json_is_integer(v)) {
-			snprintf(err, errlen, "split[%zu] must be an integer", i);
+			snprintf(err, errlen, "%s[%zu] must be an integer", name, i);
 			return -1;
 		}
 		json_int_t p = json_integer_value(v);
 		if (p < 1 || p >= blocks) {
 			snprintf(err, errlen,
-				 "split[%zu] = %" JSON_INTEGER_FORMAT
+				 "%s[%zu] = %" JSON_INTEGER_FORMAT
 				 " is out of range: split points are blocks 1 to %d",
-				 i, p, blocks - 1);
+				 name, i, p, blocks - 1);
 			return -1;
 		}
 		if (i && p <= points[i - 1]) {
 			snprintf(err, errlen,
-				 "split[%zu] = %" JSON_INTEGER_FORMAT
+				 "%s[%zu] = %" JSON_INTEGER_FORMAT
 				 " does not come after %d: split points must increase",
-				 i, p, points[i - 1]);
+				 name, i, p, points[i - 1]);
 			return -1;
 		}
-		if (i >= (size_t)nm) {
+		if (i >= (size_t)(local_ok ? nm : nm > 0 ? nm - 1 : 0)) {
 			snprintf(err, errlen,
-				 "split has %zu points, which make %zu block ranges for %d "
-				 "stages%s: "
-				 "give %d points (or %d to have the coordinator compute the first "
-				 "range)",
-				 json_array_size(split), json_array_size(split) + 1, nm, down,
-				 nm ? nm - 1 : 0, nm);
+				 "%s has %zu points, which make %zu block ranges for %d "
+				 "stages%s: give %d points%s",
+				 name, json_array_size(split), json_array_size(split) + 1, nm, down,
+				 nm ? nm - 1 : 0, local);
 			return -1;
 		}
 		points[(*npoints)++] = (int)p;
 	}
 	if (*npoints + 1 < nm) {
 		snprintf(err, errlen,
-			 "split has %d points, which make %d block ranges for %d stages%s: give %d "
-			 "points (or %d to have the coordinator compute the first range)",
-			 *npoints, *npoints + 1, nm, down, nm - 1, nm);
+			 "%s has %d points, which make %d block ranges for %d stages%s: give %d "
+			 "points%s",
+			 name, *npoints, *npoints + 1, nm, down, nm - 1, local);
 		return -1;
 	}
 	return 0;
@@ -504,9 +525,88 @@ void default_points(struct pn_coord *c, int *points, int *npoints)
 	}
 }
 
-static const char *const run_keys[] = {
-	"dataset",	"offset", "stride", "samples", "batch_size",	   "mode",	  "split",
-	"max_inflight", "wire",	  "queue",  "adapt",   "adapt_interval_s", "auto_wait_s", NULL};
+static const char *const run_keys[] = {"dataset",     "offset", "stride", "samples",
+				       "batch_size",  "mode",	"split",  "max_inflight",
+				       "wire",	      "queue",	"adapt",  "adapt_interval_s",
+				       "auto_wait_s", "groups", NULL};
+
+/* "groups": stage counts of consecutive groups covering every stage once.
+ * 0, or -1 with the reason. */
+static int parse_groups(struct pn_coord *c, json_t *groups, int *sizes, int *n, char *err,
+			size_t errlen)
+{
+	size_t i, sum = 0;
+	json_t *v;
+	if (!json_is_array(groups) || json_array_size(groups) == 0) {
+		snprintf(err, errlen,
+			 "groups must be a non-empty list of stage counts, one per group (e.g. "
+			 "[2, 2])");
+		return -1;
+	}
+	if (json_array_size(groups) > (size_t)c->nnodes) {
+		snprintf(err, errlen, "groups has %zu groups for %d stages: each needs a stage",
+			 json_array_size(groups), c->nnodes);
+		return -1;
+	}
+	json_array_foreach(groups, i, v)
+	{
+		json_int_t k = json_integer_value(v);
+		if (!json_is_integer(v) || k < 1) {
+			snprintf(err, errlen,
+				 "groups[%zu] must be a whole number of stages, at least 1", i);
+			return -1;
+		}
+		sum += (size_t)(k > c->nnodes ? c->nnodes + 1 : k);
+		sizes[i] = (int)(k > c->nnodes ? c->nnodes + 1 : k);
+	}
+	if (sum != (size_t)c->nnodes) {
+		snprintf(err, errlen,
+			 "groups sum to %zu stages but the coordinator has %d (--stages): the "
+			 "groups must take every stage once, in order",
+			 sum, c->nnodes);
+		return -1;
+	}
+	*n = (int)json_array_size(groups);
+	return 0;
+}
+
+/* The splits of a run with "groups": "auto" (at the start), none (MACs
+ * over each group's stages), or one list of cuts per group, each giving
+ * its stages one range each. 0, or -1 with the reason. */
+static int parse_group_splits(struct pn_coord *c, json_t *split, const int *sizes, int n, int dtype,
+			      int points[][MAX_RANGES], int *npoints, char *err, size_t errlen)
+{
+	const char *source;
+	int members[MAX_STAGES];
+	int is_auto = json_is_string(split) && strcmp(json_string_value(split), "auto") == 0;
+	if (split && !is_auto && (!json_is_array(split) || json_array_size(split) != (size_t)n)) {
+		snprintf(err, errlen,
+			 "split must be \"auto\" or a list of %d lists of cuts, one per group "
+			 "(e.g. [[8], [8]]; [] for a group of one stage)",
+			 n);
+		return -1;
+	}
+	for (int k = 0, at = 0; k < n; at += sizes[k++]) {
+		json_t *cuts = json_is_array(split) ? json_array_get(split, (size_t)k) : NULL;
+		char name[32];
+		for (int i = 0; i < sizes[k]; i++)
+			members[i] = at + i;
+		snprintf(name, sizeof(name), "split[%d]", k);
+		if (cuts && !json_is_array(cuts)) {
+			snprintf(err, errlen, "%s must be a list of block numbers (group %d)", name,
+				 k);
+			return -1;
+		}
+		if (!cuts) {
+			split_over(c, members, sizes[k], 0, dtype, points[k], &npoints[k]);
+			continue;
+		}
+		if (parse_points(c, cuts, name, 0, dtype, members, sizes[k], sizes[k], n == 1,
+				 points[k], &npoints[k], &source, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
 
 /* A run from a POST body; NULL with a message. */
 struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
@@ -541,13 +641,24 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 		snprintf(err, errlen, "wire must be \"f32\" or \"f16\"");
 		return NULL;
 	}
-	int points[MAX_RANGES], npoints = 0;
+	static int points[MAX_GROUPS][MAX_RANGES];
+	int npoints[MAX_GROUPS] = {0}, sizes[MAX_GROUPS] = {c->nnodes}, ngroups = 1;
 	const char *source = "default";
-	json_t *split = json_object_get(j, "split");
-	if (!split)
-		default_points(c, points, &npoints);
-	else if (parse_points(c, split, 0, dtype, points, &npoints, &source, err, errlen) != 0)
-		return NULL;
+	json_t *split = json_object_get(j, "split"), *groups = json_object_get(j, "groups");
+	if (groups) {
+		if (parse_groups(c, groups, sizes, &ngroups, err, errlen) != 0 ||
+		    parse_group_splits(c, split, sizes, ngroups, dtype, points, npoints, err,
+				       errlen) != 0)
+			return NULL;
+		source = !split ? "macs" : "given";
+	} else if (!split) {
+		default_points(c, points[0], &npoints[0]);
+	} else {
+		int members[MAX_STAGES], nm = live_members(c, members);
+		if (parse_points(c, split, "split", 0, dtype, members, nm, c->nnodes, 1, points[0],
+				 &npoints[0], &source, err, errlen) != 0)
+			return NULL;
+	}
 	struct run *r = calloc(1, sizeof(*r));
 	if (!r || !(r->dataset = strdup(dataset))) {
 		free(r);
@@ -566,11 +677,25 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 	r->auto_wait_s = (int)auto_wait;
 	r->adapt = json_is_true(adapt);
 	r->adapt_interval_s = (int)interval;
-	for (int i = 0; i < MAX_STAGES; i++)
-		r->ratio[i] = r->applied[i] = 1.0;
+	r->groups_given = groups != NULL;
+	r->ngroups = ngroups;
+	r->epoch = ngroups - 1; /* group k's first plan is epoch k */
+	r->window_auto = pipelined && !window;
+	r->window = !pipelined ? 1 : (int)window;
+	for (int k = 0, at = 0; k < ngroups; at += sizes[k++]) {
+		struct group *g = &r->groups[k];
+		g->r = r;
+		g->index = k;
+		g->epoch = k;
+		g->stage0 = at;
+		g->nstages = sizes[k];
+		for (int i = 0; i < MAX_STAGES; i++)
+			g->ratio[i] = g->applied[i] = 1.0;
+	}
 	int members[MAX_STAGES], nm = live_members(c, members);
-	if (npoints + 1 - nm < 0 || npoints + 1 - nm > 1) { /* a default from before a loss */
-		split_over(c, members, nm, 0, dtype, points, &npoints);
+	if (!groups && (npoints[0] + 1 - nm < 0 ||
+			npoints[0] + 1 - nm > 1)) { /* a default from before a loss */
+		split_over(c, members, nm, 0, dtype, points[0], &npoints[0]);
 		r->split_source = "macs";
 	}
 	for (int i = 0; i < c->nnodes; i++) /* say which stages are left out, and why */
@@ -579,9 +704,18 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 				 sizeof(r->split_note) - strlen(r->split_note), "%sstage %s %s: %s",
 				 r->split_note[0] ? "; " : "", c->nodes[i].address,
 				 node_state(&c->nodes[i]), c->nodes[i].why);
-	apply_points(r, points, npoints, members, nm);
-	r->window_auto = pipelined && !window;
-	r->window = !pipelined ? 1 : window ? (int)window : r->nranges + 1;
+	for (int k = 0; k < ngroups; k++) {
+		struct group *g = &r->groups[k];
+		/* With groups, each group's split is over all of its stages; the
+		 * ones not up are planned around when the run starts. */
+		if (groups) {
+			nm = g->nstages;
+			for (int i = 0; i < nm; i++)
+				members[i] = g->stage0 + i;
+		}
+		apply_points(r, g, points[k], npoints[k], members, nm);
+		g->window = r->window ? r->window : g->nranges + 1;
+	}
 	r->t_created = pn_now_ns();
 	return r;
 }
@@ -590,10 +724,12 @@ void run_free(struct run *r)
 {
 	if (!r)
 		return;
-	pn_peer_free(r->first_hop);
+	for (int k = 0; k < r->ngroups; k++) {
+		pn_peer_free(r->groups[k].first_hop);
+		for (int i = 0; i < r->groups[k].nranges; i++)
+			json_decref(r->groups[k].ranges[i].status);
+	}
 	pn_dataset_free(r->ds);
-	for (int i = 0; i < r->nranges; i++)
-		json_decref(r->ranges[i].status);
 	free(r->dataset);
 	free(r->building);
 	free(r->cache.body);
@@ -601,6 +737,7 @@ void run_free(struct run *r)
 	free(r->labels);
 	free(r->bstate);
 	free(r->bepoch);
+	free(r->bgroup);
 	free(r->bresends);
 	free(r->t_dispatch);
 	free(r->t_done);
