@@ -129,14 +129,18 @@ start() {
 	spawn "$name" "$PIPENETD" --listen 127.0.0.1:0 --data-dir "$DATADIR" "$@"
 }
 
-# cluster MODEL [STAGE_ARGS [COORD_ARGS]]: stages s1 and s2, coordinator c.
+# cluster MODEL [STAGE_ARGS [COORD_ARGS]]: stages s1 and s2 (s1 .. sN with
+# CLUSTER_STAGES=N), coordinator c over them in that order.
 cluster() {
-	local model=$1 sargs=${2:-} cargs=${3:-}
+	local model=$1 sargs=${2:-} cargs=${3:-} i list= port
+	for i in $(seq "${CLUSTER_STAGES:-2}"); do
+		# shellcheck disable=SC2086
+		start "s$i" --role stage --model "$model" $sargs || return 1
+		eval "port=\$PORT_s$i"
+		list=${list:+$list,}127.0.0.1:$port
+	done
 	# shellcheck disable=SC2086
-	start s1 --role stage --model "$model" $sargs &&
-		start s2 --role stage --model "$model" $sargs &&
-		start c --role coordinator --model "$model" \
-			--stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_s2" $cargs
+	start c --role coordinator --model "$model" --stages "$list" $cargs
 }
 
 # api METHOD HOST:PORT PATH [BODY]: the reply body in $TMP/reply, the
