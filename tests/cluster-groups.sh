@@ -3,7 +3,8 @@
 # coordinator on loopback: bad "groups" bodies, groups [2, 2] and
 # [1, 1, 1, 1] (each group does work), a live re-split of one group, a
 # stage of one group killed mid-run (only its group re-plans), and a stage
-# killed and restarted at once (re-admitted once into its group). Every
+# killed and restarted at once (re-admitted once into its group), and a
+# whole group lost (dropped, the other finishes the run). Every
 # run completes with every image counted once and logits equal to
 # `pipenet classify` on the same records, bit for bit.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
@@ -147,4 +148,16 @@ api GET $C /api/v1/cluster
 up=0
 for k in 0 1 2 3; do [ "$(jget .stages[$k].state)" = up ] && up=$((up + 1)); done
 check "still four stages, all up (no ghost entry)" [ "$(jget '.stages|length')" = 4 -a $up = 4 ]
+
+# 7. Both stages of group 1 killed mid-run: the group is dropped and its
+# batches go to group 0, which keeps its plan.
+for p in $PORT_s1 $PORT_s2; do api PUT 127.0.0.1:$p /v1/debug '{"slowdown": 1}'; done
+start_run '"groups": [2, 2], "split": [[8], [8]]'
+wait_images $C $RUN_ID $((N / 5))
+kill -KILL "$PID_s3" "$PID_s4"
+wait "$PID_s3" "$PID_s4" 2>/dev/null
+judge "group 1 lost"
+check "group 1 dropped, group 0 finished the run under epoch 0" \
+	[ "$(jget .groups[1].state)" = dropped -a "$(jget .groups[1].stages)" = "[]" -a \
+	"$(jget .groups[0].epoch)" = 0 -a "$(jget .split)" = "[[8],null]" ]
 tap_end
