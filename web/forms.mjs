@@ -30,6 +30,8 @@ export async function loadDatasets() {
 export function parseSplit(text, allowAuto) {
 	const t = text.trim();
 	if (allowAuto && (t === '' || t.toLowerCase() === 'auto')) return 'auto';
+	/* groups: one list of cuts each, "8 | 8"; an empty one runs every block */
+	if (t.includes('|')) return t.split('|').map((g) => (g.trim() === '' ? [] : parseSplit(g, false)));
 	if (t === '') throw new Error('give the split points, e.g. 12 or 6, 12');
 	const parts = t.split(/[\s,;]+/).filter(Boolean);
 	const pts = parts.map((p) => {
@@ -37,6 +39,16 @@ export function parseSplit(text, allowAuto) {
 		return Number(p);
 	});
 	return pts;
+}
+
+/* "2, 2": the stages of each replicated pipeline; empty: one pipeline. */
+export function parseGroups(text) {
+	const t = text.trim();
+	if (t === '') return undefined;
+	return t.split(/[\s,;]+/).filter(Boolean).map((p) => {
+		if (!/^[1-9]\d*$/.test(p)) throw new Error(`groups: "${p}" is not a number of stages`);
+		return Number(p);
+	});
 }
 
 export function intField(id, name, min, optional) {
@@ -54,7 +66,7 @@ export function setStatus(id, text, bad) {
 
 export function saveForm() {
 	const f = {};
-	for (const id of ['f-dataset', 'f-samples', 'f-batch', 'f-mode', 'f-wire', 'f-split', 'f-offset', 'f-stride', 'f-inflight']) f[id] = $(id).value;
+	for (const id of ['f-dataset', 'f-samples', 'f-batch', 'f-mode', 'f-wire', 'f-split', 'f-offset', 'f-stride', 'f-inflight', 'f-groups']) f[id] = $(id).value;
 	try {
 		localStorage.setItem(FORM_KEY, JSON.stringify(f));
 	} catch (e) { /* private mode */ }
@@ -87,6 +99,7 @@ export async function startRun(ev) {
 			offset: intField('f-offset', 'offset', 0, true),
 			stride: intField('f-stride', 'stride', 1, true),
 			max_inflight: intField('f-inflight', 'max in flight', 1, true),
+			groups: parseGroups($('f-groups').value),
 		};
 		for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
 	} catch (e) {

@@ -30,7 +30,7 @@ export function blockCosts() {
 }
 
 export function activeSplit() {
-	if (Array.isArray(S.split)) return S.split;
+	if (Array.isArray(S.split)) return S.split.some(Array.isArray) ? S.split[0] || [] : S.split; /* groups: the first's */
 	const st = currentStages();
 	const pts = [];
 	for (let i = 1; i < st.length; i++) if (Number.isInteger(st[i].first)) pts.push(st[i].first);

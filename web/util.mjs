@@ -55,6 +55,7 @@ export function bytes(v) {
 export function splitText(split) {
 	if (split === 'auto') return 'auto';
 	if (!Array.isArray(split)) return '–';
+	if (split.some(Array.isArray)) return split.map(splitText).join(' | '); /* one list per group */
 	return split.length ? split.join(', ') : 'none';
 }
 

@@ -216,6 +216,25 @@ try {
 	await page.click('#view-live');
 	ok(await until(page, () => document.getElementById('view-note').hidden), '"back to live" leaves it');
 
+	/* Replicated pipelines from the form: two groups of one stage each,
+	 * each running every block; the pipeline view draws a row per group
+	 * (the second stage was killed above: its group is dropped). */
+	await page.click('#run-form details summary'); /* "More" */
+	await page.fill('#f-groups', '1, 1');
+	await page.fill('#f-split', '|');
+	await page.click('#start-run');
+	ok(await until(page, () => document.querySelectorAll('#pipeline .group-row').length === 2 &&
+		document.querySelector('#pipeline .group-row[data-group="0"] .node.stage') !== null),
+	`a run with groups [1, 1] shows a row per group (${await page.evaluate(() =>
+		[...document.querySelectorAll('#pipeline .group-row .group-label')].map((e) => e.textContent).join('; ') ||
+		document.getElementById('run-status').textContent)})`);
+	const groupsShot = path.join(OUT, 'dashboard-groups.png');
+	await page.locator('#pipeline').screenshot({ path: groupsShot });
+	console.log(`# screenshot ${groupsShot}`);
+	await page.click('#cancel-run');
+	await until(page, () => /cancelled|done|failed/.test(document.getElementById('run-pill').dataset.state));
+	await page.fill('#f-groups', '');
+
 	/* Text from the server stays text: a dataset path that looks like markup
 	 * comes back in the API's error (or the failed run's) as characters. */
 	await page.fill('#f-dataset', '/nonexistent/<img id="pn-inject" src="x">.bin');
