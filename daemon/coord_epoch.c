@@ -291,6 +291,51 @@ void readmit_check(struct run *r, uint64_t now)
 	}
 }
 
+/* "groups": "auto": the planner's replication verdict over every stage
+ * (all up), taken when it predicts groups faster than one pipeline; the
+ * run's one group becomes that many, each over consecutive stages. */
+static void replicate(struct run *r, const int *all, int nall)
+{
+	struct pn_coord *c = r->c;
+	static struct costs k;
+	static struct pn_split plans[MAX_STAGES];
+	struct pn_split single;
+	int sizes[MAX_STAGES];
+	double total;
+	r->groups_auto = 0; /* decided once */
+	if (nall != c->nnodes || make_costs(c, all, nall, r->batch, r->dtype, 0, 0, &k) != 0 ||
+	    pn_split_best(&k.k, &single) != 0)
+		return;
+	int ng = pn_split_best_groups(&k.k, sizes, plans, &total);
+	snprintf(r->split_note + strlen(r->split_note),
+		 sizeof(r->split_note) - strlen(r->split_note),
+		 "%sgroups auto: %d group%s predicted %.1f img/s, one pipeline %.1f",
+		 r->split_note[0] ? "; " : "", ng, ng == 1 ? "" : "s", total, single.img_s);
+	if (ng < 2 || !(total > single.img_s * (1 + 1e-9)))
+		return;
+	for (int g = 0; g < r->ngroups; g++) {
+		for (int i = 0; i < r->groups[g].nranges; i++)
+			json_decref(r->groups[g].ranges[i].status);
+		pn_peer_free(r->groups[g].first_hop);
+	}
+	r->ngroups = ng;
+	r->epoch = ng - 1; /* group k's first plan is epoch k */
+	r->groups_given = 1;
+	for (int g = 0, at = 0; g < ng; at += sizes[g++]) {
+		struct group *gr = &r->groups[g];
+		memset(gr, 0, sizeof(*gr));
+		gr->r = r;
+		gr->index = g;
+		gr->epoch = g;
+		gr->stage0 = at;
+		gr->nstages = sizes[g];
+		for (int i = 0; i < MAX_STAGES; i++)
+			gr->ratio[i] = gr->applied[i] = 1.0;
+		memset(EPOCH(r, g), 0, sizeof(r->epochs[0]));
+	}
+	pn_info("run %d: %s", r->id, r->split_note);
+}
+
 /* A run whose split is "auto", configuring: the planner's plan for each
  * group once every stage's block times (and the links) are in, MACs after
  * auto_wait_s. */
@@ -306,6 +351,8 @@ void auto_poll(struct run *r)
 	if (nall < 1 && refused_only(r))
 		return;
 	enum split_by by = SPLIT_MACS, worst = SPLIT_ALONE;
+	if (r->groups_auto && profiles && (late || links))
+		replicate(r, all, nall);
 	for (int k = 0; k < r->ngroups && (late || links); k++) {
 		nm[k] = group_members(c, &r->groups[k], members[k]);
 		by = split_over(c, members[k], nm[k], profiles ? r->batch : 0, r->dtype, points[k],

@@ -229,6 +229,7 @@ struct run {
 	int failovers, readmits;
 	int window_auto; /* max_inflight was not given: ranges + 1 per group */
 	int groups_given; /* "groups" was in the request */
+	int groups_auto; /* "groups": "auto": the planner's replication verdict */
 	/* split "auto": chosen by the planner once the block times are in
 	 * (waiting at most auto_wait_s), else by MACs. */
 	int split_auto, auto_waiting, auto_wait_s;

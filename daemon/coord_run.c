@@ -645,7 +645,18 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 	int npoints[MAX_GROUPS] = {0}, sizes[MAX_GROUPS] = {c->nnodes}, ngroups = 1;
 	const char *source = "default";
 	json_t *split = json_object_get(j, "split"), *groups = json_object_get(j, "groups");
-	if (groups) {
+	int groups_auto = json_is_string(groups) && strcmp(json_string_value(groups), "auto") == 0;
+	if (groups_auto && split &&
+	    !(json_is_string(split) && strcmp(json_string_value(split), "auto") == 0)) {
+		snprintf(err, errlen,
+			 "with \"groups\": \"auto\" the planner splits: give \"split\": "
+			 "\"auto\" or none");
+		return NULL;
+	}
+	if (groups_auto) {
+		groups = NULL; /* one group, split "auto", until the planner's verdict */
+		split = json_object_get(j, "groups");
+	} else if (groups) {
 		if (parse_groups(c, groups, sizes, &ngroups, err, errlen) != 0 ||
 		    parse_group_splits(c, split, sizes, ngroups, dtype, points, npoints, err,
 				       errlen) != 0)
@@ -678,6 +689,7 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 	r->adapt = json_is_true(adapt);
 	r->adapt_interval_s = (int)interval;
 	r->groups_given = groups != NULL;
+	r->groups_auto = groups_auto;
 	r->ngroups = ngroups;
 	r->epoch = ngroups - 1; /* group k's first plan is epoch k */
 	r->window_auto = pipelined && !window;

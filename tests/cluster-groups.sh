@@ -38,6 +38,8 @@ bad '"groups": [2, 2], "split": [[8], []]' "split[1] has 0 points" "too few cuts
 bad '"groups": [2, 2], "split": [[19], [8]]' "split[0][0] = 19 is out of range" "a cut out of range"
 bad '"groups": [1, 1, 1, 1], "split": [[], [], [], [3]]' "split[3] has 1 points" \
 	"a cut for a group of one stage"
+bad '"groups": "auto", "split": [8]' 'with "groups": "auto" the planner splits' \
+	"groups auto with a split given"
 
 start_run() {
 	api POST $C /api/v1/runs "{$D, $1}"
@@ -98,6 +100,18 @@ for k in 0 1 2 3; do
 	[ "$(jget .stages[$k].first)-$(jget .stages[$k].last)" = 0-19 ] && whole=$((whole + 1))
 done
 check "each stage computes blocks [0, 19)" [ $whole = 4 -a "$(jget '.stages|length')" = 4 ]
+
+# 5. "groups": "auto": the planner's verdict over the four stages' block
+# times decides between one pipeline and groups, and the run has what it
+# chose (the note gives both predictions).
+start_run '"groups": "auto", "split": "auto"'
+judge "groups auto"
+note=$(jget .split_note)
+want=$(echo "$note" | sed -n 's/.*groups auto: \([0-9]*\) groups\{0,1\} predicted \([0-9.]*\) img\/s, one pipeline \([0-9.]*\).*/\1 \2 \3/p' |
+	awk '{ print ($1 > 1 && $2 > $3) ? $1 : 1 }')
+check "groups auto: the run has the $want group(s) the verdict chose ($note)" \
+	[ -n "$want" -a "$(jget '.groups|length')" = "${want:-x}" -a "$(jget .split_source)" = planner ]
+[ "${want:-1}" -gt 1 ] && check "groups auto: every group did work" every_group_worked
 
 # 6. A live re-split of one group; the other keeps its plan.
 start_run '"groups": [2, 2], "split": [[8], [8]]'
