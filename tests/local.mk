@@ -119,8 +119,8 @@ TESTS += tests/cluster-token.sh
 EXTRA_DIST += tests/cluster-token.sh
 TESTS += tests/cluster-failover.sh
 EXTRA_DIST += tests/cluster-failover.sh
-TESTS += tests/cluster-groups.sh
-EXTRA_DIST += tests/cluster-groups.sh
+TESTS += tests/cluster-groups.sh tests/cluster-groups-netns.sh
+EXTRA_DIST += tests/cluster-groups.sh tests/cluster-groups-netns.sh
 TESTS += tests/cluster-netns.sh
 EXTRA_DIST += tests/cluster-netns.sh
 # A delaying TCP relay (no netem here) and its own test.
