@@ -140,7 +140,8 @@ TESTS += tests/cluster-plan.sh tests/cluster-adapt.sh
 EXTRA_DIST += tests/cluster-plan.sh tests/cluster-adapt.sh tests/bench-plan
 EXTRA_DIST += tests/cluster-api.sh tests/cluster-resplit.sh tests/cluster-events.sh
 # The main job and the cluster benchmark (run by hand, not by make check).
-EXTRA_DIST += scripts/demo scripts/build scripts/install-deps scripts/get-cifar10 tests/bench-cluster
+EXTRA_DIST += scripts/demo scripts/build scripts/install-deps scripts/get-cifar10 tests/bench-cluster \
+	tests/bench-groups
 # The main job offline, in a copy of the checkout without ../shared.
 TESTS += tests/demo-offline.sh
 EXTRA_DIST += tests/demo-offline.sh
