@@ -259,7 +259,7 @@ static int start(struct daemon *d)
 	    write_port_file(c->port_file, pn_http_port(d->http)) != 0)
 		return -1;
 	pn_info("%s listening on %s:%d (model %s, sha256 %.12s, kernels %s, frame CRC32C %s)",
-		c->role, host, pn_http_port(d->http), c->model, d->sha, d->ops->name,
+		c->role, host, pn_http_port(d->http), c->model, d->sha, pn_model_isa(d->model),
 		pn_crc32c_impl()->name);
 	uint64_t usec = pn_notify_watchdog_usec();
 	if (usec) {

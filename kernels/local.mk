@@ -6,7 +6,8 @@ kernels_libpnops_a_SOURCES = \
 	kernels/ops.h kernels/ops.c kernels/ref.h kernels/ops_ref.c \
 	kernels/conv_ref.c kernels/depthwise_ref.c kernels/pointwise_ref.c \
 	kernels/misc_ref.c kernels/crc32c.h kernels/crc32c.c \
-	kernels/quant.h kernels/quant.c kernels/qops.h kernels/qops_ref.c
+	kernels/quant.h kernels/quant.c kernels/qops.h kernels/qops.c \
+	kernels/qops_ref.c
 kernels_libpnkernels_a_SOURCES = \
 	kernels/safetensors.h kernels/safetensors.c \
 	kernels/model.h kernels/model.c kernels/fold.h \
@@ -20,13 +21,24 @@ if PN_X86
 noinst_LIBRARIES += kernels/libpn_avx2.a kernels/libpn_avx512.a
 kernels_libpn_avx2_a_SOURCES = kernels/x86.h kernels/ops_avx2.c \
 	kernels/pointwise_avx2.c kernels/depthwise_avx2.c \
-	kernels/conv_avx2.c kernels/misc_avx2.c
+	kernels/conv_avx2.c kernels/misc_avx2.c \
+	kernels/qx86.h kernels/qops_avx2.c kernels/qpointwise_avx2.c \
+	kernels/qdepthwise_avx2.c
 kernels_libpn_avx2_a_CFLAGS = $(AM_CFLAGS) -mavx2 -mfma -mf16c
 kernels_libpn_avx512_a_SOURCES = kernels/x86.h kernels/ops_avx512.c \
 	kernels/pointwise_avx512.c kernels/depthwise_avx512.c \
 	kernels/conv_avx512.c kernels/misc_avx512.c
 kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c
 PN_SIMD_LIBS += kernels/libpn_avx2.a kernels/libpn_avx512.a
+# int8 on AVX-512 needs BW and VL (byte masks); VNNI only for vpdpbusd.
+noinst_LIBRARIES += kernels/libpn_qavx512.a kernels/libpn_qvnni.a
+kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qops_avx512.c \
+	kernels/qpointwise_avx512.c kernels/qdepthwise_avx512.c
+kernels_libpn_qavx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
+kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qpointwise_avx512vnni.c
+kernels_libpn_qvnni_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
+	-mavx2 -mfma
+PN_SIMD_LIBS += kernels/libpn_qavx512.a kernels/libpn_qvnni.a
 noinst_LIBRARIES += kernels/libpn_crc_sse42.a
 kernels_libpn_crc_sse42_a_SOURCES = kernels/crc32c_sse42.c
 kernels_libpn_crc_sse42_a_CFLAGS = $(AM_CFLAGS) -msse4.2

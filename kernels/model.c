@@ -435,8 +435,8 @@ static void choose_bands(struct block *b)
 }
 
 /* Builds the model from a parsed file; takes ownership of st. */
-static struct pn_model *model_from_st(struct pn_st *st, const struct pn_ops *ops, char *err,
-				      size_t errlen)
+static struct pn_model *model_from_st(struct pn_st *st, const struct pn_ops *ops,
+				      const struct pn_qops *qops, char *err, size_t errlen)
 {
 	const char *path = pn_st_path(st);
 	struct pn_model *m = calloc(1, sizeof *m);
@@ -468,8 +468,8 @@ static struct pn_model *model_from_st(struct pn_st *st, const struct pn_ops *ops
 
 	const char *format = pn_st_meta(st, "format");
 	if (format && strcmp(format, PN_QMODEL_FORMAT) == 0) {
-		m->q = pn_qnet_load(st, &pn_qops_scalar, m->nblocks, strides, m->input_size,
-				    m->num_classes, err, errlen);
+		m->q = pn_qnet_load(st, qops ? qops : pn_qops_select(ops->name), m->nblocks,
+				    strides, m->input_size, m->num_classes, err, errlen);
 		if (!m->q)
 			goto fail;
 		for (int i = 0; i < m->nblocks; i++) {
@@ -543,11 +543,18 @@ fail:
 struct pn_model *pn_model_load(const char *path, const struct pn_ops *ops, char *err, size_t errlen)
 {
 	struct pn_st *st = pn_st_open(path, err, errlen);
-	return st ? model_from_st(st, ops, err, errlen) : NULL;
+	return st ? model_from_st(st, ops, NULL, err, errlen) : NULL;
 }
 
 struct pn_model *pn_model_load_buffer(const char *name, const uint8_t *buf, size_t len,
 				      const struct pn_ops *ops, char *err, size_t errlen)
+{
+	return pn_model_load_buffer_qops(name, buf, len, ops, NULL, err, errlen);
+}
+
+struct pn_model *pn_model_load_buffer_qops(const char *name, const uint8_t *buf, size_t len,
+					   const struct pn_ops *ops, const struct pn_qops *qops,
+					   char *err, size_t errlen)
 {
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy) {
@@ -556,7 +563,7 @@ struct pn_model *pn_model_load_buffer(const char *name, const uint8_t *buf, size
 	}
 	memcpy(copy, buf, len);
 	struct pn_st *st = pn_st_from_buffer(name, copy, len, err, errlen);
-	return st ? model_from_st(st, ops, err, errlen) : NULL;
+	return st ? model_from_st(st, ops, qops, err, errlen) : NULL;
 }
 
 void pn_model_free(struct pn_model *m)
@@ -593,7 +600,7 @@ const char *pn_model_dtype(const struct pn_model *m)
 
 const char *pn_model_isa(const struct pn_model *m)
 {
-	return m->q ? pn_qops_scalar.name : m->ops->name;
+	return m->q ? pn_qnet_ops(m->q)->name : m->ops->name;
 }
 
 int pn_model_blocks(const struct pn_model *m)

@@ -15,6 +15,7 @@
 #include "ops.h"
 
 struct pn_model;
+struct pn_qops;
 struct pn_plan;
 
 /* An activation shape per image; classes at the end of the head. */
@@ -30,6 +31,12 @@ struct pn_model *pn_model_load(const char *path, const struct pn_ops *ops, char 
 /* The same from a file image in memory (copied); `name` is for messages. */
 struct pn_model *pn_model_load_buffer(const char *name, const uint8_t *buf, size_t len,
 				      const struct pn_ops *ops, char *err, size_t errlen);
+/* The same with the int8 table `qops` for an int8 model (NULL: the best
+ * of `ops`'s instruction set, as pn_model_load chooses); for tests that
+ * run every variant. */
+struct pn_model *pn_model_load_buffer_qops(const char *name, const uint8_t *buf, size_t len,
+					   const struct pn_ops *ops, const struct pn_qops *qops,
+					   char *err, size_t errlen);
 void pn_model_free(struct pn_model *m);
 
 /* The float kernel table (preprocessing; the blocks of a float model). */
@@ -38,7 +45,8 @@ const struct pn_ops *pn_model_ops(const struct pn_model *m);
  * whose blocks run on the int8 kernels; plans take and give floats
  * either way. */
 const char *pn_model_dtype(const struct pn_model *m);
-/* The kernel variant that runs the blocks. */
+/* The kernel variant that runs the blocks: the float table's name, or
+ * for an int8 model the int8 table's (e.g. "avx512-vnni"). */
 const char *pn_model_isa(const struct pn_model *m);
 /* Number of feature blocks (19); valid ranges are 0 <= first < last <= blocks. */
 int pn_model_blocks(const struct pn_model *m);

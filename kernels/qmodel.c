@@ -203,7 +203,7 @@ static int load_pw(const struct pn_qnet *q, const struct pn_st *st, const char *
 	if (read_conv(st, prefix, 4, d, in, relu6, c, &w, err, errlen) < 0)
 		return -1;
 	c->cin = cin;
-	c->w = malloc((size_t)cin * cout);
+	c->w = malloc(q->ops->pw_packed_bytes(cin, cout));
 	if (!c->w) {
 		free(w);
 		snprintf(err, errlen, "%s: out of memory", pn_st_path(st));
@@ -495,6 +495,11 @@ void pn_qnet_free(struct pn_qnet *q)
 	free(q->head_b);
 	free(q->head_deq);
 	free(q);
+}
+
+const struct pn_qops *pn_qnet_ops(const struct pn_qnet *q)
+{
+	return q->ops;
 }
 
 void pn_qnet_block_info(const struct pn_qnet *q, int block, struct pn_qblock_info *info)

@@ -36,6 +36,8 @@ struct pn_qnet *pn_qnet_load(const struct pn_st *st, const struct pn_qops *ops, 
 			     const int *strides, int input_size, int num_classes, char *err,
 			     size_t errlen);
 void pn_qnet_free(struct pn_qnet *q);
+/* The int8 kernel table the network was packed for. */
+const struct pn_qops *pn_qnet_ops(const struct pn_qnet *q);
 void pn_qnet_block_info(const struct pn_qnet *q, int block, struct pn_qblock_info *info);
 
 /* Scratch for running blocks [first, last): NULL when out of memory. */

@@ -64,13 +64,18 @@ struct pn_qadd_args {
 };
 
 struct pn_qops {
-	const char *name;
+	/* The variant, and the float table's name (the PIPENET_ISA value)
+	 * of the instruction set it belongs to: "avx512-vnni" is "avx512". */
+	const char *name, *isa;
 	int (*available)(void);
 
 	void (*conv3x3)(const struct pn_qconv_args *a);
 	void (*dw3x3)(const struct pn_qdw_args *a);
 	/* out[m][n] = requant(bias[n] + sum_k (in[m][k] - in_zp) * w[k][n]):
-	 * weights transposed to [k][n] (pw_pack from PyTorch's [n][k]). */
+	 * weights packed by pw_pack from PyTorch's [n][k] into
+	 * pw_packed_bytes(k, n) bytes of a variant's own layout (the
+	 * reference's is [k][n]). */
+	size_t (*pw_packed_bytes)(int k, int n);
 	void (*pw_pack)(const int8_t *w, int k, int n, int8_t *packed);
 	void (*pw)(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
 		   int32_t in_zp, const struct pn_qout *q);
@@ -89,10 +94,22 @@ struct pn_qops {
 };
 
 extern const struct pn_qops pn_qops_scalar;
+#ifdef PN_HAVE_X86
+extern const struct pn_qops pn_qops_avx512vnni, pn_qops_avx512, pn_qops_avx2;
+#endif
+
+/* All int8 tables built in, best first, NULL-terminated: the tests
+ * iterate it. */
+extern const struct pn_qops *const pn_qops_all[];
+
+/* The best available int8 table of instruction set `isa` (a float
+ * table's name, which PIPENET_ISA chose), else the scalar one. */
+const struct pn_qops *pn_qops_select(const char *isa);
 
 /* The scalar functions, for variants that fall back on them. */
 void pn_qconv3x3_ref(const struct pn_qconv_args *a);
 void pn_qdw3x3_ref(const struct pn_qdw_args *a);
+size_t pn_qpw_packed_bytes_ref(int k, int n);
 void pn_qpw_pack_ref(const int8_t *w, int k, int n, int8_t *packed);
 void pn_qpw_ref(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
 		int32_t in_zp, const struct pn_qout *q);

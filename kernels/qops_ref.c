@@ -112,6 +112,11 @@ void pn_qdw3x3_ref(const struct pn_qdw_args *a)
 	}
 }
 
+size_t pn_qpw_packed_bytes_ref(int k, int n)
+{
+	return (size_t)k * n;
+}
+
 void pn_qpw_pack_ref(const int8_t *w, int k, int n, int8_t *packed)
 {
 	for (int j = 0; j < n; j++)
@@ -186,9 +191,11 @@ void pn_dequantize_ref(const int8_t *in, float *out, size_t n, float scale, int3
 
 const struct pn_qops pn_qops_scalar = {
 	.name = "scalar",
+	.isa = "scalar",
 	.available = always,
 	.conv3x3 = pn_qconv3x3_ref,
 	.dw3x3 = pn_qdw3x3_ref,
+	.pw_packed_bytes = pn_qpw_packed_bytes_ref,
 	.pw_pack = pn_qpw_pack_ref,
 	.pw = pn_qpw_ref,
 	.add = pn_qadd_ref,

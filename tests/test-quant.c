@@ -234,7 +234,7 @@ static void test_kernels(const struct pn_qops *ops)
 	for (int t = 0; t < 60; t++) {
 		int m = 1 + next32() % 9, k = 1 + next32() % 200, n = 1 + next32() % 150;
 		int8_t *in = malloc((size_t)m * k), *w = malloc((size_t)k * n);
-		int8_t *pk = malloc((size_t)k * n), *out = malloc((size_t)m * n);
+		int8_t *pk = malloc(ops->pw_packed_bytes(k, n)), *out = malloc((size_t)m * n);
 		int32_t zin = (int32_t)(next32() % 256) - 128;
 		rand_i8(in, (size_t)m * k, 0);
 		rand_i8(w, (size_t)k * n, 1);
@@ -378,6 +378,202 @@ static void test_kernels(const struct pn_qops *ops)
 		bad += logits[j] != (float)acc * deq[j];
 	}
 	tap_ok(bad == 0, "%s avgpool and linear equal the naive loops (%d differ)", ops->name, bad);
+}
+
+/* ---- every variant against the scalar reference, bit for bit ---- */
+
+/* Per-channel requantisation over the whole range: every exponent, so
+ * both the saturating left shift and right shifts of up to 31, biases up
+ * to +-2^30, and clamps narrowed at random. */
+static void fill_q_wide(struct pn_qout *q, int32_t *bias, int32_t *mult, int8_t *exp, int n)
+{
+	for (int i = 0; i < n; i++) {
+		switch (next32() % 4) {
+		case 0:
+			bias[i] = (int32_t)(next32() % 2000001) - 1000000;
+			break;
+		case 1:
+			bias[i] = (int32_t)(next32() % (1u << 31)) - (1 << 30);
+			break;
+		default:
+			bias[i] = (int32_t)(next32() % 200001) - 100000;
+		}
+		/* 2^30 and 3 * 2^29 make ties of the high multiply. */
+		mult[i] = next32() % 4	 ? (int32_t)((1u << 30) + next32() % (1u << 30))
+			  : next32() % 2 ? 1 << 30
+					 : 3 << 29;
+		exp[i] = (int8_t)(next32() % 4 ? -(int)(next32() % 20) - 2
+					       : PN_Q_EXP_MIN + (int)(next32() % 39));
+	}
+	q->bias = bias;
+	q->mult = mult;
+	q->exp = exp;
+	q->zp = (int32_t)(next32() % 256) - 128;
+	q->lo = next32() % 2 ? -128 : q->zp;
+	q->hi = next32() % 2 ? 127 : (q->zp + 100 < 127 ? q->zp + 100 : 127);
+	if (q->lo > q->hi)
+		q->lo = q->hi;
+}
+
+/* Activations: random, or stuck at an end (the largest |q - zp|). */
+static void rand_act(int8_t *p, size_t n)
+{
+	int mode = next32() % 4;
+	for (size_t i = 0; i < n; i++)
+		p[i] = mode == 0 ? -128 : mode == 1 ? 127 : (int8_t)next32();
+}
+
+static void rand_w(int8_t *p, size_t n)
+{
+	int mode = next32() % 4;
+	for (size_t i = 0; i < n; i++)
+		p[i] = mode == 0   ? (int8_t)(next32() % 2 ? 127 : -127)
+		       : mode == 1 ? 127
+				   : (int8_t)((int)(next32() % 255) - 127);
+}
+
+static void test_variant(const struct pn_qops *ops)
+{
+	const struct pn_qops *ref = &pn_qops_scalar;
+	enum { NMAX = 300 };
+	int32_t bias[NMAX], mult[NMAX];
+	int8_t exp[NMAX];
+	struct pn_qout q;
+	int bad = 0, cases = 0;
+	for (int t = 0; t < 512; t++) {
+		int m = 1 + next32() % 13, n = 1 + next32() % 200;
+		int k = t % 8 == 0 ? 257 + next32() % 400 : 1 + next32() % 120;
+		int32_t zin = (t % 256) - 128;
+		int8_t *in = malloc((size_t)m * k), *w = malloc((size_t)k * n);
+		int8_t *pk = malloc(ops->pw_packed_bytes(k, n)), *pr = malloc((size_t)k * n);
+		int8_t *out = malloc((size_t)m * n), *want = malloc((size_t)m * n);
+		rand_act(in, (size_t)m * k);
+		rand_w(w, (size_t)k * n);
+		fill_q_wide(&q, bias, mult, exp, n);
+		ops->pw_pack(w, k, n, pk);
+		ref->pw_pack(w, k, n, pr);
+		ops->pw(in, out, pk, m, k, n, zin, &q);
+		ref->pw(in, want, pr, m, k, n, zin, &q);
+		for (int i = 0; i < m * n; i++)
+			bad += out[i] != want[i];
+		cases += m * n;
+		free(in);
+		free(w);
+		free(pk);
+		free(pr);
+		free(out);
+		free(want);
+	}
+	tap_ok(bad == 0,
+	       "%s pw == scalar: %d outputs, 512 shapes, every input zero point, k to 656 (%d "
+	       "differ)",
+	       ops->name, cases, bad);
+
+	bad = cases = 0;
+	for (int t = 0; t < 300; t++) {
+		int h = 1 + next32() % 12, wd = 1 + next32() % 12, s = 1 + t % 2,
+		    dwconv = t % 3 != 0;
+		int c = 1 + next32() % (dwconv ? 150 : 100);
+		int cin = dwconv ? c : 1 + (int)(next32() % 4);
+		int ho = (h - 1) / s + 1, wo = (wd - 1) / s + 1;
+		int oy0 = (int)(next32() % ho), oy1 = oy0 + 1 + (int)(next32() % (ho - oy0));
+		int32_t zin = (int32_t)(next32() % 256) - 128;
+		int8_t *in = malloc((size_t)h * wd * cin), *w = malloc((size_t)9 * cin * c);
+		int8_t *out = malloc((size_t)ho * wo * c), *want = malloc((size_t)ho * wo * c);
+		rand_act(in, (size_t)h * wd * cin);
+		rand_w(w, (size_t)9 * cin * c);
+		fill_q_wide(&q, bias, mult, exp, c);
+		size_t n = (size_t)(oy1 - oy0) * wo * c;
+		if (dwconv) {
+			int iy0 = oy0 * s - 1 > 0 ? oy0 * s - 1 : 0;
+			struct pn_qdw_args a = {in + (size_t)iy0 * wd * c,
+						iy0,
+						h,
+						wd,
+						zin,
+						out,
+						oy0,
+						oy1,
+						wo,
+						c,
+						s,
+						w,
+						q};
+			ops->dw3x3(&a);
+			a.out = want;
+			ref->dw3x3(&a);
+		} else {
+			struct pn_qconv_args a = {in,  h,  wd, cin, zin, out, oy0,
+						  oy1, wo, c,  s,   w,	 q};
+			ops->conv3x3(&a);
+			a.out = want;
+			ref->conv3x3(&a);
+		}
+		bad += memcmp(out, want, n) != 0;
+		cases++;
+		free(in);
+		free(w);
+		free(out);
+		free(want);
+	}
+	tap_ok(bad == 0,
+	       "%s dw3x3 and conv3x3 == scalar: %d row ranges, strides 1 and 2, odd channel counts "
+	       "(%d differ)",
+	       ops->name, cases, bad);
+
+	bad = cases = 0;
+	for (int t = 0; t < 2000; t++) {
+		int8_t a[300], b[300], out[300], want[300];
+		size_t n = 1 + next32() % 300;
+		rand_act(a, n);
+		rand_act(b, n);
+		struct pn_qadd_args ad = {.a = a,
+					  .b = b,
+					  .out = out,
+					  .n = n,
+					  .a_zp = (int32_t)(next32() % 256) - 128,
+					  .b_zp = (int32_t)(next32() % 256) - 128,
+					  .out_zp = (int32_t)(next32() % 256) - 128};
+		/* Mantissas 1 and 1.5 make ties. */
+		double ma = t % 4 ? 1.0 + next32() / 4294967296.0 : 1.0 + 0.5 * (next32() % 2);
+		double mb = t % 4 ? 1.0 + next32() / 4294967296.0 : 1.0 + 0.5 * (next32() % 2);
+		pn_q_multiplier(ldexp(ma, (int)(next32() % 36) - 30), &ad.a_mult, &ad.a_exp);
+		pn_q_multiplier(ldexp(mb, (int)(next32() % 36) - 30), &ad.b_mult, &ad.b_exp);
+		ops->add(&ad);
+		ad.out = want;
+		ref->add(&ad);
+		bad += memcmp(out, want, n) != 0;
+		cases += (int)n;
+	}
+	tap_ok(bad == 0, "%s add == scalar: %d sums, multipliers 2^-30..2^5 (%d calls differ)",
+	       ops->name, cases, bad);
+
+	/* Pool, classifier and the float ends. */
+	int8_t feat[49 * 45], p1[45], p2[45], w[7 * 45], qa[1001], qb[1001];
+	int32_t hb[7];
+	float deq[7], l1[7], l2[7], x[1001], f1[1001], f2[1001];
+	int32_t pm;
+	int pe;
+	rand_act(feat, sizeof feat);
+	rand_w(w, sizeof w);
+	for (int j = 0; j < 7; j++) {
+		hb[j] = (int32_t)(next32() % 200001) - 100000;
+		deq[j] = (float)ldexp(1.0 + next32() / 4294967296.0, -(int)(next32() % 20));
+	}
+	for (int i = 0; i < 1001; i++)
+		x[i] = (float)((int32_t)next32() % 100000) / 997.0f;
+	pn_q_multiplier(0.9 / 49, &pm, &pe);
+	ops->avgpool(feat, p1, 49, 45, 7, pm, pe, -9);
+	ref->avgpool(feat, p2, 49, 45, 7, pm, pe, -9);
+	ops->linear(p1, l1, w, hb, deq, 45, 7, -9);
+	ref->linear(p1, l2, w, hb, deq, 45, 7, -9);
+	ops->quantize(x, qa, 1001, 0.37f, 11);
+	ref->quantize(x, qb, 1001, 0.37f, 11);
+	ops->dequantize(qa, f1, 1001, 2.7f, 11);
+	ref->dequantize(qa, f2, 1001, 2.7f, 11);
+	tap_ok(!memcmp(p1, p2, sizeof p1) && !memcmp(l1, l2, sizeof l1) &&
+		       !memcmp(qa, qb, sizeof qa) && !memcmp(f1, f2, sizeof f1),
+	       "%s avgpool, linear, quantize, dequantize == scalar", ops->name);
 }
 
 /* ---- the model ---- */
@@ -584,6 +780,7 @@ static void test_model(const char *shared, const char *top)
 	struct pn_plan *pf = pn_plan_new(f, 0, nb, 8, err, sizeof err);
 	int total = 0, agree = 0, cq = 0, cf = 0;
 	const int step = 20 * stride;
+	float *logits = malloc((size_t)(10000 / step + 8) * 10 * sizeof *logits);
 	for (int r = 0; r < 10000; r += 8 * step) {
 		int nbatch = 0, idx[8];
 		for (; nbatch < 8 && r + nbatch * step < 10000; nbatch++) {
@@ -594,6 +791,8 @@ static void test_model(const char *shared, const char *top)
 		}
 		pn_plan_run(pq, nbatch);
 		pn_plan_run(pf, nbatch);
+		memcpy(logits + (size_t)total * 10, pn_plan_output(pq),
+		       (size_t)nbatch * 10 * sizeof *logits);
 		for (int i = 0; i < nbatch; i++) {
 			int tq = argmax(pn_plan_output(pq) + (size_t)i * 10, 10);
 			int tf = argmax(pn_plan_output(pf) + (size_t)i * 10, 10);
@@ -615,6 +814,43 @@ static void test_model(const char *shared, const char *top)
 	pn_model_free(f);
 	pn_model_free(q);
 
+	/* Every int8 variant gives the scalar table's logits bit for bit. */
+	for (int v = 0; pn_qops_all[v]; v++) {
+		const struct pn_qops *qo = pn_qops_all[v];
+		if (qo == &pn_qops_scalar)
+			continue;
+		if (!qo->available()) {
+			char why[128];
+			snprintf(why, sizeof why, "%s int8 model: this CPU cannot run it",
+				 qo->name);
+			tap_skip(why);
+			continue;
+		}
+		struct pn_model *qv = pn_model_load_buffer_qops("q32", f1, len1, &pn_ops_scalar, qo,
+								err, sizeof err);
+		struct pn_plan *pv = qv ? pn_plan_new(qv, 0, nb, 8, err, sizeof err) : NULL;
+		int differ = 0, done = 0;
+		for (int r = 0; pv && r < 10000; r += 8 * step) {
+			int nbatch = 0;
+			for (; nbatch < 8 && r + nbatch * step < 10000; nbatch++)
+				pn_model_preprocess(qv,
+						    test + (size_t)(r + nbatch * step) * RECORD + 1,
+						    pn_plan_input(pv) + (size_t)nbatch * in_floats);
+			pn_plan_run(pv, nbatch);
+			differ += memcmp(pn_plan_output(pv), logits + (size_t)done * 10,
+					 (size_t)nbatch * 10 * sizeof *logits) != 0;
+			done += nbatch;
+		}
+		tap_ok(pv && done == total && differ == 0 && !strcmp(pn_model_isa(qv), qo->name),
+		       "%s int8 model: logits of %d test records == scalar bit for bit (%d batches "
+		       "differ, isa %s)%s%s",
+		       qo->name, done, differ, qv ? pn_model_isa(qv) : "-", pv ? "" : ": ",
+		       pv ? "" : err);
+		pn_plan_free(pv);
+		pn_model_free(qv);
+	}
+	free(logits);
+
 	test_damage(f1, len1);
 out:
 	free(f1);
@@ -629,6 +865,25 @@ int main(void)
 	const char *top = getenv("top_srcdir");
 	test_math();
 	test_kernels(&pn_qops_scalar);
+	int listed = 0;
+	for (int v = 0; pn_qops_all[v]; v++) {
+		const struct pn_qops *ops = pn_qops_all[v];
+		listed += ops == &pn_qops_scalar;
+		if (ops == &pn_qops_scalar)
+			continue;
+		if (!ops->available()) {
+			char why[128];
+			snprintf(why, sizeof why, "%s int8 kernels: this CPU cannot run them",
+				 ops->name);
+			tap_skip(why);
+			continue;
+		}
+		test_kernels(ops);
+		test_variant(ops);
+	}
+	tap_ok(listed == 1 && pn_qops_select("scalar") == &pn_qops_scalar &&
+		       pn_qops_select("no-such-isa") == &pn_qops_scalar,
+	       "the scalar int8 table is listed once and chosen for PIPENET_ISA=scalar");
 	const char *wrapper = getenv("PN_TEST_WRAPPER");
 	if (wrapper && *wrapper)
 		tap_skip("int8 model checks: skipped under emulation");

@@ -1,0 +1,51 @@
+/* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise by vpdpbusd) and
+ * pn_qops_avx512 (pointwise by vpmaddwd), sharing the depthwise, stem and
+ * add kernels; both compute what pn_qops_scalar computes. The pool,
+ * classifier, quantize and dequantize run once per image on a few
+ * thousand values: they stay scalar. Both count as PIPENET_ISA=avx512. */
+#include "qx86.h"
+
+/* AVX-512F, BW and VL (byte masks), with the OS saving the zmm state. */
+static int available(void)
+{
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2");
+}
+
+static int vnni_available(void)
+{
+	return available() && __builtin_cpu_supports("avx512vnni");
+}
+
+const struct pn_qops pn_qops_avx512vnni = {
+	.name = "avx512-vnni",
+	.isa = "avx512",
+	.available = vnni_available,
+	.conv3x3 = pn_qconv3x3_avx512,
+	.dw3x3 = pn_qdw3x3_avx512,
+	.pw_packed_bytes = pn_qpw_packed_bytes_vnni,
+	.pw_pack = pn_qpw_pack_vnni,
+	.pw = pn_qpw_vnni,
+	.add = pn_qadd_avx512,
+	.avgpool = pn_qavgpool_ref,
+	.linear = pn_qlinear_ref,
+	.quantize = pn_quantize_ref,
+	.dequantize = pn_dequantize_ref,
+};
+
+const struct pn_qops pn_qops_avx512 = {
+	.name = "avx512",
+	.isa = "avx512",
+	.available = available,
+	.conv3x3 = pn_qconv3x3_avx512,
+	.dw3x3 = pn_qdw3x3_avx512,
+	.pw_packed_bytes = pn_qpw_packed_bytes_avx512,
+	.pw_pack = pn_qpw_pack_avx512,
+	.pw = pn_qpw_avx512,
+	.add = pn_qadd_avx512,
+	.avgpool = pn_qavgpool_ref,
+	.linear = pn_qlinear_ref,
+	.quantize = pn_quantize_ref,
+	.dequantize = pn_dequantize_ref,
+};

@@ -1,0 +1,137 @@
+/* The int8 1x1 convolution with AVX-512 VNNI, equal to pn_qpw_ref.
+ *
+ * vpdpbusd multiplies unsigned by signed bytes and adds four products to
+ * each int32 lane. The activations are made unsigned, u = q + 128, so
+ *   acc = bias + sum (q - zp) w = bias - (128 + zp) colsum + sum u w
+ * with colsum, the sum of a column's weights, stored at pack time. Every
+ * step wraps modulo 2^32 and the true accumulator fits int32 (qmodel.c
+ * bounds k and bias), so the result is exact.
+ *
+ * Packed: weights [n / 16][k / 4][16][4] (both rounded up, zeros), then
+ * int32 colsum[n rounded up to 16]. A tile is 4 rows by up to 64 columns,
+ * rows past m repeating the last (computed, not stored). */
+#include <string.h>
+
+#include "qx86.h"
+
+#define MR 4
+#define NB 4
+
+static int quads(int k)
+{
+	return (k + 3) / 4;
+}
+
+size_t pn_qpw_packed_bytes_vnni(int k, int n)
+{
+	size_t nb = (size_t)(n + 15) / 16;
+	return nb * quads(k) * 64 + nb * 16 * sizeof(int32_t);
+}
+
+void pn_qpw_pack_vnni(const int8_t *w, int k, int n, int8_t *packed)
+{
+	const int kq = quads(k), nb = (n + 15) / 16;
+	int32_t *colsum = (int32_t *)(void *)(packed + (size_t)nb * kq * 64);
+	memset(packed, 0, pn_qpw_packed_bytes_vnni(k, n));
+	for (int j = 0; j < n; j++) {
+		int32_t s = 0;
+		for (int i = 0; i < k; i++) {
+			int8_t v = w[(size_t)j * k + i];
+			packed[((size_t)(j / 16) * kq + i / 4) * 64 + (j % 16) * 4 + i % 4] = v;
+			s += v;
+		}
+		colsum[j] = s;
+	}
+}
+
+static inline __m512i bcast_u8(const int8_t *p)
+{
+	int32_t v;
+	memcpy(&v, p, 4);
+	return _mm512_xor_si512(_mm512_set1_epi32(v), _mm512_set1_epi32((int32_t)0x80808080));
+}
+
+PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *pk,
+			 const int32_t *colsum, int k, int n, int col, int nb, int32_t in_zp,
+			 const struct pn_qout *q)
+{
+	const int kq = quads(k), kfull = k / 4;
+	const __m512i off = _mm512_set1_epi32(128 + in_zp);
+	__m512i acc[MR][NB];
+	const int8_t *wb[NB];
+	__mmask16 mk[NB];
+	for (int b = 0; b < nb; b++) {
+		int c = col + 16 * b;
+		mk[b] = pn_qmask16(n - c);
+		__m512i init =
+			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(mk[b], q->bias + c),
+					 _mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + c)));
+		for (int i = 0; i < MR; i++)
+			acc[i][b] = init;
+		wb[b] = pk + (size_t)(c / 16) * kq * 64;
+	}
+	for (int t = 0; t < kfull; t++) {
+		__m512i w[NB];
+		for (int b = 0; b < nb; b++)
+			w[b] = _mm512_loadu_si512(wb[b] + (size_t)t * 64);
+		for (int i = 0; i < MR; i++) {
+			__m512i x = bcast_u8(a[i] + 4 * t);
+			for (int b = 0; b < nb; b++)
+				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
+		}
+	}
+	if (kfull < kq) {
+		__m512i w[NB];
+		for (int b = 0; b < nb; b++)
+			w[b] = _mm512_loadu_si512(wb[b] + (size_t)kfull * 64);
+		for (int i = 0; i < MR; i++) {
+			int8_t last[4] = {0, 0, 0, 0};
+			memcpy(last, a[i] + 4 * kfull, (size_t)(k - 4 * kfull));
+			__m512i x = bcast_u8(last);
+			for (int b = 0; b < nb; b++)
+				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
+		}
+	}
+	const __m512i zp = _mm512_set1_epi32(q->zp), lo = _mm512_set1_epi32(q->lo),
+		      hi = _mm512_set1_epi32(q->hi);
+	for (int b = 0; b < nb; b++) {
+		int c = col + 16 * b;
+		__m512i mult = _mm512_maskz_loadu_epi32(mk[b], q->mult + c);
+		__m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk[b], q->exp + c));
+		for (int i = 0; i < rows; i++)
+			_mm_mask_storeu_epi8(out + (size_t)i * n + c, mk[b],
+					     pn_qout_avx512(acc[i][b], mult, exp, zp, lo, hi));
+	}
+}
+
+void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
+		 int32_t in_zp, const struct pn_qout *q)
+{
+	const int nb = (n + 15) / 16;
+	const int32_t *colsum =
+		(const int32_t *)(const void *)(packed + (size_t)nb * quads(k) * 64);
+	for (int cb = 0; cb < nb; cb += NB) {
+		const int col = cb * 16, left = nb - cb;
+		for (int r = 0; r < m; r += MR) {
+			const int8_t *a[MR];
+			for (int i = 0; i < MR; i++)
+				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
+			int rows = m - r < MR ? m - r : MR;
+			int8_t *o = out + (size_t)r * n;
+			switch (left) {
+			case 1:
+				tile(a, o, rows, packed, colsum, k, n, col, 1, in_zp, q);
+				break;
+			case 2:
+				tile(a, o, rows, packed, colsum, k, n, col, 2, in_zp, q);
+				break;
+			case 3:
+				tile(a, o, rows, packed, colsum, k, n, col, 3, in_zp, q);
+				break;
+			default:
+				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q);
+				break;
+			}
+		}
+	}
+}

@@ -1,0 +1,157 @@
+/* The x86-64 int8 kernels behind pn_qops_avx2, pn_qops_avx512 and
+ * pn_qops_avx512vnni, and the requantisation of quant.h on vectors. Each
+ * file is compiled with its variant's flags only, so its functions may be
+ * called only after the table's available() said yes.
+ *
+ * Requantisation, lane by lane, equals pn_q_requant: the saturating left
+ * shift by max(exp, 0) (shift, shift back, compare); the high multiply on
+ * magnitudes, |a| * mult in 64 bits (mult is in [2^30, 2^31), so the
+ * product's sign is a's and INT32_MIN * INT32_MIN cannot occur), plus
+ * 2^30, shifted by 31, the sign put back: half away from zero; the right
+ * shift by max(-exp, 0) likewise on magnitudes (|h| <= 2^31 and the
+ * rounding term <= 2^30 fit 32 unsigned bits). The result is clamped to
+ * +-2^16 before the zero point is added, which changes nothing once
+ * clamped to [lo, hi] and keeps the sum from wrapping. */
+#ifndef PN_QX86_H
+#define PN_QX86_H
+
+#include <immintrin.h>
+
+#include "qops.h"
+
+void pn_qconv3x3_avx2(const struct pn_qconv_args *a);
+void pn_qdw3x3_avx2(const struct pn_qdw_args *a);
+size_t pn_qpw_packed_bytes_avx2(int k, int n);
+void pn_qpw_pack_avx2(const int8_t *w, int k, int n, int8_t *packed);
+void pn_qpw_avx2(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
+		 int32_t in_zp, const struct pn_qout *q);
+void pn_qadd_avx2(const struct pn_qadd_args *a);
+
+void pn_qconv3x3_avx512(const struct pn_qconv_args *a);
+void pn_qdw3x3_avx512(const struct pn_qdw_args *a);
+size_t pn_qpw_packed_bytes_avx512(int k, int n);
+void pn_qpw_pack_avx512(const int8_t *w, int k, int n, int8_t *packed);
+void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
+		   int32_t in_zp, const struct pn_qout *q);
+void pn_qadd_avx512(const struct pn_qadd_args *a);
+
+size_t pn_qpw_packed_bytes_vnni(int k, int n);
+void pn_qpw_pack_vnni(const int8_t *w, int k, int n, int8_t *packed);
+void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
+		 int32_t in_zp, const struct pn_qout *q);
+
+#define PN_QX86_INLINE static inline __attribute__((always_inline))
+
+#ifdef __AVX512F__
+/* 16 lanes of pn_q_requant(acc, mult, exp). */
+PN_QX86_INLINE __m512i pn_qrequant_avx512(__m512i acc, __m512i mult, __m512i exp)
+{
+	const __m512i zero = _mm512_setzero_si512();
+	const __m512i half = _mm512_set1_epi64(INT64_C(1) << 30);
+	__m512i lsh = _mm512_max_epi32(exp, zero);
+	__m512i rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, exp), zero);
+	__m512i x = _mm512_sllv_epi32(acc, lsh);
+	__mmask16 over = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, lsh), acc);
+	__mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
+	x = _mm512_mask_mov_epi32(x, over,
+				  _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX),
+							  _mm512_set1_epi32(INT32_MIN)));
+	neg = _mm512_cmplt_epi32_mask(x, zero);
+	__m512i mag = _mm512_abs_epi32(x);
+	__m512i pe = _mm512_add_epi64(_mm512_mul_epu32(mag, mult), half);
+	__m512i po = _mm512_add_epi64(
+		_mm512_mul_epu32(_mm512_srli_epi64(mag, 32), _mm512_srli_epi64(mult, 32)), half);
+	__m512i h = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 31),
+					    _mm512_slli_epi64(po, 1));
+	__m512i nudge = _mm512_srli_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), rsh), 1);
+	__m512i y = _mm512_srlv_epi32(_mm512_add_epi32(h, nudge), rsh);
+	return _mm512_mask_sub_epi32(y, neg, zero, y);
+}
+
+/* 16 lanes of pn_q_round_shift(x, shift), 1 <= shift <= 31. */
+PN_QX86_INLINE __m512i pn_qround_shift_avx512(__m512i x, int shift)
+{
+	const __m512i zero = _mm512_setzero_si512();
+	__m512i y = _mm512_add_epi32(_mm512_abs_epi32(x), _mm512_set1_epi32(1 << (shift - 1)));
+	y = _mm512_srl_epi32(y, _mm_cvtsi32_si128(shift));
+	return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(x, zero), zero, y);
+}
+
+/* clamp(zp + y, lo, hi) as 16 int8. */
+PN_QX86_INLINE __m128i pn_qnarrow_avx512(__m512i y, __m512i zp, __m512i lo, __m512i hi)
+{
+	y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(-65536)),
+			     _mm512_set1_epi32(65536));
+	y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(y, zp), lo), hi);
+	return _mm512_cvtsepi32_epi8(y);
+}
+
+/* 16 lanes: clamp(zp + requant(acc, mult, exp), lo, hi) as int8. */
+PN_QX86_INLINE __m128i pn_qout_avx512(__m512i acc, __m512i mult, __m512i exp, __m512i zp,
+				      __m512i lo, __m512i hi)
+{
+	return pn_qnarrow_avx512(pn_qrequant_avx512(acc, mult, exp), zp, lo, hi);
+}
+
+/* The lanes of a block of 16 that lie below `left`. */
+PN_QX86_INLINE __mmask16 pn_qmask16(int left)
+{
+	return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+#endif
+
+#ifdef __AVX2__
+/* 8 lanes of pn_q_requant(acc, mult, exp). */
+PN_QX86_INLINE __m256i pn_qrequant_avx2(__m256i acc, __m256i mult, __m256i exp)
+{
+	const __m256i zero = _mm256_setzero_si256();
+	const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
+	__m256i lsh = _mm256_max_epi32(exp, zero);
+	__m256i rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, exp), zero);
+	__m256i x = _mm256_sllv_epi32(acc, lsh);
+	__m256i over = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_srav_epi32(x, lsh), acc),
+					_mm256_set1_epi32(-1));
+	__m256i sat = _mm256_blendv_epi8(_mm256_set1_epi32(INT32_MAX), _mm256_set1_epi32(INT32_MIN),
+					 _mm256_cmpgt_epi32(zero, acc));
+	x = _mm256_blendv_epi8(x, sat, over);
+	__m256i mag = _mm256_abs_epi32(x);
+	__m256i pe = _mm256_add_epi64(_mm256_mul_epu32(mag, mult), half);
+	__m256i po = _mm256_add_epi64(
+		_mm256_mul_epu32(_mm256_srli_epi64(mag, 32), _mm256_srli_epi64(mult, 32)), half);
+	__m256i h = _mm256_blend_epi32(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1), 0xAA);
+	__m256i nudge = _mm256_srli_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), rsh), 1);
+	__m256i y = _mm256_srlv_epi32(_mm256_add_epi32(h, nudge), rsh);
+	return _mm256_sign_epi32(y, x);
+}
+
+/* 8 lanes of pn_q_round_shift(x, shift), 1 <= shift <= 31. */
+PN_QX86_INLINE __m256i pn_qround_shift_avx2(__m256i x, int shift)
+{
+	__m256i y = _mm256_add_epi32(_mm256_abs_epi32(x), _mm256_set1_epi32(1 << (shift - 1)));
+	return _mm256_sign_epi32(_mm256_srl_epi32(y, _mm_cvtsi32_si128(shift)), x);
+}
+
+/* clamp(zp + y, lo, hi), as int32. */
+PN_QX86_INLINE __m256i pn_qclamp_avx2(__m256i y, __m256i zp, __m256i lo, __m256i hi)
+{
+	y = _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(-65536)),
+			     _mm256_set1_epi32(65536));
+	return _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(y, zp), lo), hi);
+}
+
+/* 8 lanes: clamp(zp + requant(acc, mult, exp), lo, hi), as int32. */
+PN_QX86_INLINE __m256i pn_qout_avx2(__m256i acc, __m256i mult, __m256i exp, __m256i zp, __m256i lo,
+				    __m256i hi)
+{
+	return pn_qclamp_avx2(pn_qrequant_avx2(acc, mult, exp), zp, lo, hi);
+}
+
+/* Eight int32 lanes (already in int8 range) stored as 8 bytes. */
+PN_QX86_INLINE void pn_qstore8_avx2(int8_t *out, __m256i v)
+{
+	__m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	_mm_storel_epi64((__m128i *)(void *)out, _mm_packs_epi16(w, w));
+}
+#endif
+
+#endif
