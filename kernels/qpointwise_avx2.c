@@ -66,18 +66,21 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 	int16_t x16[MR][KC];
 	__m256i acc[MR][NB];
 	const int8_t *wb[NB];
+#pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 8 * b;
 		int32_t b8[8] = {0};
 		for (int j = 0; j < 8 && c + j < n; j++)
 			b8[j] = q->bias[c + j];
 		__m256i init = _mm256_loadu_si256((const __m256i *)(void *)b8);
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
 			acc[i][b] = init;
 		wb[b] = pk + (size_t)(c / 8) * kp * 32;
 	}
 	for (int k0 = 0; k0 < k; k0 += KC) {
 		const int kn = k - k0 < KC ? k - k0 : KC;
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++) {
 			for (int t = 0; t < kn; t++)
 				x16[i][t] = (int16_t)(a[i][k0 + t] - in_zp);
@@ -86,21 +89,26 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 		}
 		for (int t = 0; t < (kn + 1) / 2; t++) {
 			__m256i w[NB];
+#pragma GCC unroll 4
 			for (int b = 0; b < nb; b++)
 				w[b] = _mm256_loadu_si256(
 					(const __m256i *)(const void *)(wb[b] +
 									((size_t)k0 / 2 + t) * 32));
+#pragma GCC unroll 4
 			for (int i = 0; i < MR; i++) {
 				int32_t v;
 				memcpy(&v, &x16[i][2 * t], 4);
 				__m256i x = _mm256_set1_epi32(v);
+#pragma GCC unroll 4
 				for (int b = 0; b < nb; b++)
 					acc[i][b] = _mm256_add_epi32(acc[i][b],
 								     _mm256_madd_epi16(x, w[b]));
 			}
 		}
 	}
+#pragma GCC unroll 4
 	for (int i = 0; i < rows; i++)
+#pragma GCC unroll 4
 		for (int b = 0; b < nb; b++)
 			store_cols(out + (size_t)i * n, acc[i][b], q, col + 8 * b, n - col - 8 * b);
 }
@@ -113,6 +121,7 @@ void pn_qpw_avx2(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		const int col = cb * 8;
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
+#pragma GCC unroll 4
 			for (int i = 0; i < MR; i++)
 				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
 			int rows = m - r < MR ? m - r : MR;

@@ -43,16 +43,19 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 	__m512i acc[MR][NB];
 	const int8_t *wb[NB];
 	__mmask16 mk[NB];
+#pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
 		mk[b] = pn_qmask16(n - c);
 		__m512i init = _mm512_maskz_loadu_epi32(mk[b], q->bias + c);
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
 			acc[i][b] = init;
 		wb[b] = pk + (size_t)(c / 16) * kp * 64;
 	}
 	for (int k0 = 0; k0 < k; k0 += KC) {
 		const int kn = k - k0 < KC ? k - k0 : KC;
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++) {
 			for (int t = 0; t < kn; t++)
 				x16[i][t] = (int16_t)(a[i][k0 + t] - in_zp);
@@ -61,12 +64,15 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 		}
 		for (int t = 0; t < (kn + 1) / 2; t++) {
 			__m512i w[NB];
+#pragma GCC unroll 4
 			for (int b = 0; b < nb; b++)
 				w[b] = _mm512_loadu_si512(wb[b] + ((size_t)k0 / 2 + t) * 64);
+#pragma GCC unroll 4
 			for (int i = 0; i < MR; i++) {
 				int32_t v;
 				memcpy(&v, &x16[i][2 * t], 4);
 				__m512i x = _mm512_set1_epi32(v);
+#pragma GCC unroll 4
 				for (int b = 0; b < nb; b++)
 					acc[i][b] = _mm512_add_epi32(acc[i][b],
 								     _mm512_madd_epi16(x, w[b]));
@@ -75,10 +81,12 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 	}
 	const __m512i zp = _mm512_set1_epi32(q->zp), lo = _mm512_set1_epi32(q->lo),
 		      hi = _mm512_set1_epi32(q->hi);
+#pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
 		__m512i mult = _mm512_maskz_loadu_epi32(mk[b], q->mult + c);
 		__m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk[b], q->exp + c));
+#pragma GCC unroll 4
 		for (int i = 0; i < rows; i++)
 			_mm_mask_storeu_epi8(out + (size_t)i * n + c, mk[b],
 					     pn_qout_avx512(acc[i][b], mult, exp, zp, lo, hi));
@@ -93,6 +101,7 @@ void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, i
 		const int col = cb * 16, left = nb - cb;
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
+#pragma GCC unroll 4
 			for (int i = 0; i < MR; i++)
 				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
 			int rows = m - r < MR ? m - r : MR;

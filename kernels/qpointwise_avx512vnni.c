@@ -60,44 +60,54 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 	__m512i acc[MR][NB];
 	const int8_t *wb[NB];
 	__mmask16 mk[NB];
+#pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
 		mk[b] = pn_qmask16(n - c);
 		__m512i init =
 			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(mk[b], q->bias + c),
 					 _mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + c)));
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
 			acc[i][b] = init;
 		wb[b] = pk + (size_t)(c / 16) * kq * 64;
 	}
 	for (int t = 0; t < kfull; t++) {
 		__m512i w[NB];
+#pragma GCC unroll 4
 		for (int b = 0; b < nb; b++)
 			w[b] = _mm512_loadu_si512(wb[b] + (size_t)t * 64);
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++) {
 			__m512i x = bcast_u8(a[i] + 4 * t);
+#pragma GCC unroll 4
 			for (int b = 0; b < nb; b++)
 				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
 		}
 	}
 	if (kfull < kq) {
 		__m512i w[NB];
+#pragma GCC unroll 4
 		for (int b = 0; b < nb; b++)
 			w[b] = _mm512_loadu_si512(wb[b] + (size_t)kfull * 64);
+#pragma GCC unroll 4
 		for (int i = 0; i < MR; i++) {
 			int8_t last[4] = {0, 0, 0, 0};
 			memcpy(last, a[i] + 4 * kfull, (size_t)(k - 4 * kfull));
 			__m512i x = bcast_u8(last);
+#pragma GCC unroll 4
 			for (int b = 0; b < nb; b++)
 				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
 		}
 	}
 	const __m512i zp = _mm512_set1_epi32(q->zp), lo = _mm512_set1_epi32(q->lo),
 		      hi = _mm512_set1_epi32(q->hi);
+#pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
 		__m512i mult = _mm512_maskz_loadu_epi32(mk[b], q->mult + c);
 		__m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk[b], q->exp + c));
+#pragma GCC unroll 4
 		for (int i = 0; i < rows; i++)
 			_mm_mask_storeu_epi8(out + (size_t)i * n + c, mk[b],
 					     pn_qout_avx512(acc[i][b], mult, exp, zp, lo, hi));
@@ -114,6 +124,7 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		const int col = cb * 16, left = nb - cb;
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
+#pragma GCC unroll 4
 			for (int i = 0; i < MR; i++)
 				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
 			int rows = m - r < MR ? m - r : MR;

@@ -9,9 +9,7 @@
  * product's sign is a's and INT32_MIN * INT32_MIN cannot occur), plus
  * 2^30, shifted by 31, the sign put back: half away from zero; the right
  * shift by max(-exp, 0) likewise on magnitudes (|h| <= 2^31 and the
- * rounding term <= 2^30 fit 32 unsigned bits). The result is clamped to
- * +-2^16 before the zero point is added, which changes nothing once
- * clamped to [lo, hi] and keeps the sum from wrapping. */
+ * rounding term <= 2^30 fit 32 unsigned bits). */
 #ifndef PN_QX86_H
 #define PN_QX86_H
 
@@ -50,13 +48,16 @@ PN_QX86_INLINE __m512i pn_qrequant_avx512(__m512i acc, __m512i mult, __m512i exp
 	const __m512i half = _mm512_set1_epi64(INT64_C(1) << 30);
 	__m512i lsh = _mm512_max_epi32(exp, zero);
 	__m512i rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, exp), zero);
-	__m512i x = _mm512_sllv_epi32(acc, lsh);
-	__mmask16 over = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, lsh), acc);
-	__mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
-	x = _mm512_mask_mov_epi32(x, over,
-				  _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX),
-							  _mm512_set1_epi32(INT32_MIN)));
-	neg = _mm512_cmplt_epi32_mask(x, zero);
+	__m512i x = acc;
+	if (_mm512_cmpgt_epi32_mask(exp, zero)) { /* rare: M >= 1 */
+		x = _mm512_sllv_epi32(acc, lsh);
+		__mmask16 over = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(x, lsh), acc);
+		__mmask16 neg = _mm512_cmplt_epi32_mask(acc, zero);
+		x = _mm512_mask_mov_epi32(x, over,
+					  _mm512_mask_blend_epi32(neg, _mm512_set1_epi32(INT32_MAX),
+								  _mm512_set1_epi32(INT32_MIN)));
+	}
+	__mmask16 neg = _mm512_cmplt_epi32_mask(x, zero);
 	__m512i mag = _mm512_abs_epi32(x);
 	__m512i pe = _mm512_add_epi64(_mm512_mul_epu32(mag, mult), half);
 	__m512i po = _mm512_add_epi64(
@@ -77,13 +78,13 @@ PN_QX86_INLINE __m512i pn_qround_shift_avx512(__m512i x, int shift)
 	return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(x, zero), zero, y);
 }
 
-/* clamp(zp + y, lo, hi) as 16 int8. */
+/* clamp(zp + y, lo, hi) as 16 int8, computed as zp + clamp(y, lo - zp,
+ * hi - zp) so that the sum cannot wrap. */
 PN_QX86_INLINE __m128i pn_qnarrow_avx512(__m512i y, __m512i zp, __m512i lo, __m512i hi)
 {
-	y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(-65536)),
-			     _mm512_set1_epi32(65536));
-	y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(y, zp), lo), hi);
-	return _mm512_cvtsepi32_epi8(y);
+	y = _mm512_min_epi32(_mm512_max_epi32(y, _mm512_sub_epi32(lo, zp)),
+			     _mm512_sub_epi32(hi, zp));
+	return _mm512_cvtepi32_epi8(_mm512_add_epi32(y, zp));
 }
 
 /* 16 lanes: clamp(zp + requant(acc, mult, exp), lo, hi) as int8. */
@@ -131,7 +132,8 @@ PN_QX86_INLINE __m256i pn_qround_shift_avx2(__m256i x, int shift)
 	return _mm256_sign_epi32(_mm256_srl_epi32(y, _mm_cvtsi32_si128(shift)), x);
 }
 
-/* clamp(zp + y, lo, hi), as int32. */
+/* clamp(zp + y, lo, hi), as int32; y first kept to +-2^16 so that the
+ * sum cannot wrap (the clamp makes that invisible). */
 PN_QX86_INLINE __m256i pn_qclamp_avx2(__m256i y, __m256i zp, __m256i lo, __m256i hi)
 {
 	y = _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(-65536)),
