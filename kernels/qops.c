@@ -10,6 +10,9 @@ const struct pn_qops *const pn_qops_all[] = {
 	&pn_qops_avx512vnni, &pn_qops_avx512,
 	&pn_qops_avx2,
 #endif
+#ifdef PN_HAVE_NEON
+	&pn_qops_neon,
+#endif
 	&pn_qops_scalar,     NULL,
 };
 

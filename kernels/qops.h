@@ -97,6 +97,9 @@ extern const struct pn_qops pn_qops_scalar;
 #ifdef PN_HAVE_X86
 extern const struct pn_qops pn_qops_avx512vnni, pn_qops_avx512, pn_qops_avx2;
 #endif
+#ifdef PN_HAVE_NEON
+extern const struct pn_qops pn_qops_neon;
+#endif
 
 /* All int8 tables built in, best first, NULL-terminated: the tests
  * iterate it. */

@@ -6,5 +6,5 @@
 # The kernel and model tests, and a cluster checked against PyTorch: the
 # rest of the suite is architecture-independent and slow under emulation.
 exec bash "${top_srcdir:-.}/tests/cross-check" aarch64 --tap \
-	--tests "tests/test-kernels tests/test-preprocess tests/test-crc32c tests/test-model tests/test-dataset tests/test-safetensors tests/test-frame tests/test-planner tests/fuzz.sh tests/cluster-reference.sh" \
+	--tests "tests/test-kernels tests/test-quant tests/test-preprocess tests/test-crc32c tests/test-model tests/test-dataset tests/test-safetensors tests/test-frame tests/test-planner tests/fuzz.sh tests/cluster-reference.sh" \
 	--builddir "${top_builddir:-.}/tests/cross-aarch64"
