@@ -645,6 +645,14 @@ size_t pn_shape_floats(struct pn_shape s)
 	return (size_t)s.h * s.w * s.c;
 }
 
+int pn_model_act_quant(const struct pn_model *m, int block, float *scale, int32_t *zero_point)
+{
+	if (!m->q || block < 0 || block >= m->nblocks)
+		return -1;
+	pn_qnet_act_quant(m->q, block, scale, zero_point);
+	return 0;
+}
+
 uint64_t pn_model_block_macs(const struct pn_model *m, int block)
 {
 	return m->blocks[block].macs;

@@ -59,6 +59,13 @@ const float *pn_model_std(const struct pn_model *m); /* [3] */
  * logits, {1, 1, classes}. */
 struct pn_shape pn_model_shape(const struct pn_model *m, int block);
 size_t pn_shape_floats(struct pn_shape s);
+/* For an int8 model, the quantisation of the input of block i (0 <= i <
+ * blocks; the output of block i - 1 for i > 0): a plan [.., i) gives
+ * floats that quantise back to the exact integers with these, and a plan
+ * [i, ..) quantises its input with them (quant.h:
+ * q = clamp(zp + roundf(x / scale)), x = (q - zp) * scale). Returns 0, or
+ * -1 for a float model or i outside [0, blocks) (the logits stay float). */
+int pn_model_act_quant(const struct pn_model *m, int block, float *scale, int32_t *zero_point);
 /* Multiply-accumulates per image and trainable parameters (as PyTorch
  * counts them: conv weights, BN weight and bias, linear) of block i; the
  * last block includes the head. */

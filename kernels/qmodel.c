@@ -511,6 +511,12 @@ void pn_qnet_block_info(const struct pn_qnet *q, int block, struct pn_qblock_inf
 	info->params = b->params;
 }
 
+void pn_qnet_act_quant(const struct pn_qnet *q, int block, float *scale, int32_t *zero_point)
+{
+	*scale = q->blocks[block].in_q.scale;
+	*zero_point = q->blocks[block].in_q.zp;
+}
+
 /* ---- running ---- */
 
 struct pn_qrun *pn_qrun_new(const struct pn_qnet *q, int first, int last)

@@ -39,6 +39,9 @@ void pn_qnet_free(struct pn_qnet *q);
 /* The int8 kernel table the network was packed for. */
 const struct pn_qops *pn_qnet_ops(const struct pn_qnet *q);
 void pn_qnet_block_info(const struct pn_qnet *q, int block, struct pn_qblock_info *info);
+/* The quantisation of block `block`'s input (0 <= block < nblocks): the
+ * preprocessed image for block 0, else the output of block - 1. */
+void pn_qnet_act_quant(const struct pn_qnet *q, int block, float *scale, int32_t *zero_point);
 
 /* Scratch for running blocks [first, last): NULL when out of memory. */
 struct pn_qrun *pn_qrun_new(const struct pn_qnet *q, int first, int last);

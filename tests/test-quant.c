@@ -751,7 +751,7 @@ static void test_model(const char *shared, const char *top)
 		pn_model_preprocess(q, test + (size_t)(i * 3331) * RECORD + 1,
 				    pn_plan_input(full) + (size_t)i * in_floats);
 	pn_plan_run(full, images_n);
-	int bad = 0;
+	int bad = 0, inexact = 0;
 	static const int splits[] = {1, 2, 4, 7, 9, 11, 14, 17, 18};
 	for (size_t k = 0; k < sizeof splits / sizeof splits[0]; k++) {
 		int s = splits[k];
@@ -759,6 +759,18 @@ static void test_model(const char *shared, const char *top)
 		struct pn_plan *b = pn_plan_new(q, s, nb, images_n, err, sizeof err);
 		memcpy(pn_plan_input(a), pn_plan_input(full), (size_t)images_n * in_floats * 4);
 		pn_plan_run(a, images_n);
+		/* What the i8 wire sends: the output quantised with the
+		 * model's parameters at the cut, then dequantised. */
+		float scale;
+		int32_t zp;
+		const float *ao = pn_plan_output(a);
+		size_t na = (size_t)images_n * pn_shape_floats(pn_plan_out_shape(a));
+		if (pn_model_act_quant(q, s, &scale, &zp) != 0)
+			inexact++;
+		else
+			for (size_t i = 0; i < na; i++)
+				inexact += pn_q_to_float(pn_q_from_float(ao[i], 1.0f / scale, zp),
+							 scale, zp) != ao[i];
 		memcpy(pn_plan_input(b), pn_plan_output(a),
 		       (size_t)images_n * pn_shape_floats(pn_plan_out_shape(a)) * sizeof(float));
 		pn_plan_run(b, images_n);
@@ -771,6 +783,13 @@ static void test_model(const char *shared, const char *top)
 	}
 	tap_ok(bad == 0, "int8 [0,s)+[s,%d) == [0,%d) bit for bit for s in 1,2,4,7,9,11,14,17,18",
 	       nb, nb);
+	float scale;
+	int32_t zp;
+	tap_ok(inexact == 0 && pn_model_act_quant(q, nb, &scale, &zp) < 0 &&
+		       pn_model_act_quant(q, 0, &scale, &zp) == 0 && scale > 0,
+	       "each cut's output quantises with pn_model_act_quant to integers that give it "
+	       "back exactly (%d values differ); the logits have none",
+	       inexact);
 	pn_plan_free(full);
 
 	/* Top-1 against the float model on test records 0, 20, 40, ... */
@@ -809,6 +828,8 @@ static void test_model(const char *shared, const char *top)
 	tap_ok(cq + total / 100 >= cf,
 	       "int8 top-1 %.2f %% within 1 point of float %.2f %% on those records",
 	       100.0 * cq / total, 100.0 * cf / total);
+	tap_ok(pn_model_act_quant(f, 8, &scale, &zp) < 0,
+	       "a float model has no activation quantisation");
 	pn_plan_free(pq);
 	pn_plan_free(pf);
 	pn_model_free(f);
