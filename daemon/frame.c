@@ -1,5 +1,6 @@
 /* The wire format (see frame.h for the layout) and CRC32C. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 
 #include "frame.h"
+#include "quant.h" /* pn_q_from_float, pn_q_to_float */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "payloads are copied as host floats: a little-endian host is assumed"
@@ -20,6 +22,7 @@ size_t pn_dtype_size(int dtype)
 	case PN_DTYPE_F16:
 		return 2;
 	case PN_DTYPE_U8:
+	case PN_DTYPE_I8:
 		return 1;
 	}
 	return 0;
@@ -34,6 +37,8 @@ const char *pn_dtype_name(int dtype)
 		return "f16";
 	case PN_DTYPE_U8:
 		return "u8";
+	case PN_DTYPE_I8:
+		return "i8";
 	}
 	return "?";
 }
@@ -46,7 +51,14 @@ int pn_dtype_parse(const char *name)
 		return PN_DTYPE_F16;
 	if (strcmp(name, "u8") == 0)
 		return PN_DTYPE_U8;
+	if (strcmp(name, "i8") == 0)
+		return PN_DTYPE_I8;
 	return 0;
+}
+
+int pn_wire_dtype(int dtype)
+{
+	return dtype == PN_DTYPE_F32 || dtype == PN_DTYPE_F16 || dtype == PN_DTYPE_I8;
 }
 
 static void put16(uint8_t *p, uint16_t v)
@@ -90,15 +102,21 @@ void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_H
 	put32(out + 44, h->crc);
 }
 
+/* Bytes of payload before the values. */
+static size_t params_size(int dtype)
+{
+	return dtype == PN_DTYPE_I8 ? PN_FRAME_I8_PARAMS : 0;
+}
+
 size_t pn_frame_size(int dtype, size_t n, size_t h, size_t w, size_t c)
 {
-	size_t es = pn_dtype_size(dtype);
+	size_t es = pn_dtype_size(dtype), ps = params_size(dtype);
 	if (!es || !n || !h || !w || !c)
 		return 0;
 	if (h > UINT32_MAX / w || h * w > UINT32_MAX / c || h * w * c > UINT32_MAX / es ||
-	    h * w * c * es > UINT32_MAX / n)
+	    h * w * c * es > (UINT32_MAX - ps) / n)
 		return 0;
-	return PN_FRAME_HEADER + n * h * w * c * es;
+	return PN_FRAME_HEADER + ps + n * h * w * c * es;
 }
 
 static int fail(struct pn_frame_error *e, const char *field, const char *fmt, ...)
@@ -120,6 +138,35 @@ static int expect_field(struct pn_frame_error *e, const char *field, uint64_t go
 	if (got == want)
 		return 0;
 	return fail(e, field, "%s is %" PRIu64 ", this stage expects %" PRIu64, field, got, want);
+}
+
+static float get_f32(const uint8_t *p)
+{
+	uint32_t u = get32(p);
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+/* The scale and zero point at the start of an i8 payload. */
+static int check_i8_params(const uint8_t *payload, const struct pn_frame_expect *x,
+			   struct pn_frame_header *h, struct pn_frame_error *e)
+{
+	h->scale = get_f32(payload);
+	h->zero_point = (int32_t)get32(payload + 4);
+	if (!isfinite(h->scale) || !(h->scale > 0))
+		return fail(e, "scale", "i8 scale is %g, expected a finite number > 0",
+			    (double)h->scale);
+	if (h->zero_point < -128 || h->zero_point > 127)
+		return fail(e, "zero_point", "i8 zero_point is %" PRId32 ", expected -128 .. 127",
+			    h->zero_point);
+	if (x && x->scale > 0 && (h->scale != x->scale || h->zero_point != x->zero_point))
+		return fail(e, h->scale != x->scale ? "scale" : "zero_point",
+			    "i8 scale %.9g and zero_point %" PRId32
+			    " are not the model's %.9g and %" PRId32 " at block %d",
+			    (double)h->scale, h->zero_point, (double)x->scale, x->zero_point,
+			    x->first_block);
+	return 0;
 }
 
 int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expect *x,
@@ -152,7 +199,8 @@ int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expe
 	h->payload_len = get32(buf + 40);
 	h->crc = get32(buf + 44);
 	if (!pn_dtype_size(h->dtype))
-		return fail(e, "dtype", "dtype %u is not 1 (f32), 2 (f16) or 3 (u8)", h->dtype);
+		return fail(e, "dtype", "dtype %u is not 1 (f32), 2 (f16), 3 (u8) or 4 (i8)",
+			    h->dtype);
 	if ((uint64_t)h->payload_len != (uint64_t)len - PN_FRAME_HEADER)
 		return fail(e, "payload_len",
 			    "payload_len is %" PRIu32
@@ -161,8 +209,10 @@ int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expe
 	if (pn_frame_size(h->dtype, h->n, h->h, h->w, h->c) != len)
 		return fail(e, "payload_len",
 			    "payload_len %" PRIu32 " does not match n x h x w x c = %" PRIu32
-			    " x %" PRIu32 " x %" PRIu32 " x %" PRIu32 " %s elements",
-			    h->payload_len, h->n, h->h, h->w, h->c, pn_dtype_name(h->dtype));
+			    " x %" PRIu32 " x %" PRIu32 " x %" PRIu32 " %s elements%s",
+			    h->payload_len, h->n, h->h, h->w, h->c, pn_dtype_name(h->dtype),
+			    h->dtype == PN_DTYPE_I8 ? " after 8 bytes of scale and zero point"
+						    : "");
 	if (x) {
 		if (expect_field(e, "run", h->run, x->run) ||
 		    (x->epoch >= 0 && expect_field(e, "epoch", h->epoch, (uint64_t)x->epoch)) ||
@@ -180,24 +230,62 @@ int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expe
 	if (crc != h->crc)
 		return fail(e, "crc", "payload CRC32C is 0x%08" PRIx32 ", header says 0x%08" PRIx32,
 			    crc, h->crc);
-	return 0;
+	return h->dtype == PN_DTYPE_I8 ? check_i8_params(buf + PN_FRAME_HEADER, x, h, e) : 0;
 }
 
 void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf)
 {
 	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
-	hd->payload_len = (uint32_t)(count * pn_dtype_size(hd->dtype));
+	hd->payload_len = (uint32_t)(params_size(hd->dtype) + count * pn_dtype_size(hd->dtype));
 	hd->crc = pn_crc32c(0, buf + PN_FRAME_HEADER, hd->payload_len);
 	pn_frame_header_put(hd, buf);
 }
 
-void pn_frame_put_payload(const struct pn_frame_header *hd, const float *data,
+/* A scale and zero point for values in [min(x, 0), max(x, 0)], as
+ * `pipenet quantize` calibrates a tensor (quantize.h); non-finite values
+ * are left out of the range (they saturate). */
+static void i8_range(const float *x, size_t n, float *scale, int32_t *zero_point)
+{
+	float lo = 0, hi = 0;
+	for (size_t i = 0; i < n; i++)
+		if (isfinite(x[i])) {
+			lo = x[i] < lo ? x[i] : lo;
+			hi = x[i] > hi ? x[i] : hi;
+		}
+	float s = (float)(((double)hi - lo) / 255.0);
+	if (!(s >= 1e-30f) || !isfinite(s)) { /* all zeros, or next to it */
+		*scale = 1;
+		*zero_point = 0;
+		return;
+	}
+	double zp = round(-128.0 - (double)lo / s);
+	*scale = s;
+	*zero_point = zp < -128 ? -128 : zp > 127 ? 127 : (int32_t)zp;
+}
+
+static void put_i8(struct pn_frame_header *hd, const float *data, size_t count, uint8_t *payload)
+{
+	if (!(hd->scale > 0))
+		i8_range(data, count, &hd->scale, &hd->zero_point);
+	uint32_t u;
+	memcpy(&u, &hd->scale, sizeof u);
+	put32(payload, u);
+	put32(payload + 4, (uint32_t)hd->zero_point);
+	int8_t *q = (int8_t *)(payload + PN_FRAME_I8_PARAMS);
+	const float inv = 1.0f / hd->scale;
+	for (size_t i = 0; i < count; i++)
+		q[i] = pn_q_from_float(data[i], inv, hd->zero_point);
+}
+
+void pn_frame_put_payload(struct pn_frame_header *hd, const float *data,
 			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out)
 {
 	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
 	uint8_t *payload = out + PN_FRAME_HEADER;
 	if (hd->dtype == PN_DTYPE_F16)
 		to_f16(data, (uint16_t *)(void *)payload, count);
+	else if (hd->dtype == PN_DTYPE_I8)
+		put_i8(hd, data, count, payload);
 	else
 		memcpy(payload, data, count * sizeof(float));
 }
@@ -213,10 +301,15 @@ void pn_frame_decode(const struct pn_frame_header *hd, const uint8_t *payload,
 		     void (*from_f16)(const uint16_t *, float *, size_t), float *out)
 {
 	size_t count = (size_t)hd->n * hd->h * hd->w * hd->c;
-	if (hd->dtype == PN_DTYPE_F16)
+	if (hd->dtype == PN_DTYPE_F16) {
 		from_f16((const uint16_t *)(const void *)payload, out, count);
-	else
+	} else if (hd->dtype == PN_DTYPE_I8) {
+		const int8_t *q = (const int8_t *)(payload + PN_FRAME_I8_PARAMS);
+		for (size_t i = 0; i < count; i++)
+			out[i] = pn_q_to_float(q[i], hd->scale, hd->zero_point);
+	} else {
 		memcpy(out, payload, count * sizeof(float));
+	}
 }
 
 static double now_ns(void)

@@ -12,7 +12,7 @@
  *       20    2  first_block  first block the receiver applies; the block
  *                             count (19 for MobileNetV2) marks logits
  *       22    1  dtype        1 = float32, 2 = float16 (IEEE binary16),
- *                             3 = uint8 images (see below)
+ *                             3 = uint8 images, 4 = int8 (see below)
  *       23    1  epoch        the run's plan epoch, modulo 256: a frame sent
  *                             under an older plan is recognised and dropped
  *       24    4  n            images in the batch (1 .. plan batch)
@@ -20,12 +20,27 @@
  *       32    4  w
  *       36    4  c            shape of one image's activation
  *       40    4  payload_len  bytes after the header = n*h*w*c*dtype size
+ *                             (+ 8 for i8)
  *       44    4  crc          CRC32C (Castagnoli) of the payload
  *
- * Activations are NHWC in f32 or f16. Frames into block 0 carry the
+ * Activations are NHWC in f32, f16 or i8. Frames into block 0 carry the
  * source images instead, dtype 3: N CIFAR-style records of C x H x W bytes
  * (planar RGB, 3 x 32 x 32), which the first stage preprocesses itself:
  * 3 KB an image instead of the 588 KB of a 224x224 float tensor.
+ *
+ * An i8 payload (dtype 4) begins with the tensor's quantisation, one for
+ * the whole frame, then the n*h*w*c int8 values; the CRC covers all:
+ *
+ *   payload offset size  field
+ *                0    4  scale        float32, finite and > 0
+ *                4    4  zero_point   int32 in -128 .. 127
+ *                8    -  values       int8, real = scale * (q - zero_point)
+ *
+ * An int8 model's sender uses the model's parameters at the cut, so the
+ * receiver gets the very integers the sender computed (exact); a float
+ * model's sender takes each frame's range [min(x, 0), max(x, 0)] as
+ * `pipenet quantize` does (scale (hi - lo) / 255), which loses precision
+ * like f16 does.
  *
  * Everything in a frame comes from the network: pn_frame_validate checks
  * each field, in that order, and names the first one that is wrong.
@@ -46,7 +61,11 @@ enum pn_dtype {
 	PN_DTYPE_F32 = 1,
 	PN_DTYPE_F16 = 2,
 	PN_DTYPE_U8 = 3,
+	PN_DTYPE_I8 = 4,
 };
+
+/* Bytes of quantisation parameters at the start of an i8 payload. */
+#define PN_FRAME_I8_PARAMS 8
 
 struct pn_frame_header {
 	uint64_t run;
@@ -57,6 +76,10 @@ struct pn_frame_header {
 	uint32_t n, h, w, c;
 	uint32_t payload_len;
 	uint32_t crc;
+	/* i8 only: the payload's quantisation parameters (not in the
+	 * header proper: the first PN_FRAME_I8_PARAMS bytes of the payload). */
+	float scale;
+	int32_t zero_point;
 };
 
 /* What the receiver's plan expects of a frame. */
@@ -67,6 +90,10 @@ struct pn_frame_expect {
 	int dtype;
 	int max_n;
 	int h, w, c;
+	/* i8 frames: the quantisation the plan expects (an int8 model's at
+	 * first_block), or scale 0 for any valid one. */
+	float scale;
+	int32_t zero_point;
 };
 
 /* Why a frame was refused: the header field at fault and a sentence. */
@@ -77,15 +104,21 @@ struct pn_frame_error {
 
 /* Bytes per element of a dtype, 0 if the dtype is unknown. */
 size_t pn_dtype_size(int dtype);
-/* "f32", "f16", "u8"; pn_dtype_parse returns 0 for an unknown name. */
+/* "f32", "f16", "u8", "i8"; pn_dtype_parse returns 0 for an unknown name. */
 const char *pn_dtype_name(int dtype);
 int pn_dtype_parse(const char *name);
+/* Whether a run may choose dtype for its activations: f32, f16 or i8. */
+int pn_wire_dtype(int dtype);
+/* The message for any other choice. */
+#define PN_WIRE_CHOICES "wire must be \"f32\", \"f16\" or \"i8\""
 
 void pn_frame_header_put(const struct pn_frame_header *h, uint8_t out[PN_FRAME_HEADER]);
 
 /* Checks a whole frame (header and payload, `len` bytes): structure,
- * then each field against `x` (skipped when x is NULL), then the CRC.
- * Fills *h as far as it got. 0 when valid, -1 with *e filled. */
+ * then each field against `x` (skipped when x is NULL), then the CRC,
+ * then an i8 payload's scale and zero_point (fields "scale" and
+ * "zero_point"). Fills *h as far as it got. 0 when valid, -1 with *e
+ * filled. */
 int pn_frame_validate(const uint8_t *buf, size_t len, const struct pn_frame_expect *x,
 		      struct pn_frame_header *h, struct pn_frame_error *e);
 
@@ -95,14 +128,17 @@ void pn_frame_seal(struct pn_frame_header *hd, uint8_t *buf);
 /* Writes a frame of n images of h x w x c floats from `data`: fills
  * payload_len and crc in *hd and the header and payload (converted to
  * hd->dtype with `to_f16` when it is f16) into `out`, which holds
- * pn_frame_size() bytes. Not for u8 frames (use pn_frame_seal). */
+ * pn_frame_size() bytes. For i8, hd->scale and hd->zero_point say how to
+ * quantise; with scale 0 they are chosen from the data's range and
+ * written back. Not for u8 frames (use pn_frame_seal). */
 void pn_frame_encode(struct pn_frame_header *hd, const float *data,
 		     void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
 /* The payload part of pn_frame_encode alone; pn_frame_seal completes it
  * (a stage times the conversion and the checksum apart). */
-void pn_frame_put_payload(const struct pn_frame_header *hd, const float *data,
+void pn_frame_put_payload(struct pn_frame_header *hd, const float *data,
 			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
-/* The payload of a validated f32 or f16 frame into floats. `payload` must be aligned
+/* The payload of a validated f32, f16 or i8 frame into floats (i8 with the
+ * scale and zero point that validation read). `payload` must be aligned
  * for its dtype (frames live in malloc'd buffers). */
 void pn_frame_decode(const struct pn_frame_header *hd, const uint8_t *payload,
 		     void (*from_f16)(const uint16_t *, float *, size_t), float *out);

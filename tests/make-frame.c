@@ -2,9 +2,11 @@
  *
  *   make-frame RUN SEQ FIRST DTYPE N H W C [FAULT]
  *
- * The payload is a ramp of values. FAULT spoils one thing: magic,
- * version, crc, length (payload_len one more than the body), truncate
- * (the body cut in half), or nothing when absent. */
+ * The payload is a ramp of values (i8: quantised with its own range).
+ * FAULT spoils one thing: magic, version, crc, length (payload_len one
+ * more than the body), truncate (the body cut in half), scale (an i8
+ * frame's scale made 0) or zero_point (made 300), both sealed again with
+ * a good CRC, or nothing when absent. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,14 @@ int main(int argc, char **argv)
 		pn_frame_header_put(&h, buf);
 	} else if (strcmp(fault, "truncate") == 0)
 		len /= 2;
-	else if (*fault) {
+	else if (h.dtype == PN_DTYPE_I8 && strcmp(fault, "scale") == 0) {
+		memset(buf + PN_FRAME_HEADER, 0, 4);
+		pn_frame_seal(&h, buf);
+	} else if (h.dtype == PN_DTYPE_I8 && strcmp(fault, "zero_point") == 0) {
+		const uint8_t zp300[4] = {300 & 0xff, 300 >> 8, 0, 0};
+		memcpy(buf + PN_FRAME_HEADER + 4, zp300, 4);
+		pn_frame_seal(&h, buf);
+	} else if (*fault) {
 		fprintf(stderr, "make-frame: unknown fault %s\n", fault);
 		return 2;
 	}

@@ -1,5 +1,6 @@
 /* The wire format: CRC32C, encode/validate round trips, and every field
  * that pn_frame_validate must refuse, by name. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,157 @@ static void refuse(const char *what, size_t off, int size, uint32_t value, const
 	tap_ok(r == -1 && strcmp(e.field, field) == 0, "%s is refused as field %s (%s: %s)", what,
 	       field, r ? e.field : "accepted", r ? e.detail : "");
 	free(buf);
+}
+
+/* An i8 frame of n images for `expect` at dtype i8, quantised with
+ * scale/zp (0: the data's range); *h gets the header it was sealed with. */
+static uint8_t *make_i8(int n, float scale, int32_t zp, const float *data, size_t *len,
+			struct pn_frame_header *h)
+{
+	*h = (struct pn_frame_header){.run = 42,
+				      .first_block = 8,
+				      .dtype = PN_DTYPE_I8,
+				      .n = (uint32_t)n,
+				      .h = 3,
+				      .w = 5,
+				      .c = 7,
+				      .scale = scale,
+				      .zero_point = zp};
+	*len = pn_frame_size(PN_DTYPE_I8, (size_t)n, 3, 5, 7);
+	uint8_t *buf = malloc(*len);
+	pn_frame_encode(h, data, NULL, buf);
+	return buf;
+}
+
+/* Rewrites the scale and zero point of an i8 frame and seals it again, so
+ * that only they are wrong; returns what validation names. */
+static const char *i8_refused(float scale, uint32_t zp, const struct pn_frame_expect *x,
+			      const char **detail)
+{
+	static struct pn_frame_error e;
+	float data[105] = {0};
+	size_t len;
+	struct pn_frame_header h;
+	uint8_t *buf = make_i8(1, 0, 0, data, &len, &h);
+	memcpy(buf + PN_FRAME_HEADER, &scale, 4);
+	put32(buf + PN_FRAME_HEADER + 4, zp);
+	pn_frame_seal(&h, buf);
+	int r = pn_frame_validate(buf, len, x, &h, &e);
+	free(buf);
+	*detail = r ? e.detail : "accepted";
+	return r ? e.field : "none";
+}
+
+static void test_i8(void)
+{
+	struct pn_frame_expect x = expect;
+	x.dtype = PN_DTYPE_I8;
+	struct pn_frame_header h;
+	struct pn_frame_error e;
+	size_t len;
+	float data[3 * 105], out[3 * 105];
+	for (int i = 0; i < 3 * 105; i++)
+		data[i] = (float)((i * 37) % 101) * 0.07f - 2.1f;
+
+	/* A float model's frame: its own range, within half a step. */
+	uint8_t *buf = make_i8(3, 0, 0, data, &len, &h);
+	int r = pn_frame_validate(buf, len, &x, &h, &e);
+	tap_ok(r == 0 && len == PN_FRAME_HEADER + 8 + 3 * 105 && h.payload_len == 8 + 3 * 105 &&
+		       buf[22] == 4,
+	       "i8 frame round trip: 8 bytes of scale and zero point, 1 byte an element (%s)",
+	       r ? e.detail : "ok");
+	float lo = -2.1f, hi = 100 * 0.07f - 2.1f, step = (hi - lo) / 255;
+	tap_ok(fabsf(h.scale - step) < 1e-6f && h.zero_point == (int32_t)lroundf(-128 - lo / step),
+	       "its range [%g, %g] gives scale %g and zero point %d", (double)lo, (double)hi,
+	       (double)h.scale, (int)h.zero_point);
+	pn_frame_decode(&h, buf + PN_FRAME_HEADER, NULL, out);
+	float worst = 0;
+	for (int i = 0; i < 3 * 105; i++)
+		worst = fmaxf(worst, fabsf(out[i] - data[i]));
+	tap_ok(worst <= h.scale * 0.5f * 1.001f,
+	       "i8 payload decodes within half a step (%g, step %g)", (double)worst,
+	       (double)h.scale);
+	free(buf);
+
+	/* An int8 model's frame: the given parameters, values on the grid come
+	 * back exactly. */
+	for (int i = 0; i < 3 * 105; i++)
+		data[i] = (float)((i % 256) - 128 + 5) * 0.03125f;
+	buf = make_i8(3, 0.03125f, -5, data, &len, &h);
+	x.scale = 0.03125f;
+	x.zero_point = -5;
+	r = pn_frame_validate(buf, len, &x, &h, &e);
+	pn_frame_decode(&h, buf + PN_FRAME_HEADER, NULL, out);
+	tap_ok(r == 0 && h.scale == 0.03125f && h.zero_point == -5 &&
+		       memcmp(out, data, sizeof data) == 0,
+	       "i8 with the model's scale and zero point: every integer comes back exactly");
+	x.zero_point = -4;
+	tap_ok(pn_frame_validate(buf, len, &x, &h, &e) == -1 && !strcmp(e.field, "zero_point"),
+	       "another zero point than the plan's is refused as zero_point (%s)", e.detail);
+	x.zero_point = -5;
+	x.scale = 0.0625f;
+	tap_ok(pn_frame_validate(buf, len, &x, &h, &e) == -1 && !strcmp(e.field, "scale"),
+	       "another scale than the plan's is refused as scale (%s)", e.detail);
+	x.scale = 0;
+	tap_ok(pn_frame_validate(buf, len, &x, &h, &e) == 0, "scale 0 in the plan takes any");
+
+	/* All zeros: a valid scale all the same. */
+	memset(data, 0, sizeof data);
+	free(buf);
+	buf = make_i8(1, 0, 0, data, &len, &h);
+	tap_ok(pn_frame_validate(buf, len, &x, &h, &e) == 0 && h.scale > 0,
+	       "an all-zero frame gets a valid scale (%g)", (double)h.scale);
+	free(buf);
+
+	/* Bad parameters, sealed with a good CRC, named by field. */
+	static const struct {
+		float scale;
+		uint32_t zp;
+		const char *field, *what;
+	} bad[] = {
+		{0.0f, 0, "scale", "scale 0"},
+		{-0.5f, 0, "scale", "a negative scale"},
+		{NAN, 0, "scale", "a NaN scale"},
+		{INFINITY, 0, "scale", "an infinite scale"},
+		{0.1f, 128, "zero_point", "zero point 128"},
+		{0.1f, (uint32_t)-129, "zero_point", "zero point -129"},
+		{0.1f, 0x80000000u, "zero_point", "zero point INT32_MIN"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *detail, *field = i8_refused(bad[i].scale, bad[i].zp, NULL, &detail);
+		tap_ok(!strcmp(field, bad[i].field), "i8 with %s is refused as field %s (%s: %s)",
+		       bad[i].what, bad[i].field, field, detail);
+	}
+	const char *detail;
+	tap_ok(!strcmp(i8_refused(0.1f, (uint32_t)-128, &x, &detail), "none") &&
+		       !strcmp(i8_refused(1e-38f, 127, &x, &detail), "none"),
+	       "zero points -128 and 127 and a tiny scale are valid");
+
+	/* The parameters are part of the payload: without them the length is
+	 * wrong, and a flipped bit in them is a CRC error. */
+	memset(data, 0, sizeof data);
+	buf = make_i8(2, 0, 0, data, &len, &h);
+	h.payload_len -= 8;
+	pn_frame_header_put(&h, buf);
+	tap_ok(pn_frame_validate(buf, len - 8, NULL, &h, &e) == -1 &&
+		       !strcmp(e.field, "payload_len") && strstr(e.detail, "8 bytes of scale"),
+	       "an i8 frame without its 8 bytes of parameters is refused as payload_len (%s)",
+	       e.detail);
+	free(buf);
+	buf = make_i8(2, 0, 0, data, &len, &h);
+	buf[PN_FRAME_HEADER + 2] ^= 0x10;
+	tap_ok(pn_frame_validate(buf, len, NULL, &h, &e) == -1 && !strcmp(e.field, "crc"),
+	       "the CRC covers the scale");
+	int all = 1;
+	for (size_t cut = 0; cut < len; cut++)
+		all &= pn_frame_validate(buf, cut, NULL, &h, &e) == -1;
+	tap_ok(all, "every truncation of a %zu-byte i8 frame is refused", len);
+	free(buf);
+	tap_ok(pn_frame_size(PN_DTYPE_I8, 2, 3, 5, 7) == PN_FRAME_HEADER + 8 + 210 &&
+		       pn_frame_size(PN_DTYPE_I8, 1, 1u << 16, 1u << 16, 1) == 0 &&
+		       pn_frame_size(PN_DTYPE_I8, 1, 1, 1, UINT32_MAX - 8) ==
+			       PN_FRAME_HEADER + (size_t)UINT32_MAX,
+	       "i8 frame sizes: header, 8 bytes, a byte an element, at most 4 GiB of payload");
 }
 
 int main(void)
@@ -143,7 +295,7 @@ int main(void)
 	refuse("wrong header_len", 6, 2, 64, "header_len");
 	refuse("another run", 8, 4, 41, "run");
 	refuse("another block", 20, 2, 9, "first_block");
-	refuse("unknown dtype", 22, 1, 4, "dtype");
+	refuse("unknown dtype", 22, 1, 5, "dtype");
 	refuse("an older plan epoch", 23, 1, 1, "epoch");
 	refuse("too many images", 24, 4, 5, "payload_len");
 	refuse("wrong height", 28, 4, 4, "payload_len");
@@ -200,6 +352,10 @@ int main(void)
 
 	tap_ok(pn_frame_size(PN_DTYPE_F32, 1u << 20, 1u << 10, 1u << 10, 4) == 0,
 	       "frame sizes past 4 GiB are refused");
-	tap_ok(pn_dtype_parse("f16") == PN_DTYPE_F16 && pn_dtype_parse("f64") == 0, "dtype names");
+	tap_ok(pn_dtype_parse("f16") == PN_DTYPE_F16 && pn_dtype_parse("f64") == 0 &&
+		       pn_dtype_parse("i8") == PN_DTYPE_I8 && !strcmp(pn_dtype_name(4), "i8") &&
+		       pn_wire_dtype(PN_DTYPE_I8) && !pn_wire_dtype(PN_DTYPE_U8),
+	       "dtype names; f32, f16 and i8 are wire dtypes, u8 is not");
+	test_i8();
 	return tap_done();
 }
