@@ -373,8 +373,8 @@ static void plan_get(struct pn_req *q, void *arg)
 	char wbuf[16];
 	const char *wire = pn_req_query(q, "wire", wbuf, sizeof(wbuf));
 	int dtype = wire ? pn_dtype_parse(wire) : PN_DTYPE_F32;
-	if (dtype != PN_DTYPE_F32 && dtype != PN_DTYPE_F16) {
-		pn_reply_error(q, 400, "bad query", "wire must be f32 or f16");
+	if (!pn_wire_dtype(dtype)) {
+		pn_reply_error(q, 400, "bad query", PN_WIRE_CHOICES);
 		return;
 	}
 	if (query_num(q, "batch_size", 1, c->o.max_batch, 8, &batch) ||

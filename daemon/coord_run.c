@@ -637,8 +637,8 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 		return NULL;
 	}
 	int dtype = pn_dtype_parse(wire);
-	if (dtype != PN_DTYPE_F32 && dtype != PN_DTYPE_F16) {
-		snprintf(err, errlen, "wire must be \"f32\" or \"f16\"");
+	if (!pn_wire_dtype(dtype)) {
+		snprintf(err, errlen, PN_WIRE_CHOICES);
 		return NULL;
 	}
 	static int points[MAX_GROUPS][MAX_RANGES];

@@ -12,6 +12,7 @@
 
 #include "pipenet-config.h"
 #include "dataset.h"
+#include "frame.h"
 #include "model.h"
 #include "planner.h"
 #include "quantize.h"
@@ -357,7 +358,7 @@ out:
 static void usage_plan(FILE *f)
 {
 	fprintf(f, "usage: pipenet plan [--model FILE] [--stages N] [--profile FILE] [--batch B]\n"
-		   "                    [--wire f32|f16] [--link-mbit M] [--link-latency-ms L]\n"
+		   "                    [--wire f32|f16|i8] [--link-mbit M] [--link-latency-ms L]\n"
 		   "                    [--iters N] [--json]\n"
 		   "Predicts the throughput and latency of every split of the model over N stages\n"
 		   "and names the best, from a profile (JSON with \"stages\": [{\"block_ms\": "
@@ -490,7 +491,7 @@ static int cmd_plan(int argc, char **argv)
 	const char *model_path = NULL, *profile = NULL;
 	long stages = 2, batch = 8, iters = 5, mbit = 1000;
 	double link_lat = 0.2;
-	int json = 0, f16 = 0, c, rc = 1;
+	int json = 0, wire = PN_DTYPE_F32, c, rc = 1;
 
 	while ((c = getopt_long(argc, argv, "m:s:p:b:w:l:L:i:jh", opts, NULL)) != -1) {
 		switch (c) {
@@ -509,11 +510,11 @@ static int cmd_plan(int argc, char **argv)
 				return 2;
 			break;
 		case 'w':
-			if (strcmp(optarg, "f32") && strcmp(optarg, "f16")) {
-				fprintf(stderr, "pipenet: --wire is f32 or f16\n");
+			wire = pn_dtype_parse(optarg);
+			if (!pn_wire_dtype(wire)) {
+				fprintf(stderr, "pipenet: --wire is f32, f16 or i8\n");
 				return 2;
 			}
-			f16 = !strcmp(optarg, "f16");
 			break;
 		case 'l':
 			if (parse_count("--link-mbit", optarg, 1, 1000000, &mbit) < 0)
@@ -583,11 +584,12 @@ static int cmd_plan(int argc, char **argv)
 		for (int s = 0; s < ns; s++)
 			memcpy(block_ms + (size_t)s * nb, own, (size_t)nb * sizeof *own);
 	}
-	/* Bytes crossing each cut: the frame header and the activations. */
-	for (int cut = 0; cut <= nb; cut++)
-		cut_bytes[cut] = 48.0 + (double)batch *
-						(double)pn_shape_floats(pn_model_shape(m, cut)) *
-						(f16 ? 2.0 : 4.0);
+	/* Bytes crossing each cut: a whole frame of the activations. */
+	for (int cut = 0; cut <= nb; cut++) {
+		struct pn_shape sh = pn_model_shape(m, cut);
+		cut_bytes[cut] = (double)pn_frame_size(wire, (size_t)batch, (size_t)sh.h,
+						       (size_t)sh.w, (size_t)sh.c);
+	}
 	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw, NULL};
 	if (pn_split_check(&costs, err, sizeof err) < 0) {
 		fprintf(stderr, "pipenet: %s\n", err);
@@ -603,7 +605,7 @@ static int cmd_plan(int argc, char **argv)
 	struct plan_print pp = {json, 0, &best};
 	if (json) {
 		printf("{\"batch_size\": %ld, \"wire\": \"%s\", \"stages\": %d, \"candidates\": [",
-		       batch, f16 ? "f16" : "f32", ns);
+		       batch, pn_dtype_name(wire), ns);
 		pn_split_each(&costs, print_each, &pp);
 		printf("], \"best\": ");
 		print_split(&best, 1, 1);
@@ -612,7 +614,7 @@ static int cmd_plan(int argc, char **argv)
 			printf("%s%d", g ? ", " : "", groups[g]);
 		printf("], \"predicted_img_s\": %.3f}}\n", gtotal);
 	} else {
-		printf("%d stages, batch %ld, %s wire, %s\n", ns, batch, f16 ? "f16" : "f32",
+		printf("%d stages, batch %ld, %s wire, %s\n", ns, batch, pn_dtype_name(wire),
 		       profile ? profile : "identical stages timed on this machine");
 		pn_split_each(&costs, print_each, &pp);
 		printf("best: ");

@@ -75,6 +75,10 @@ struct pn_stage {
 	/* The current run; plan is NULL until configured. */
 	struct pn_plan *plan;
 	int wire, out_dtype;
+	/* i8 out: an int8 model's quantisation at the cut, else scale 0
+	 * (each frame's own range). */
+	float out_scale;
+	int32_t out_zero_point;
 	char next[300];
 	struct pn_peer *peer;
 	struct pn_frame_expect expect;
@@ -222,8 +226,8 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		return 400;
 	}
 	int dtype = pn_dtype_parse(wire);
-	if (dtype != PN_DTYPE_F32 && dtype != PN_DTYPE_F16) {
-		*reply = error_json("bad configuration", "wire must be \"f32\" or \"f16\"");
+	if (!pn_wire_dtype(dtype)) {
+		*reply = error_json("bad configuration", PN_WIRE_CHOICES);
 		return 400;
 	}
 	if (strcmp(sha, s->sha) != 0) {
@@ -270,6 +274,13 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		.w = in.w,
 		.c = in.c,
 	};
+	/* An int8 model's i8 frames carry its own quantisation both ways. */
+	if (dtype == PN_DTYPE_I8 && first > 0)
+		pn_model_act_quant(s->model, (int)first, &s->expect.scale, &s->expect.zero_point);
+	s->out_scale = 0;
+	s->out_zero_point = 0;
+	if (dtype == PN_DTYPE_I8)
+		pn_model_act_quant(s->model, (int)last, &s->out_scale, &s->out_zero_point);
 	s->wire = dtype;
 	s->out_dtype = last == blocks ? PN_DTYPE_F32 : dtype;
 	memset(&s->c, 0, sizeof(s->c));
@@ -376,6 +387,8 @@ static void finish_job(struct pn_stage *s)
 		.h = (uint32_t)out.h,
 		.w = (uint32_t)out.w,
 		.c = (uint32_t)out.c,
+		.scale = s->out_scale,
+		.zero_point = s->out_zero_point,
 	};
 	uint64_t t0 = pn_now_ns();
 	size_t len = pn_frame_size(s->out_dtype, h.n, h.h, h.w, h.c);

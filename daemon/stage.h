@@ -4,7 +4,7 @@
  * The coordinator configures a stage for each run with
  *
  *   PUT /v1/stage   {"run": 7, "epoch": 0, "first": 0, "last": 8, "batch": 8,
- *                    "wire": "f32" | "f16", "next": "HOST:PORT",
+ *                    "wire": "f32" | "f16" | "i8", "next": "HOST:PORT",
  *                    "model_sha256": "64 hex digits"}
  *
  * which builds a plan for blocks [first, last) and up to `batch` images
@@ -17,9 +17,12 @@
  * input shape (for first = 0: u8 source images of 32 x 32 x 3, which the
  * stage preprocesses); output frames go to `next` as POST /v1/frames with
  * first_block = last, in the wire dtype, or as float32 logits when last
- * is the block count (19; then `next` is the coordinator). A different
- * model_sha256 is refused with 409 naming both hashes; a bad field with
- * 400 naming it. Configuring again replaces the plan and drops what is
+ * is the block count (19; then `next` is the coordinator). With an int8
+ * model, i8 frames carry the model's quantisation at the cut both ways
+ * (exact; an i8 frame with other parameters is refused naming "scale" or
+ * "zero_point"); with a float model each frame carries its own range.
+ * A different model_sha256 is refused with 409 naming both hashes; a bad
+ * field with 400 naming it. Configuring again replaces the plan and drops what is
  * queued for the old run, unless nothing changed.
  *
  *   GET /v1/stage     the configuration and counters (see pn_stage_status)

@@ -24,6 +24,17 @@ echo "$err" | grep -q "block_ms must list 19 numbers"; ok $? "a short profile is
 printf '{"stages": [' >"$dir/broken.json"
 err=$($pipenet plan --model "$model" --profile "$dir/broken.json" 2>&1 >/dev/null)
 echo "$err" | grep -q "broken.json: line"; ok $? "broken JSON is refused: $err"
+# Over 10 Mbit/s links the bytes matter: i8 frames predict more than f32.
+slow='[{"latency_ms": 0, "mbit_s": 10}, {"latency_ms": 0, "mbit_s": 10}, {"latency_ms": 0, "mbit_s": 10}]'
+printf '{"stages": [{"block_ms": [%s]}, {"block_ms": [%s]}], "links": %s}\n' "$ones" "$ones" "$slow" >"$dir/slow.json"
+best() { $pipenet plan --model "$model" --profile "$dir/slow.json" --wire "$1" --json | sed -n 's/.*"best": {[^}]*"predicted_img_s": \([0-9.]*\).*/\1/p'; }
+f32=$(best f32)
+i8=$(best i8)
+$pipenet plan --model "$model" --profile "$dir/slow.json" --wire i8 --json | grep -q '"wire": "i8"' &&
+	awk -v a="$i8" -v b="$f32" 'BEGIN { exit !(a > b) }'
+ok $? "--wire i8 over 10 Mbit/s links: $i8 img/s predicted against $f32 for f32"
+err=$($pipenet plan --model "$model" --profile "$dir/slow.json" --wire u8 2>&1 >/dev/null)
+[ $? = 2 ] && echo "$err" | grep -q "f32, f16 or i8"; ok $? "--wire u8 is a usage error: $err"
 $pipenet plan --model "$model" --stages 0 >/dev/null 2>&1
 [ $? = 2 ]; ok $? "--stages 0 is a usage error"
 echo "1..$n"

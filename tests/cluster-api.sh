@@ -59,6 +59,11 @@ best=$(jget .best.split[0])
 check "plan: the best split ($best, $(jget .best.predicted_img_s) img/s) is the fastest candidate" \
 	awk -v b="$(jget .best.predicted_img_s)" -v all="$(for k in $(seq 0 17); do jget .candidates[$k].predicted_img_s; done | sort -g | tail -1)" \
 	'BEGIN { exit !(b == all) }'
+f32b=$(jget .blocks[7].out_bytes)
+api GET $C '/api/v1/plan?batch_size=8&wire=i8'
+i8b=$(jget .blocks[7].out_bytes)
+check "plan with wire i8: frames at cut 8 of a quarter of f32's values and 8 bytes ($i8b vs $f32b)" \
+	[ "$STATUS" = 200 -a "$(jget .wire)" = i8 -a "$i8b" = $(((f32b - 48) / 4 + 56)) ]
 api GET $C '/api/v1/plan?batch_size=0'
 check "plan with batch_size 0: 400 naming it" [ "$STATUS" = 400 -a "$(jget .detail | grep -c batch_size)" = 1 ]
 api GET $C '/api/v1/plan?wire=f64'
