@@ -1,6 +1,7 @@
 #!/bin/bash
-# Bad frames and bad requests: each gets its 4xx naming what is wrong,
-# and the stage then still serves a valid run bit for bit.
+# Bad frames (u8 into block 0, i8 further on) and bad requests: each gets
+# its 4xx naming what is wrong, and the stage then still serves a valid run
+# bit for bit.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
 cluster "$MODEL32" || exit 1
@@ -83,6 +84,8 @@ api POST $C /api/v1/runs '{"dataset": 5}'
 check "a run with a bad field: 400 ($(jget .detail))" [ "$STATUS" = 400 ]
 api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"split\": [3, 2]}"
 check "a run with a bad split: 400" [ "$STATUS" = 400 ]
+api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"wire\": \"u8\"}"
+check "a run with wire u8: 400 ($(jget .detail))" [ "$STATUS" = 400 -a "$(jget .detail)" = 'wire must be "f32", "f16" or "i8"' ]
 api GET $C /api/v1/runs/999
 check "an unknown run: 404" [ "$STATUS" = 404 ]
 api GET $C /api/v1/nothing
@@ -92,6 +95,22 @@ check "a wrong method: 405" [ "$STATUS" = 405 ]
 
 api GET $S /v1/stage
 check "stage 1 counted the refused frames ($(jget .rejected_bad))" [ "$(jget .rejected_bad)" -ge 13 ]
+
+# An i8 run leaves stage 2 taking i8 frames at block 6: bad quantisation
+# parameters and lengths are refused by name, a good frame is queued.
+run $C "{$q, \"wire\": \"i8\"}" 60
+check "an i8 run configures stage 2 for i8 ($RUN_STATE)" [ "$RUN_STATE" = done ]
+S=127.0.0.1:$PORT_s2
+api GET $S /v1/stage
+shape8="8 $(jget .plan.in[0]) $(jget .plan.in[1]) $(jget .plan.in[2])"
+refused "i8 with scale 0" 400 scale $RUN_ID 50 6 i8 $shape8 scale
+refused "i8 with zero point 300" 400 zero_point $RUN_ID 50 6 i8 $shape8 zero_point
+refused "i8 with a length past its body" 400 payload_len $RUN_ID 50 6 i8 $shape8 length
+refused "i8 cut in half" 400 payload_len $RUN_ID 50 6 i8 $shape8 truncate
+refused "f32 where i8 is expected" 400 dtype $RUN_ID 50 6 f32 1 ${shape8#8 }
+post "a good i8 frame" $RUN_ID 50 6 i8 $shape8
+check "a good i8 frame is queued: $STATUS" [ "$STATUS" = 202 ]
+S=127.0.0.1:$PORT_s1
 
 run $C "{$q}" 60
 check "a valid run after all that finishes" [ "$RUN_STATE" = done ]
