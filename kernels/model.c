@@ -57,6 +57,7 @@ struct pn_plan {
 	size_t in_floats, out_floats, act_floats;
 	float *in, *out, *act[2], *band_exp, *band_dw, *feat, *pooled;
 	struct pn_qrun *qr; /* an int8 model's scratch */
+	int8_t *qin, *qout; /* pn_plan_set_i8's integer ends, or NULL */
 	int n, img, blk; /* job state: next (image, block) to run */
 };
 
@@ -747,7 +748,44 @@ void pn_plan_free(struct pn_plan *p)
 	free(p->feat);
 	free(p->pooled);
 	pn_qrun_free(p->qr);
+	free(p->qin);
+	free(p->qout);
 	free(p);
+}
+
+int pn_plan_set_i8(struct pn_plan *p, int in, int out, char *err, size_t errlen)
+{
+	if (!p->qr) {
+		snprintf(err, errlen, "a float model's plan has no int8 input or output");
+		return -1;
+	}
+	out = out && p->last < p->m->nblocks;
+	free(p->qin);
+	free(p->qout);
+	p->qin = in ? malloc(p->in_floats * (size_t)p->batch) : NULL;
+	p->qout = out ? malloc(p->out_floats * (size_t)p->batch) : NULL;
+	if ((in && !p->qin) || (out && !p->qout)) {
+		free(p->qin);
+		free(p->qout);
+		p->qin = p->qout = NULL;
+		snprintf(err, errlen, "out of memory for the int8 ends of a plan");
+		return -1;
+	}
+	if (p->qin)
+		memset(p->qin, 0, p->in_floats * (size_t)p->batch);
+	if (p->qout)
+		memset(p->qout, 0, p->out_floats * (size_t)p->batch);
+	return 0;
+}
+
+int8_t *pn_plan_input_i8(struct pn_plan *p)
+{
+	return p->qin;
+}
+
+const int8_t *pn_plan_output_i8(const struct pn_plan *p)
+{
+	return p->qout;
 }
 
 int pn_plan_first(const struct pn_plan *p)
@@ -889,10 +927,14 @@ int pn_plan_step(struct pn_plan *p)
 	const float *src = j == 0 ? p->in + (size_t)p->img * p->in_floats : p->act[(j + 1) & 1];
 	float *dst =
 		p->blk == p->last - 1 ? p->out + (size_t)p->img * p->out_floats : p->act[j & 1];
-	if (p->qr) /* int8: floats only at the ends of the range */
-		pn_qrun_block(p->qr, p->blk, j == 0 ? src : NULL,
-			      p->blk == p->last - 1 ? dst : NULL);
-	else
+	if (p->qr) { /* int8: floats (or pn_plan_set_i8's integers) at the ends only */
+		const int8_t *qin =
+			j == 0 && p->qin ? p->qin + (size_t)p->img * p->in_floats : NULL;
+		int end = p->blk == p->last - 1;
+		int8_t *qout = end && p->qout ? p->qout + (size_t)p->img * p->out_floats : NULL;
+		pn_qrun_block_q(p->qr, p->blk, j == 0 && !qin ? src : NULL, qin,
+				end && !qout ? dst : NULL, qout);
+	} else
 		run_block(p, p->blk, src, dst);
 	if (++p->blk == p->last) {
 		p->blk = p->first;

@@ -87,6 +87,18 @@ const float *pn_plan_output(const struct pn_plan *p);
 struct pn_shape pn_plan_in_shape(const struct pn_plan *p);
 struct pn_shape pn_plan_out_shape(const struct pn_plan *p);
 
+/* An int8 model's plan may take its input (`in`) and give its output
+ * (`out`; not when last is the block count: logits stay float) as the
+ * integers themselves, quantised with pn_model_act_quant at first and
+ * last: no conversion when int8 travels between int8 stages. From then on
+ * it reads pn_plan_input_i8 ([batch][shape(first)] int8) instead of
+ * pn_plan_input and writes pn_plan_output_i8 instead of pn_plan_output
+ * (the other ends stay float). Allocates; 0, or -1 with err (a float
+ * model). The buffers are NULL when not asked for. */
+int pn_plan_set_i8(struct pn_plan *p, int in, int out, char *err, size_t errlen);
+int8_t *pn_plan_input_i8(struct pn_plan *p);
+const int8_t *pn_plan_output_i8(const struct pn_plan *p);
+
 /* Runs as a resumable job: start with n <= batch images in the input,
  * then call step until it returns 0. Each step computes one block of one
  * image (a few ms at most), so an event loop can interleave other work. */

@@ -622,10 +622,16 @@ static void run_ir(const struct pn_qops *ops, const struct qblock *b, const int8
 
 void pn_qrun_block(struct pn_qrun *r, int i, const float *in, float *out)
 {
+	pn_qrun_block_q(r, i, in, NULL, out, NULL);
+}
+
+void pn_qrun_block_q(struct pn_qrun *r, int i, const float *in, const int8_t *qin, float *out,
+		     int8_t *qout)
+{
 	const struct pn_qnet *q = r->q;
 	const struct pn_qops *ops = q->ops;
 	const struct qblock *b = &q->blocks[i];
-	const int8_t *src = r->cur;
+	const int8_t *src = qin ? qin : r->cur;
 	if (in) {
 		ops->quantize(in, r->qin, pn_shape_floats(b->in), b->in_q.inv, b->in_q.zp);
 		src = r->qin;
@@ -669,5 +675,7 @@ void pn_qrun_block(struct pn_qrun *r, int i, const float *in, float *out)
 	}
 	if (out)
 		ops->dequantize(dst, out, pn_shape_floats(b->out), b->out_q.scale, b->out_q.zp);
+	if (qout)
+		memcpy(qout, dst, pn_shape_floats(b->out));
 	r->cur = dst;
 }

@@ -51,5 +51,10 @@ void pn_qrun_free(struct pn_qrun *r);
  * non-NULL (block i's output dequantised, or the logits after the last
  * block). */
 void pn_qrun_block(struct pn_qrun *r, int i, const float *in, float *out);
+/* The same with integers at either end: from `qin` (block i's input
+ * quantised) when non-NULL, and block i's output integers copied to
+ * `qout` when non-NULL (not for the last block, whose output is logits). */
+void pn_qrun_block_q(struct pn_qrun *r, int i, const float *in, const int8_t *qin, float *out,
+		     int8_t *qout);
 
 #endif

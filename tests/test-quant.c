@@ -751,7 +751,7 @@ static void test_model(const char *shared, const char *top)
 		pn_model_preprocess(q, test + (size_t)(i * 3331) * RECORD + 1,
 				    pn_plan_input(full) + (size_t)i * in_floats);
 	pn_plan_run(full, images_n);
-	int bad = 0, inexact = 0;
+	int bad = 0, inexact = 0, bad_i8 = 0;
 	static const int splits[] = {1, 2, 4, 7, 9, 11, 14, 17, 18};
 	for (size_t k = 0; k < sizeof splits / sizeof splits[0]; k++) {
 		int s = splits[k];
@@ -778,6 +778,21 @@ static void test_model(const char *shared, const char *top)
 			tap_diag("split at %d differs from the whole model", s);
 			bad++;
 		}
+		/* The same with the integers handed over (pn_plan_set_i8). */
+		if (pn_plan_set_i8(a, 0, 1, err, sizeof err) != 0 ||
+		    pn_plan_set_i8(b, 1, 0, err, sizeof err) != 0 || pn_plan_output_i8(b) ||
+		    !pn_plan_output_i8(a) || !pn_plan_input_i8(b)) {
+			bad_i8++;
+		} else {
+			pn_plan_run(a, images_n);
+			memcpy(pn_plan_input_i8(b), pn_plan_output_i8(a), na);
+			memset(pn_plan_input(b), 0, na * sizeof(float));
+			pn_plan_run(b, images_n);
+			for (size_t i = 0; i < na; i++)
+				bad_i8 += pn_plan_output_i8(a)[i] !=
+					  pn_q_from_float(ao[i], 1.0f / scale, zp);
+			bad_i8 += memcmp(pn_plan_output(b), pn_plan_output(full), out_bytes) != 0;
+		}
 		pn_plan_free(a);
 		pn_plan_free(b);
 	}
@@ -790,6 +805,11 @@ static void test_model(const char *shared, const char *top)
 	       "each cut's output quantises with pn_model_act_quant to integers that give it "
 	       "back exactly (%d values differ); the logits have none",
 	       inexact);
+	tap_ok(bad_i8 == 0,
+	       "with pn_plan_set_i8 the cuts hand over those integers and [0,s)+[s,%d) still "
+	       "equals "
+	       "[0,%d) (%d differ)",
+	       nb, nb, bad_i8);
 	pn_plan_free(full);
 
 	/* Top-1 against the float model on test records 0, 20, 40, ... */
@@ -828,8 +848,9 @@ static void test_model(const char *shared, const char *top)
 	tap_ok(cq + total / 100 >= cf,
 	       "int8 top-1 %.2f %% within 1 point of float %.2f %% on those records",
 	       100.0 * cq / total, 100.0 * cf / total);
-	tap_ok(pn_model_act_quant(f, 8, &scale, &zp) < 0,
-	       "a float model has no activation quantisation");
+	tap_ok(pn_model_act_quant(f, 8, &scale, &zp) < 0 &&
+		       pn_plan_set_i8(pf, 1, 1, err, sizeof err) < 0,
+	       "a float model has no activation quantisation and no int8 plan ends");
 	pn_plan_free(pq);
 	pn_plan_free(pf);
 	pn_model_free(f);
