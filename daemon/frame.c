@@ -263,14 +263,26 @@ static void i8_range(const float *x, size_t n, float *scale, int32_t *zero_point
 	*zero_point = zp < -128 ? -128 : zp > 127 ? 127 : (int32_t)zp;
 }
 
-static void put_i8(struct pn_frame_header *hd, const float *data, size_t count, uint8_t *payload)
+static void put_i8_params(const struct pn_frame_header *hd, uint8_t *payload)
 {
-	if (!(hd->scale > 0))
-		i8_range(data, count, &hd->scale, &hd->zero_point);
 	uint32_t u;
 	memcpy(&u, &hd->scale, sizeof u);
 	put32(payload, u);
 	put32(payload + 4, (uint32_t)hd->zero_point);
+}
+
+void pn_frame_put_i8(const struct pn_frame_header *hd, const int8_t *q, uint8_t *out)
+{
+	put_i8_params(hd, out + PN_FRAME_HEADER);
+	memcpy(out + PN_FRAME_HEADER + PN_FRAME_I8_PARAMS, q,
+	       (size_t)hd->n * hd->h * hd->w * hd->c);
+}
+
+static void put_i8(struct pn_frame_header *hd, const float *data, size_t count, uint8_t *payload)
+{
+	if (!(hd->scale > 0))
+		i8_range(data, count, &hd->scale, &hd->zero_point);
+	put_i8_params(hd, payload);
 	int8_t *q = (int8_t *)(payload + PN_FRAME_I8_PARAMS);
 	const float inv = 1.0f / hd->scale;
 	for (size_t i = 0; i < count; i++)

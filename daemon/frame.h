@@ -137,6 +137,10 @@ void pn_frame_encode(struct pn_frame_header *hd, const float *data,
  * (a stage times the conversion and the checksum apart). */
 void pn_frame_put_payload(struct pn_frame_header *hd, const float *data,
 			  void (*to_f16)(const float *, uint16_t *, size_t), uint8_t *out);
+/* The payload of an i8 frame from n*h*w*c integers already quantised
+ * with hd->scale and hd->zero_point (an int8 model's plan output);
+ * pn_frame_seal completes it. */
+void pn_frame_put_i8(const struct pn_frame_header *hd, const int8_t *q, uint8_t *out);
 /* The payload of a validated f32, f16 or i8 frame into floats (i8 with the
  * scale and zero point that validation read). `payload` must be aligned
  * for its dtype (frames live in malloc'd buffers). */

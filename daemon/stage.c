@@ -250,6 +250,13 @@ int pn_stage_configure(struct pn_stage *s, json_t *cfg, json_t **reply)
 		*reply = error_json("bad configuration", err);
 		return 400;
 	}
+	/* An int8 model's integers cross between int8 plans unconverted. */
+	if (dtype == PN_DTYPE_I8 && strcmp(pn_model_dtype(s->model), "int8") == 0 &&
+	    pn_plan_set_i8(plan, first > 0, last < blocks, err, sizeof(err)) != 0) {
+		pn_plan_free(plan);
+		*reply = error_json("out of memory", err);
+		return 503;
+	}
 	struct pn_peer *peer = pn_peer_new(s->loop, next, s->o.token, err, sizeof(err));
 	if (!peer) {
 		pn_plan_free(plan);
@@ -348,6 +355,12 @@ static void start_job(struct pn_stage *s)
 	if (it->h.dtype == PN_DTYPE_U8) {
 		s->job_images = it->buf; /* preprocessed by the next steps */
 		s->job_prepped = 0;
+	} else if (it->h.dtype == PN_DTYPE_I8 && pn_plan_input_i8(s->plan)) {
+		/* The model's own integers: validated against its parameters. */
+		memcpy(pn_plan_input_i8(s->plan), it->buf + PN_FRAME_HEADER + PN_FRAME_I8_PARAMS,
+		       it->h.payload_len - PN_FRAME_I8_PARAMS);
+		free(it->buf);
+		pn_plan_start(s->plan, (int)it->h.n);
 	} else {
 		pn_frame_decode(&it->h, it->buf + PN_FRAME_HEADER,
 				pn_model_ops(s->model)->f16_to_f32, pn_plan_input(s->plan));
@@ -400,7 +413,11 @@ static void finish_job(struct pn_stage *s)
 		pn_error("%s", s->last_error);
 		return;
 	}
-	pn_frame_put_payload(&h, pn_plan_output(s->plan), pn_model_ops(s->model)->f32_to_f16, buf);
+	if (s->out_dtype == PN_DTYPE_I8 && pn_plan_output_i8(s->plan))
+		pn_frame_put_i8(&h, pn_plan_output_i8(s->plan), buf);
+	else
+		pn_frame_put_payload(&h, pn_plan_output(s->plan),
+				     pn_model_ops(s->model)->f32_to_f16, buf);
 	uint64_t t1 = pn_now_ns();
 	pn_frame_seal(&h, buf);
 	uint64_t t2 = pn_now_ns();

@@ -18,9 +18,10 @@
  * stage preprocesses); output frames go to `next` as POST /v1/frames with
  * first_block = last, in the wire dtype, or as float32 logits when last
  * is the block count (19; then `next` is the coordinator). With an int8
- * model, i8 frames carry the model's quantisation at the cut both ways
- * (exact; an i8 frame with other parameters is refused naming "scale" or
- * "zero_point"); with a float model each frame carries its own range.
+ * model, i8 frames carry the model's integers and its quantisation at the
+ * cut both ways, copied to and from the plan unconverted (exact; an i8
+ * frame with other parameters is refused naming "scale" or "zero_point");
+ * with a float model each frame carries its own range.
  * A different model_sha256 is refused with 409 naming both hashes; a bad
  * field with 400 naming it. Configuring again replaces the plan and drops what is
  * queued for the old run, unless nothing changed.

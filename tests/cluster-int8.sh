@@ -57,4 +57,9 @@ done
 run "127.0.0.1:$PORT_c" "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": [5], \"wire\": \"i8\"}" 600
 logits "127.0.0.1:$PORT_c" "$RUN_ID" "$TMP/got-i8-5.f32"
 check "then an i8 run split at 5 equals pipenet classify's byte for byte ($RUN_STATE)" cmp -s "$TMP/ref.f32" "$TMP/got-i8-5.f32"
+# The coordinator computes [0, 4), stage 1 [4, 12) takes and gives i8.
+run "127.0.0.1:$PORT_c" "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": [4, 12], \"wire\": \"i8\"}" 600
+logits "127.0.0.1:$PORT_c" "$RUN_ID" "$TMP/got-i8-3.f32"
+check "an i8 run over three ranges (i8 in and out in the middle) equals it too ($RUN_STATE, $(jget .stages[0].address) first)" \
+	cmp -s "$TMP/ref.f32" "$TMP/got-i8-3.f32"
 tap_end
