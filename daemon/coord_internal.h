@@ -19,6 +19,7 @@
 #include "dataset.h"
 #include "events.h"
 #include "frame.h"
+#include "hop.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"

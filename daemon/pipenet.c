@@ -12,6 +12,8 @@
 
 #include "pipenet-config.h"
 #include "dataset.h"
+#include "frame.h"
+#include "hop.h"
 #include "model.h"
 #include "planner.h"
 #include "quantize.h"
@@ -583,11 +585,9 @@ static int cmd_plan(int argc, char **argv)
 		for (int s = 0; s < ns; s++)
 			memcpy(block_ms + (size_t)s * nb, own, (size_t)nb * sizeof *own);
 	}
-	/* Bytes crossing each cut: the frame header and the activations. */
-	for (int cut = 0; cut <= nb; cut++)
-		cut_bytes[cut] = 48.0 + (double)batch *
-						(double)pn_shape_floats(pn_model_shape(m, cut)) *
-						(f16 ? 2.0 : 4.0);
+	for (int cut = 0; cut <= nb; cut++) /* as a run's coordinator charges them */
+		cut_bytes[cut] = (double)pn_cut_frame_bytes(m, cut, (size_t)batch,
+							    f16 ? PN_DTYPE_F16 : PN_DTYPE_F32);
 	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw, NULL};
 	if (pn_split_check(&costs, err, sizeof err) < 0) {
 		fprintf(stderr, "pipenet: %s\n", err);
