@@ -648,8 +648,9 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 	int split_is_auto = json_is_string(split) && strcmp(json_string_value(split), "auto") == 0;
 	/* "split": "auto" without "groups" runs the planner's winner, one
 	 * pipeline or groups; "groups": [n] with it keeps one pipeline. */
-	int groups_auto = (json_is_string(groups) && strcmp(json_string_value(groups), "auto") == 0) ||
-			  (!groups && split_is_auto);
+	int groups_auto =
+		(json_is_string(groups) && strcmp(json_string_value(groups), "auto") == 0) ||
+		(!groups && split_is_auto);
 	if (groups_auto && split && !split_is_auto) {
 		snprintf(err, errlen,
 			 "with \"groups\": \"auto\" the planner splits: give \"split\": "

@@ -49,8 +49,8 @@ static void health_route(struct pn_req *r, void *arg)
 				d->model ? pn_model_isa(d->model) : d->ops->name, "dtype",
 				d->model ? pn_model_dtype(d->model) : "f32", "uptime_s",
 				(double)(pn_now_ns() - d->t_start) / 1e9, "token_set",
-				d->cfg.token && *d->cfg.token, "token_match",
-				pn_req_token_match(r), "block_times_generation",
+				d->cfg.token && *d->cfg.token, "token_match", pn_req_token_match(r),
+				"block_times_generation",
 				d->stage ? (int)pn_stage_block_times_generation(d->stage) : 0));
 }
 

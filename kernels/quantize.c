@@ -268,7 +268,7 @@ static void forward(struct qz *z, const float *image)
 			z->ref->dw3x3(&a);
 			observe(z, b->dw.point, dwb, (size_t)hw * b->hid);
 			z->ref->pw(dwb, b->residual ? pr : next, b->proj.packed, NULL, hw, b->hid,
-				  b->cout, 0);
+				   b->cout, 0);
 			size_t n = (size_t)hw * b->cout;
 			if (b->residual) {
 				observe(z, b->proj.point, pr, n);

@@ -24,8 +24,8 @@ void pn_f16_to_f32_ref(const uint16_t *in, float *out, size_t n);
  * the same bytes on every machine (quantize.c's calibration). */
 struct pn_ref_vec {
 	const char *name;
-	void (*pw)(const float *in, float *out, const float *packed, const float *residual,
-		   int m, int k, int n, int relu6);
+	void (*pw)(const float *in, float *out, const float *packed, const float *residual, int m,
+		   int k, int n, int relu6);
 	void (*dw3x3)(const struct pn_dw_args *a);
 };
 const struct pn_ref_vec *pn_ref_vec_select(void);

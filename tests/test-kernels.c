@@ -808,18 +808,20 @@ static void test_ref_vec(void)
 		int m = rndi(1, 60), k = rndi(1, 80), n = rndi(1, 140), relu6 = rndi(0, 1);
 		const size_t mn = (size_t)m * n;
 		float *in = awkward_floats((size_t)m * k), *w = awkward_floats((size_t)n * k);
-		float *bias = awkward_floats((size_t)n), *res = rndi(0, 1) ? awkward_floats(mn) : NULL;
+		float *bias = awkward_floats((size_t)n),
+		      *res = rndi(0, 1) ? awkward_floats(mn) : NULL;
 		float *packed = xmalloc(pn_pw_packed_floats_ref(k, n) * sizeof *packed);
 		float *want = out_floats(mn), *got = out_floats(mn);
 		pn_pw_pack_ref(w, bias, k, n, packed);
 		pn_pw_ref(in, want, packed, res, m, k, n, relu6);
 		v->pw(in, got, packed, res, m, k, n, relu6);
 		if (!same_bits(want, got, mn + GUARD) && pw_bad++ == 0)
-			snprintf(first, sizeof first, "pw m %d k %d n %d relu6 %d residual %d", m, k,
-				 n, relu6, res != NULL);
+			snprintf(first, sizeof first, "pw m %d k %d n %d relu6 %d residual %d", m,
+				 k, n, relu6, res != NULL);
 		free(in), free(w), free(bias), free(res), free(packed), free(want), free(got);
 	}
-	tap_ok(pw_bad == 0, "the reference's pointwise as %s: bit for bit (NaN as NaN) in %ld random cases%s%s",
+	tap_ok(pw_bad == 0,
+	       "the reference's pointwise as %s: bit for bit (NaN as NaN) in %ld random cases%s%s",
 	       v->name, pw_cases, pw_bad ? "; first failure " : "", pw_bad ? first : "");
 	for (int i = 0; i < (quick ? 30 : 120); i++, dw_cases++) {
 		int h = rndi(1, 30), w = rndi(1, 30), c = rndi(1, 70), st = rndi(1, 2);
@@ -834,11 +836,12 @@ static void test_ref_vec(void)
 		a.out = got;
 		v->dw3x3(&a);
 		if (!same_bits(want, got, nout + GUARD) && dw_bad++ == 0)
-			snprintf(first, sizeof first, "dw h %d w %d c %d stride %d rows %d..%d", h, w,
-				 c, st, y0, y1);
+			snprintf(first, sizeof first, "dw h %d w %d c %d stride %d rows %d..%d", h,
+				 w, c, st, y0, y1);
 		free(in), free(wt), free(bias), free(want), free(got);
 	}
-	tap_ok(dw_bad == 0, "the reference's depthwise as %s: bit for bit (NaN as NaN) in %ld random cases%s%s",
+	tap_ok(dw_bad == 0,
+	       "the reference's depthwise as %s: bit for bit (NaN as NaN) in %ld random cases%s%s",
 	       v->name, dw_cases, dw_bad ? "; first failure " : "", dw_bad ? first : "");
 }
 
