@@ -19,6 +19,7 @@
 #include "dataset.h"
 #include "events.h"
 #include "frame.h"
+#include "hop.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -103,6 +104,7 @@ struct node {
 		double ms[MAX_BLOCKS];
 	} prof[PROFILES];
 	int prof_next; /* the slot replaced next */
+	int prof_generation; /* the stage's block_times_generation they are from */
 	int prof_want; /* the batch being measured, 0 none */
 	/* CPU its frames cost it, ns per byte in or out: as its profile
 	 * measured copies and checksums, then as its runs' own accounting

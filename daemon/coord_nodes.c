@@ -185,6 +185,15 @@ static void probe_cb(const struct pn_reply *rep, void *arg)
 	const char *sha = json_string_value(json_object_get(j, "model_sha256"));
 	const char *role = json_string_value(json_object_get(j, "role"));
 	double uptime = json_number_value(json_object_get(j, "uptime_s"));
+	int generation = (int)json_integer_value(json_object_get(j, "block_times_generation"));
+	/* Its block times changed (a debug slowdown): ask again, but not while
+	 * a run computes, whose adapt compares the stage with what it was. */
+	if (generation != n->prof_generation && !(c->active && c->active->state == RUN_RUNNING)) {
+		for (int i = 0; i < PROFILES; i++)
+			n->prof[i].batch = 0;
+		n->speed_ratio = 0; /* it was against the old block times */
+		n->prof_generation = generation;
+	}
 	char why[400] = "";
 	if (n->up == 1 && uptime + 1.0 < n->uptime_s) {
 		/* Restarted between two checks: it has lost its plan and queue. */

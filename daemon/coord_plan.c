@@ -1,16 +1,9 @@
 /* Costs for the planner from the nodes and links, and its predictions. */
 #include "coord_internal.h"
 
-/* Bytes of a frame of n images crossing the cut before block `cut`: source
- * images into block 0, logits after the last block, activations between. */
 size_t cut_bytes(const struct pn_coord *c, int cut, size_t n, int dtype)
 {
-	int nb = pn_model_blocks(c->m);
-	if (cut == 0)
-		return pn_frame_size(PN_DTYPE_U8, n, PN_IMAGE_SIDE, PN_IMAGE_SIDE, 3);
-	struct pn_shape sh = pn_model_shape(c->m, cut);
-	return pn_frame_size(cut == nb ? PN_DTYPE_F32 : dtype, n, (size_t)sh.h, (size_t)sh.w,
-			     (size_t)sh.c);
+	return pn_cut_frame_bytes(c->m, cut, n, dtype);
 }
 
 int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dtype,

@@ -645,17 +645,22 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 	int npoints[MAX_GROUPS] = {0}, sizes[MAX_GROUPS] = {c->nnodes}, ngroups = 1;
 	const char *source = "default";
 	json_t *split = json_object_get(j, "split"), *groups = json_object_get(j, "groups");
-	int groups_auto = json_is_string(groups) && strcmp(json_string_value(groups), "auto") == 0;
-	if (groups_auto && split &&
-	    !(json_is_string(split) && strcmp(json_string_value(split), "auto") == 0)) {
+	int split_is_auto = json_is_string(split) && strcmp(json_string_value(split), "auto") == 0;
+	/* "split": "auto" without "groups" runs the planner's winner, one
+	 * pipeline or groups; "groups": [n] with it keeps one pipeline. */
+	int groups_auto =
+		(json_is_string(groups) && strcmp(json_string_value(groups), "auto") == 0) ||
+		(!groups && split_is_auto);
+	if (groups_auto && split && !split_is_auto) {
 		snprintf(err, errlen,
 			 "with \"groups\": \"auto\" the planner splits: give \"split\": "
 			 "\"auto\" or none");
 		return NULL;
 	}
 	if (groups_auto) {
+		if (!split) /* "groups": "auto" alone: the string "auto" */
+			split = groups;
 		groups = NULL; /* one group, split "auto", until the planner's verdict */
-		split = json_object_get(j, "groups");
 	} else if (groups) {
 		if (parse_groups(c, groups, sizes, &ngroups, err, errlen) != 0 ||
 		    parse_group_splits(c, split, sizes, ngroups, dtype, points, npoints, err,

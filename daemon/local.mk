@@ -1,7 +1,8 @@
 # daemon/: pipenetd and the pipenet CLI. Knows nothing of SIMD.
 noinst_LIBRARIES += daemon/libpndaemon.a
 daemon_libpndaemon_a_SOURCES = \
-	daemon/dataset.h daemon/dataset.c daemon/planner.h daemon/planner.c
+	daemon/dataset.h daemon/dataset.c daemon/planner.h daemon/planner.c \
+	daemon/hop.h daemon/hop.c
 daemon_libpndaemon_a_SOURCES += \
 	daemon/log.h daemon/log.c daemon/loop.h daemon/loop.c \
 	daemon/http.h daemon/http.c daemon/client.h daemon/client.c \

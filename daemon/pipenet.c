@@ -13,6 +13,7 @@
 #include "pipenet-config.h"
 #include "dataset.h"
 #include "frame.h"
+#include "hop.h"
 #include "model.h"
 #include "planner.h"
 #include "quantize.h"
@@ -584,12 +585,9 @@ static int cmd_plan(int argc, char **argv)
 		for (int s = 0; s < ns; s++)
 			memcpy(block_ms + (size_t)s * nb, own, (size_t)nb * sizeof *own);
 	}
-	/* Bytes crossing each cut: a whole frame of the activations. */
-	for (int cut = 0; cut <= nb; cut++) {
-		struct pn_shape sh = pn_model_shape(m, cut);
-		cut_bytes[cut] = (double)pn_frame_size(wire, (size_t)batch, (size_t)sh.h,
-						       (size_t)sh.w, (size_t)sh.c);
-	}
+	for (int cut = 0; cut <= nb; cut++) /* as a run's coordinator charges them */
+		cut_bytes[cut] = (double)pn_cut_frame_bytes(m, cut, (size_t)batch,
+							    wire);
 	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw, NULL};
 	if (pn_split_check(&costs, err, sizeof err) < 0) {
 		fprintf(stderr, "pipenet: %s\n", err);

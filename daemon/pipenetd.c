@@ -43,14 +43,15 @@ static void health_route(struct pn_req *r, void *arg)
 {
 	struct daemon *d = arg;
 	pn_reply_json(r, 200,
-		      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b}", "status",
+		      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:i}", "status",
 				d->signals ? "stopping" : "ok", "version", PACKAGE_VERSION, "role",
 				d->cfg.role, "model", d->cfg.model, "model_sha256", d->sha, "isa",
 				d->model ? pn_model_isa(d->model) : d->ops->name, "dtype",
 				d->model ? pn_model_dtype(d->model) : "f32", "uptime_s",
 				(double)(pn_now_ns() - d->t_start) / 1e9, "token_set",
-				d->cfg.token && *d->cfg.token, "token_match",
-				pn_req_token_match(r)));
+				d->cfg.token && *d->cfg.token, "token_match", pn_req_token_match(r),
+				"block_times_generation",
+				d->stage ? (int)pn_stage_block_times_generation(d->stage) : 0));
 }
 
 /* Ready: the model is loaded; on a stage, a coordinator has configured a

@@ -60,6 +60,7 @@ struct profiler {
 	struct pn_task *step;
 	uint8_t rgb[PN_IMAGE_BYTES]; /* the source image of every pass */
 	struct profile done[PROFILE_CACHE];
+	unsigned generation; /* bumped when `done` is dropped */
 	int next; /* the cache slot replaced next */
 };
 
@@ -820,11 +821,13 @@ static void debug_put(struct pn_req *r, void *arg)
 			       bad ? err : "slowdown must be a number from 1 to 1000");
 		return;
 	}
-	if (f != s->slowdown)
+	if (f != s->slowdown) {
 		for (int i = 0; i < PROFILE_CACHE; i++) {
 			free(s->prof.done[i].block_ms);
 			s->prof.done[i].block_ms = NULL;
 		}
+		s->prof.generation++;
+	}
 	s->slowdown = f;
 	s->drop = (int)drop;
 	pn_info("debug: slowdown %g, drop %d", f, s->drop);
@@ -899,4 +902,9 @@ const struct pn_route *pn_stage_routes(size_t *n)
 int pn_stage_configured(const struct pn_stage *s)
 {
 	return s->plan != NULL;
+}
+
+unsigned pn_stage_block_times_generation(const struct pn_stage *s)
+{
+	return s->prof.generation;
 }

@@ -99,6 +99,9 @@ void pn_stage_frame_route(struct pn_req *r, void *stage);
 int pn_stage_has_room(const struct pn_stage *s);
 /* Nonzero once a coordinator has configured a run (the stage has a plan). */
 int pn_stage_configured(const struct pn_stage *s);
+/* Changes whenever the stage's block times were dropped (a new debug
+ * slowdown): a coordinator holding older ones asks again. */
+unsigned pn_stage_block_times_generation(const struct pn_stage *s);
 /* Configuration and counters: frames_in, bytes_in, frames_out, bytes_out,
  * compute_ns, queue_wait_ns, out_transfer_ns, out_acked, out_failed,
  * out_stale (refused by the next node as another run or epoch),

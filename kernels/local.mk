@@ -30,6 +30,11 @@ kernels_libpn_avx512_a_SOURCES = kernels/x86.h kernels/ops_avx512.c \
 	kernels/conv_avx512.c kernels/misc_avx512.c
 kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c
 PN_SIMD_LIBS += kernels/libpn_avx2.a kernels/libpn_avx512.a
+# The reference again, vectorised and bit-identical (ref_avx2.c): no -mfma.
+noinst_LIBRARIES += kernels/libpn_refavx2.a
+kernels_libpn_refavx2_a_SOURCES = kernels/ref_avx2.c
+kernels_libpn_refavx2_a_CFLAGS = $(AM_CFLAGS) -mavx2
+PN_SIMD_LIBS += kernels/libpn_refavx2.a
 # int8 on AVX-512 needs BW and VL (byte masks); VNNI only for vpdpbusd.
 noinst_LIBRARIES += kernels/libpn_qavx512.a kernels/libpn_qvnni.a
 kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qops_avx512.c \

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "ref.h"
 
 const struct pn_ops *const pn_ops_all[] = {
 #ifdef PN_HAVE_X86
@@ -44,4 +45,15 @@ const struct pn_ops *pn_ops_select(char *err, size_t errlen)
 		if (pn_ops_all[i]->available())
 			return pn_ops_all[i];
 	return &pn_ops_scalar;
+}
+
+const struct pn_ref_vec *pn_ref_vec_select(void)
+{
+	static const struct pn_ref_vec plain = {"scalar", pn_pw_ref, pn_dw3x3_ref};
+#ifdef PN_HAVE_X86
+	const char *want = getenv("PIPENET_ISA"); /* "scalar": the plain one, to compare */
+	if (!(want && strcmp(want, "scalar") == 0) && pn_ops_avx2.available())
+		return &pn_ref_vec_avx2;
+#endif
+	return &plain;
 }

@@ -1,5 +1,6 @@
 /* Post-training int8 quantisation (quantize.h): a float twin of the
- * network on whole tensors with the scalar reference kernels, whose
+ * network on whole tensors with the scalar reference kernels (vectorised
+ * without changing a bit where the CPU can: ref.h), whose
  * activations are observed at every quantisation point, then the int8
  * file written for each calibration method and the better one kept. */
 #include <math.h>
@@ -51,6 +52,7 @@ struct point {
 struct qz {
 	const struct pn_st *st;
 	const struct pn_model *m;
+	const struct pn_ref_vec *ref; /* the reference, vectorised where it can be */
 	int nb, classes, head_c, npoints, pass;
 	struct fblock b[QZ_MAX_BLOCKS];
 	float *head_w, *head_b;
@@ -235,7 +237,7 @@ static void forward(struct qz *z, const float *image)
 			pn_conv3x3_ref(&a);
 			observe(z, b->conv.point, next, (size_t)hw * b->cout);
 		} else if (b->kind == K_LAST) {
-			pn_pw_ref(cur, next, b->proj.packed, NULL, hw, b->cin, b->cout, 1);
+			z->ref->pw(cur, next, b->proj.packed, NULL, hw, b->cin, b->cout, 1);
 			observe(z, b->proj.point, next, (size_t)hw * b->cout);
 			pn_avgpool_ref(next, z->pooled, hw, b->cout);
 			observe(z, z->npoints - 1, z->pooled, (size_t)b->cout);
@@ -245,7 +247,7 @@ static void forward(struct qz *z, const float *image)
 		} else {
 			const float *dw_in = cur;
 			if (b->expand) {
-				pn_pw_ref(cur, e, b->exp.packed, NULL, hw_in, b->cin, b->hid, 1);
+				z->ref->pw(cur, e, b->exp.packed, NULL, hw_in, b->cin, b->hid, 1);
 				observe(z, b->exp.point, e, (size_t)hw_in * b->hid);
 				dw_in = e;
 			}
@@ -263,10 +265,10 @@ static void forward(struct qz *z, const float *image)
 				.weights = b->dw.packed,
 				.bias = b->dw.b,
 			};
-			pn_dw3x3_ref(&a);
+			z->ref->dw3x3(&a);
 			observe(z, b->dw.point, dwb, (size_t)hw * b->hid);
-			pn_pw_ref(dwb, b->residual ? pr : next, b->proj.packed, NULL, hw, b->hid,
-				  b->cout, 0);
+			z->ref->pw(dwb, b->residual ? pr : next, b->proj.packed, NULL, hw, b->hid,
+				   b->cout, 0);
 			size_t n = (size_t)hw * b->cout;
 			if (b->residual) {
 				observe(z, b->proj.point, pr, n);
@@ -484,8 +486,13 @@ static int evaluate(const uint8_t *file, size_t len, const uint8_t *images, cons
 		    const int *ftop, int n, int *correct, int *agree, char *err, size_t errlen)
 {
 	const int batch = 8;
-	struct pn_model *m =
-		pn_model_load_buffer("quantised model", file, len, &pn_ops_scalar, err, errlen);
+	/* The fastest int8 kernels: every variant gives the scalar reference's
+	 * integers (tests/test-quant), so the choice, and the file, are the
+	 * same on every machine. */
+	const struct pn_ops *ops = pn_ops_select(err, errlen);
+	if (!ops)
+		return -1;
+	struct pn_model *m = pn_model_load_buffer("quantised model", file, len, ops, err, errlen);
 	if (!m)
 		return -1;
 	struct pn_plan *p = pn_plan_new(m, 0, pn_model_blocks(m), batch, err, errlen);
@@ -570,6 +577,7 @@ uint8_t *pn_quantize(const char *model_path, const uint8_t *images, const int *l
 	}
 	z.st = st;
 	z.m = m;
+	z.ref = pn_ref_vec_select();
 	z.nb = pn_model_blocks(m);
 	z.classes = pn_model_num_classes(m);
 	if (parse_strides(pn_st_meta(st, "feature_strides"), strides, QZ_MAX_BLOCKS) != z.nb) {

@@ -18,6 +18,21 @@ void pn_lerp_ref(const float *a, const float *b, float wa, float wb, float *out,
 void pn_f32_to_f16_ref(const float *in, uint16_t *out, size_t n);
 void pn_f16_to_f32_ref(const uint16_t *in, float *out, size_t n);
 
+/* The reference's pointwise and depthwise, as fast as the CPU allows
+ * without changing a bit: built again for a vector ISA from the same C
+ * (kernels/ref_avx2.c), or the plain reference. For work that must give
+ * the same bytes on every machine (quantize.c's calibration). */
+struct pn_ref_vec {
+	const char *name;
+	void (*pw)(const float *in, float *out, const float *packed, const float *residual, int m,
+		   int k, int n, int relu6);
+	void (*dw3x3)(const struct pn_dw_args *a);
+};
+const struct pn_ref_vec *pn_ref_vec_select(void);
+#ifdef PN_HAVE_X86
+extern const struct pn_ref_vec pn_ref_vec_avx2;
+#endif
+
 static inline float pn_relu6(float x)
 {
 	return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);

@@ -31,7 +31,7 @@ S2=127.0.0.1:$PORT_s2
 curl -s -N --max-time 300 "http://$C/api/v1/events" >"$TMP/events" 2>/dev/null &
 ev=$!
 sleep 0.3
-api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"offset\": $OFF, \"samples\": $N, \"split\": \"auto\", \"adapt\": true, \"auto_wait_s\": 60}"
+api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"offset\": $OFF, \"samples\": $N, \"groups\": [2], \"split\": \"auto\", \"adapt\": true, \"auto_wait_s\": 60}"
 check "the adapt run starts" [ "$STATUS" = 201 -a "$(jget .adapt)" = true ]
 id=$(jget .id)
 for i in $(seq 600); do

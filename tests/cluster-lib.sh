@@ -31,6 +31,16 @@ PIDS=()
 tap_n=0
 tap_bad=0
 
+# busy STAGE: the last fetched run's stage STAGE, ms per batch in compute
+# and frame handling (conversion, CRC, frames): its time per batch as the
+# planner models it, measured by the run itself.
+busy() {
+	awk -v c="$(jget ".stages[$1].compute_ms_per_batch")" \
+		-v v="$(jget ".stages[$1].cpu.overhead_ms_per_batch.convert")" \
+		-v r="$(jget ".stages[$1].cpu.overhead_ms_per_batch.crc")" \
+		-v f="$(jget ".stages[$1].cpu.overhead_ms_per_batch.frame")" 'BEGIN { print c + v + r + f }'
+}
+
 ok() { # STATUS DESCRIPTION (STATUS 0 passes)
 	tap_n=$((tap_n + 1))
 	if [ "$1" = 0 ]; then

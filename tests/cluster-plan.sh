@@ -42,7 +42,7 @@ done
 check "links: three hops measured (hop 1 $(jget .links[1].latency_ms) ms, $(jget .links[1].mbit_s) Mbit/s)" \
 	[ "$(jget .links[1].state)" = measured -a "$(jget .links[2].state)" = measured ]
 
-run $C "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\", \"auto_wait_s\": 110}" 120
+run $C "{\"dataset\": \"$DATA\", \"samples\": $N, \"groups\": [2], \"split\": \"auto\", \"auto_wait_s\": 110}" 120
 even=$(jget .split[0])
 diag "even stages: auto split [$even], predicted $(jget .predicted_img_s) img/s, measured $(jget .steady_img_s) img/s"
 check "even stages: split auto by the planner ([$even])" \
@@ -52,7 +52,7 @@ check "even stages: split auto by the planner ([$even])" \
 start s3 --role stage --model "$MODEL224" --slowdown 3 &&
 	start c2 --role coordinator --model "$MODEL224" --stages "127.0.0.1:$PORT_s1,127.0.0.1:$PORT_s3"
 C2=127.0.0.1:$PORT_c2
-run $C2 "{\"dataset\": \"$DATA\", \"samples\": $N, \"split\": \"auto\", \"auto_wait_s\": 110}" 120
+run $C2 "{\"dataset\": \"$DATA\", \"samples\": $N, \"groups\": [2], \"split\": \"auto\", \"auto_wait_s\": 110}" 120
 slow=$(jget .split[0])
 pred=$(jget .predicted_img_s)
 meas=$(jget .steady_img_s)
@@ -66,12 +66,6 @@ fi
 check "every image counted once ($(jget .images_done) of $N)" [ "$(jget .images_done)" = $N ]
 # The model on the run's own stage times: batch / the slowest stage's
 # time per batch.
-busy() { # STAGE: ms per batch in compute and frame handling
-	awk -v c="$(jget ".stages[$1].compute_ms_per_batch")" \
-		-v v="$(jget ".stages[$1].cpu.overhead_ms_per_batch.convert")" \
-		-v r="$(jget ".stages[$1].cpu.overhead_ms_per_batch.crc")" \
-		-v f="$(jget ".stages[$1].cpu.overhead_ms_per_batch.frame")" 'BEGIN { print c + v + r + f }'
-}
 b0=$(busy 0)
 b1=$(busy 1)
 model=$(awk -v a="$b0" -v b="$b1" -v n="$(jget .batch_size)" 'BEGIN { m = a > b ? a : b; print (m > 0 ? n * 1000 / m : 0) }')

@@ -19,6 +19,8 @@ expected=$(printf '%s\n' \
 	"$bindir/pipenet" "$bindir/pipenetd" \
 	"$pkgdatadir/models/mobilenetv2_cifar10.safetensors" \
 	"$pkgdatadir/models/mobilenetv2_cifar10_32.safetensors" \
+	"$pkgdatadir/models/mobilenetv2_cifar10-int8.safetensors" \
+	"$pkgdatadir/models/mobilenetv2_cifar10_32-int8.safetensors" \
 	"$pkgdatadir/samples/README" "$pkgdatadir/samples/cifar10/test_every10th.bin" \
 	"$pkgdatadir/samples/cifar10/batches.meta.txt" \
 	$(for c in airplane automobile bird cat deer dog frog horse ship truck; do

@@ -32,6 +32,9 @@ tests_test_quant_SOURCES = tests/test-quant.c tests/tap.h
 tests_test_quant_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_quant_LDADD = $(PN_KERNEL_LDADD)
 TESTS += tests/test-quant
+# Long (minutes): listed early so that make -j runs it beside the rest.
+TESTS += tests/quant-models.sh
+EXTRA_DIST += tests/quant-models.sh
 # Float against int8 on the 10,000 test images (run by hand, not by make check).
 EXTRA_DIST += tests/bench-int8
 

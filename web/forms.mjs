@@ -2,7 +2,7 @@
 import { $, FORM_KEY, S, el, showError, splitText, str } from './util.mjs';
 import { api, apiErrorText } from './api.mjs';
 import { label } from './charts.mjs';
-import { renderRunState, runActive } from './runs.mjs';
+import { renderRunState, runActive, splitGroups } from './runs.mjs';
 import { onRun } from './stream.mjs';
 
 /* The datasets of the coordinator's data directory, offered by the form. */
@@ -152,7 +152,8 @@ export async function changeSplit(ev) {
 	$('apply-split').disabled = true;
 	setStatus('split-status', 'changing…');
 	try {
-		const d = await api('PUT', 'split', { split });
+		const groups = splitGroups();
+		const d = await api('PUT', 'split', groups ? { group: Number($('split-group').value), split } : { split });
 		S.splitEdited = false;
 		setStatus('split-status', `split ${splitText(d && d.split)} (epoch ${str(d && d.epoch)})` +
 			(runActive() ? ': the stages switch once the batches in flight are done.' : '.'));

@@ -7,7 +7,7 @@ import { $, S, TOKEN_KEY } from './util.mjs';
 import { showTokenButton } from './api.mjs';
 import { makeCharts } from './charts.mjs';
 import { loadCluster, schedulePlan } from './plan.mjs';
-import { leaveView, loadRuns, renderKpis, renderRunState, renderRuns, runActive, showRun } from './runs.mjs';
+import { leaveView, loadRuns, renderKpis, renderRunState, renderRuns, runActive, showRun, syncSplitInput } from './runs.mjs';
 import { connect } from './stream.mjs';
 import { cancelRun, changeSplit, loadDatasets, restoreForm, startRun } from './forms.mjs';
 
@@ -33,6 +33,10 @@ function init() {
 	$('split-form').addEventListener('submit', changeSplit);
 	$('split-input').addEventListener('input', () => {
 		S.splitEdited = true;
+	});
+	$('split-group').addEventListener('change', () => {
+		S.splitEdited = false; /* show the chosen group's split */
+		syncSplitInput();
 	});
 	$('use-best').addEventListener('click', () => {
 		const b = S.plan && S.plan.best;

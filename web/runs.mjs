@@ -142,9 +142,28 @@ export function renderKpis() {
 	$('k-lat').textContent = l.length ? num(l[(l.length - 1) >> 1]) : '–';
 }
 
+/* The groups of the running run (a list when it has several, else null):
+ * "Change the split" then names the group it re-splits. */
+export function splitGroups() {
+	const r = S.run;
+	return r && r.state === 'running' && Array.isArray(r.groups) && r.groups.length > 1 ? r.groups : null;
+}
+
 export function syncSplitInput() {
+	const groups = splitGroups(), sel = $('split-group');
+	$('split-group-label').hidden = !groups;
+	if (groups && sel.options.length !== groups.length) {
+		const keep = Math.min(Number(sel.value) || 0, groups.length - 1);
+		sel.replaceChildren(...groups.map((g, k) => {
+			const o = document.createElement('option');
+			o.value = String(k);
+			o.textContent = `${k} (${Array.isArray(g.stages) ? g.stages.length : '?'} stages)`;
+			return o;
+		}));
+		sel.value = String(keep);
+	}
 	const inp = $('split-input');
 	if (S.splitEdited || document.activeElement === inp) return;
-	const sp = activeSplit();
+	const sp = groups ? (groups[Number(sel.value)] || {}).split || [] : activeSplit();
 	if (sp.length) inp.value = sp.join(', ');
 }

@@ -228,11 +228,23 @@ try {
 	`a run with groups [1, 1] shows a row per group (${await page.evaluate(() =>
 		[...document.querySelectorAll('#pipeline .group-row .group-label')].map((e) => e.textContent).join('; ') ||
 		document.getElementById('run-status').textContent)})`);
+	/* "Change the split" names the group during a run with several. */
+	ok(await until(page, () => !document.getElementById('split-group-label').hidden &&
+		document.getElementById('split-group').options.length === 2),
+	'the split form offers the run\'s two groups');
+	await page.selectOption('#split-group', '0');
+	await page.fill('#split-input', '9');
+	await page.click('#apply-split');
+	ok(await until(page, () => /give 0 points/.test(document.getElementById('split-status').textContent)),
+		`a re-split of group 0 is sent for that group (${await page.textContent('#split-status')})`);
 	const groupsShot = path.join(OUT, 'dashboard-groups.png');
 	await page.locator('#pipeline').screenshot({ path: groupsShot });
 	console.log(`# screenshot ${groupsShot}`);
+	ok(await page.isVisible('#split-group'), 'the group choice is on screen');
 	await page.click('#cancel-run');
 	await until(page, () => /cancelled|done|failed/.test(document.getElementById('run-pill').dataset.state));
+	ok(await until(page, () => document.getElementById('split-group-label').hidden) &&
+		!(await page.isVisible('#split-group')), 'without a groups run the split form has no group choice');
 	await page.fill('#f-groups', '');
 
 	/* Text from the server stays text: a dataset path that looks like markup
