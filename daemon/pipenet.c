@@ -586,8 +586,7 @@ static int cmd_plan(int argc, char **argv)
 			memcpy(block_ms + (size_t)s * nb, own, (size_t)nb * sizeof *own);
 	}
 	for (int cut = 0; cut <= nb; cut++) /* as a run's coordinator charges them */
-		cut_bytes[cut] = (double)pn_cut_frame_bytes(m, cut, (size_t)batch,
-							    wire);
+		cut_bytes[cut] = (double)pn_cut_frame_bytes(m, cut, (size_t)batch, wire);
 	struct pn_split_costs costs = {ns, nb, (int)batch, block_ms, cut_bytes, lat, bw, NULL};
 	if (pn_split_check(&costs, err, sizeof err) < 0) {
 		fprintf(stderr, "pipenet: %s\n", err);
