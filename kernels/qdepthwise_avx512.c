@@ -123,6 +123,8 @@ PN_QX86_INLINE void conv3x3(const struct pn_qconv_args *a, const int cin)
 
 void pn_qconv3x3_avx512(const struct pn_qconv_args *a)
 {
+	if (pn_qconv3x3_im2col(a, pn_qpw_packed_bytes_avx512, pn_qpw_pack_avx512, pn_qpw_avx512))
+		return;
 	if (a->cin == 3)
 		conv3x3(a, 3);
 	else

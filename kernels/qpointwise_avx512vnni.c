@@ -146,3 +146,10 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		}
 	}
 }
+
+/* The stem through this pointwise kernel (qx86.h), else the AVX-512 loop. */
+void pn_qconv3x3_vnni(const struct pn_qconv_args *a)
+{
+	if (!pn_qconv3x3_im2col(a, pn_qpw_packed_bytes_vnni, pn_qpw_pack_vnni, pn_qpw_vnni))
+		pn_qconv3x3_avx512(a);
+}
