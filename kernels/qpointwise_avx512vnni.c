@@ -53,19 +53,17 @@ static inline __m512i bcast_u8(const int8_t *p)
 
 PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *pk,
 			 const int32_t *colsum, int k, int n, int col, int nb, int32_t in_zp,
-			 const struct pn_qout *q)
+			 const struct pn_qout *q, const struct pn_qrq512 *rq)
 {
 	const int kq = quads(k), kfull = k / 4;
 	const __m512i off = _mm512_set1_epi32(128 + in_zp);
 	__m512i acc[MR][NB];
 	const int8_t *wb[NB];
-	__mmask16 mk[NB];
 #pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
-		mk[b] = pn_qmask16(n - c);
 		__m512i init =
-			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(mk[b], q->bias + c),
+			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(pn_qmask16(n - c), q->bias + c),
 					 _mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + c)));
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
@@ -100,17 +98,17 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
 		}
 	}
-	const __m512i zp = _mm512_set1_epi32(q->zp), lo = _mm512_set1_epi32(q->lo),
-		      hi = _mm512_set1_epi32(q->hi);
+	const __m512i zp16 = _mm512_set1_epi16((short)q->zp), lo8 = _mm512_set1_epi8((char)q->lo),
+		      hi8 = _mm512_set1_epi8((char)q->hi);
+	const __mmask64 mk = pn_qmask64(n - col);
 #pragma GCC unroll 4
-	for (int b = 0; b < nb; b++) {
-		int c = col + 16 * b;
-		__m512i mult = _mm512_maskz_loadu_epi32(mk[b], q->mult + c);
-		__m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk[b], q->exp + c));
+	for (int i = 0; i < rows; i++) {
+		__m512i y[NB];
 #pragma GCC unroll 4
-		for (int i = 0; i < rows; i++)
-			_mm_mask_storeu_epi8(out + (size_t)i * n + c, mk[b],
-					     pn_qout_avx512(acc[i][b], mult, exp, zp, lo, hi));
+		for (int b = 0; b < NB; b++)
+			y[b] = b < nb ? pn_qrq512(&rq[b], acc[i][b]) : _mm512_setzero_si512();
+		_mm512_mask_storeu_epi8(out + (size_t)i * n + col, mk,
+					pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
 	}
 }
 
@@ -122,6 +120,13 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		(const int32_t *)(const void *)(packed + (size_t)nb * quads(k) * 64);
 	for (int cb = 0; cb < nb; cb += NB) {
 		const int col = cb * 16, left = nb - cb;
+		struct pn_qrq512 rq[NB];
+		for (int b = 0; b < NB && b < left; b++) {
+			const __mmask16 mk = pn_qmask16(n - col - 16 * b);
+			rq[b] = pn_qrq512_init(_mm512_maskz_loadu_epi32(mk, q->mult + col + 16 * b),
+					       _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(
+						       mk, q->exp + col + 16 * b)));
+		}
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4
@@ -131,16 +136,16 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 			int8_t *o = out + (size_t)r * n;
 			switch (left) {
 			case 1:
-				tile(a, o, rows, packed, colsum, k, n, col, 1, in_zp, q);
+				tile(a, o, rows, packed, colsum, k, n, col, 1, in_zp, q, rq);
 				break;
 			case 2:
-				tile(a, o, rows, packed, colsum, k, n, col, 2, in_zp, q);
+				tile(a, o, rows, packed, colsum, k, n, col, 2, in_zp, q, rq);
 				break;
 			case 3:
-				tile(a, o, rows, packed, colsum, k, n, col, 3, in_zp, q);
+				tile(a, o, rows, packed, colsum, k, n, col, 3, in_zp, q, rq);
 				break;
 			default:
-				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q);
+				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q, rq);
 				break;
 			}
 		}

@@ -140,6 +140,74 @@ PN_QX86_INLINE __m512i pn_qrequant_avx512(__m512i acc, __m512i mult, __m512i exp
 	return _mm512_mask_sub_epi32(y, neg, zero, y);
 }
 
+/* pn_q_requant with its constants made once per 16 channels. For exp <= 0
+ * (r = -exp) the two roundings are one: with a = |acc| and
+ * h = floor((a mult + 2^30) / 2^31), floor((h + 2^(r-1)) / 2^r) equals
+ * floor((a mult + R) / 2^(31+r)), R = 2^30 + (r ? 2^(30+r) : 0), since
+ * floor(floor(x / p) / q) = floor(x / (p q)); the sign is put back after.
+ * Even lanes: (a mult + R) >> (31+r), the result in the low half of the
+ * 64-bit lane. Odd lanes: (2 a mult + 2R) >> r, the result in the high
+ * half (2 mult < 2^32 and the sum < 2^64). A block with any exp > 0
+ * (M >= 1, rare) takes pn_qrequant_avx512. */
+struct pn_qrq512 {
+	__m512i mult, exp, m2odd, re, ro, se, so;
+	int slow;
+};
+
+PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp)
+{
+	const __m512i zero = _mm512_setzero_si512(), lo32 = _mm512_set1_epi64(0xFFFFFFFF);
+	struct pn_qrq512 q;
+	q.mult = mult;
+	q.exp = exp;
+	q.slow = _mm512_cmpgt_epi32_mask(exp, zero) != 0;
+	__m512i r = _mm512_max_epi32(_mm512_sub_epi32(zero, exp), zero);
+	__m512i re = _mm512_and_si512(r, lo32), ro = _mm512_srli_epi64(r, 32);
+	const __m512i h30 = _mm512_set1_epi64(INT64_C(1) << 30);
+	q.re = _mm512_add_epi64(h30,
+				_mm512_maskz_sllv_epi64(_mm512_test_epi64_mask(re, re), h30, re));
+	q.ro = _mm512_slli_epi64(
+		_mm512_add_epi64(h30,
+				 _mm512_maskz_sllv_epi64(_mm512_test_epi64_mask(ro, ro), h30, ro)),
+		1);
+	q.se = _mm512_add_epi64(re, _mm512_set1_epi64(31));
+	q.so = ro;
+	q.m2odd = _mm512_slli_epi64(_mm512_srli_epi64(mult, 32), 1);
+	return q;
+}
+
+PN_QX86_INLINE __m512i pn_qrq512(const struct pn_qrq512 *q, __m512i acc)
+{
+	if (q->slow)
+		return pn_qrequant_avx512(acc, q->mult, q->exp);
+	__m512i mag = _mm512_abs_epi32(acc);
+	__m512i pe =
+		_mm512_srlv_epi64(_mm512_add_epi64(_mm512_mul_epu32(mag, q->mult), q->re), q->se);
+	__m512i po = _mm512_srlv_epi64(
+		_mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(mag, 32), q->m2odd), q->ro),
+		q->so);
+	__m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+	const __m512i zero = _mm512_setzero_si512();
+	return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(acc, zero), zero, y);
+}
+
+/* clamp(zp + y, lo, hi) of four vectors of 16 as 64 bytes: y0 lanes to
+ * bytes 0..15, y1 to 16..31 and so on. Saturating packs to int16, a
+ * saturating add of zp, a saturating pack to int8 and the clamp in int8:
+ * each step keeps order and |zp| <= 128, so a value saturated on the way
+ * lands on the same side of [lo, hi] as the exact sum (lo, hi, zp are
+ * broadcast: zp16 as int16, lo8 and hi8 as int8). */
+PN_QX86_INLINE __m512i pn_qpack64_avx512(__m512i y0, __m512i y1, __m512i y2, __m512i y3,
+					 __m512i zp16, __m512i lo8, __m512i hi8)
+{
+	__m512i a = _mm512_adds_epi16(_mm512_packs_epi32(y0, y1), zp16);
+	__m512i b = _mm512_adds_epi16(_mm512_packs_epi32(y2, y3), zp16);
+	__m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+	/* dword 4 L + j of v holds y_j's lanes 4 L .. 4 L + 3 */
+	return _mm512_permutexvar_epi32(
+		_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), v);
+}
+
 /* 16 lanes of pn_q_round_shift(x, shift), 1 <= shift <= 31. */
 PN_QX86_INLINE __m512i pn_qround_shift_avx512(__m512i x, int shift)
 {
@@ -163,6 +231,12 @@ PN_QX86_INLINE __m128i pn_qout_avx512(__m512i acc, __m512i mult, __m512i exp, __
 				      __m512i lo, __m512i hi)
 {
 	return pn_qnarrow_avx512(pn_qrequant_avx512(acc, mult, exp), zp, lo, hi);
+}
+
+/* The bytes of a block of 64 that lie below `left`. */
+PN_QX86_INLINE __mmask64 pn_qmask64(int left)
+{
+	return left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
 }
 
 /* The lanes of a block of 16 that lie below `left`. */
