@@ -24,4 +24,7 @@ const struct pn_qops pn_qops_avx2 = {
 	.linear = pn_qlinear_ref,
 	.quantize = pn_quantize_avx2,
 	.dequantize = pn_dequantize_avx2,
+	.peak_run = pn_qpeak_avx2,
+	.peak_insn = "vpmaddwd ymm + vpaddd",
+	.peak_macs = 16,
 };

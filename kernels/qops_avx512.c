@@ -32,6 +32,9 @@ const struct pn_qops pn_qops_avx512vnni = {
 	.linear = pn_qlinear_ref,
 	.quantize = pn_quantize_avx512,
 	.dequantize = pn_dequantize_avx512,
+	.peak_run = pn_qpeak_vnni,
+	.peak_insn = "vpdpbusd zmm",
+	.peak_macs = 64,
 };
 
 const struct pn_qops pn_qops_avx512 = {
@@ -48,4 +51,7 @@ const struct pn_qops pn_qops_avx512 = {
 	.linear = pn_qlinear_ref,
 	.quantize = pn_quantize_avx512,
 	.dequantize = pn_dequantize_avx512,
+	.peak_run = pn_qpeak_avx512,
+	.peak_insn = "vpmaddwd zmm + vpaddd",
+	.peak_macs = 32,
 };

@@ -123,3 +123,24 @@ void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, i
 		}
 	}
 }
+
+/* The peak loop: 16 chains of vpmaddwd zmm + vpaddd (32 int16 MACs each). */
+void pn_qpeak_avx512(long n)
+{
+	__m512i acc[16];
+	const __m512i w = _mm512_set1_epi32(0x0002fffe);
+	for (int i = 0; i < 16; i++)
+		acc[i] = _mm512_set1_epi32(i);
+	for (long j = 0; j < n; j++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++)
+			acc[i] = _mm512_add_epi32(acc[i], _mm512_madd_epi16(acc[i], w));
+	}
+	volatile int sink = 0;
+	for (int i = 0; i < 16; i++) {
+		int32_t v[sizeof(__m512i) / 4];
+		memcpy(v, &acc[i], sizeof v);
+		sink += v[0];
+	}
+	(void)sink;
+}

@@ -158,3 +158,21 @@ void pn_qconv3x3_vnni(const struct pn_qconv_args *a)
 	if (!pn_qconv3x3_im2col(a, pn_qpw_packed_bytes_vnni, pn_qpw_pack_vnni, pn_qpw_vnni))
 		pn_qconv3x3_avx512(a);
 }
+
+/* The peak loop: 16 chains of vpdpbusd zmm (64 int8 MACs each). */
+void pn_qpeak_vnni(long n)
+{
+	__m512i acc[16];
+	const __m512i x = _mm512_set1_epi32(0x01010101), w = _mm512_set1_epi32(0x01ff01ff);
+	for (int i = 0; i < 16; i++)
+		acc[i] = _mm512_set1_epi32(i);
+	for (long j = 0; j < n; j++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++)
+			acc[i] = _mm512_dpbusd_epi32(acc[i], x, w);
+	}
+	volatile int sink = 0;
+	for (int i = 0; i < 16; i++)
+		sink += _mm512_reduce_add_epi32(acc[i]);
+	(void)sink;
+}

@@ -40,6 +40,9 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		 int32_t in_zp, const struct pn_qout *q);
 
 void pn_qconv3x3_vnni(const struct pn_qconv_args *a);
+void pn_qpeak_vnni(long n);
+void pn_qpeak_avx512(long n);
+void pn_qpeak_avx2(long n);
 void pn_quantize_avx2(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);
 void pn_dequantize_avx2(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
 void pn_quantize_avx512(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);

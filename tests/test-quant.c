@@ -599,6 +599,9 @@ static void test_variant(const struct pn_qops *ops)
 		       !memcmp(f1, f2, sizeof f1),
 	       "%s avgpool, linear, quantize (ties, NaN, saturation), dequantize == scalar",
 	       ops->name);
+	if (ops->peak_run)
+		tap_ok(pn_qpeak(ops) > 0 && ops->peak_insn && ops->peak_macs > 0,
+		       "%s states a measured peak (%s)", ops->name, ops->peak_insn);
 }
 
 /* ---- the model ---- */
