@@ -98,18 +98,7 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
 		}
 	}
-	const __m512i zp16 = _mm512_set1_epi16((short)q->zp), lo8 = _mm512_set1_epi8((char)q->lo),
-		      hi8 = _mm512_set1_epi8((char)q->hi);
-	const __mmask64 mk = pn_qmask64(n - col);
-#pragma GCC unroll 4
-	for (int i = 0; i < rows; i++) {
-		__m512i y[NB];
-#pragma GCC unroll 4
-		for (int b = 0; b < NB; b++)
-			y[b] = b < nb ? pn_qrq512(&rq[b], acc[i][b]) : _mm512_setzero_si512();
-		_mm512_mask_storeu_epi8(out + (size_t)i * n + col, mk,
-					pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
-	}
+	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q);
 }
 
 void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
@@ -121,12 +110,7 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 	for (int cb = 0; cb < nb; cb += NB) {
 		const int col = cb * 16, left = nb - cb;
 		struct pn_qrq512 rq[NB];
-		for (int b = 0; b < NB && b < left; b++) {
-			const __mmask16 mk = pn_qmask16(n - col - 16 * b);
-			rq[b] = pn_qrq512_init(_mm512_maskz_loadu_epi32(mk, q->mult + col + 16 * b),
-					       _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(
-						       mk, q->exp + col + 16 * b)));
-		}
+		pn_qrq512_cols(rq, q, col, n, left);
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4

@@ -247,6 +247,39 @@ PN_QX86_INLINE __mmask16 pn_qmask16(int left)
 {
 	return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
+
+/* The requantisation constants of output columns [col, col + 64) (nb
+ * blocks of 16, the last masked at n), for the pointwise tiles. */
+PN_QX86_INLINE void pn_qrq512_cols(struct pn_qrq512 rq[4], const struct pn_qout *q, int col, int n,
+				   int nb)
+{
+	for (int b = 0; b < nb && b < 4; b++) {
+		const int c = col + 16 * b;
+		const __mmask16 mk = pn_qmask16(n - c);
+		rq[b] = pn_qrq512_init(_mm512_maskz_loadu_epi32(mk, q->mult + c),
+				       _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, q->exp + c)));
+	}
+}
+
+/* Rows [0, rows) of a pointwise tile's accumulators acc[row][block],
+ * requantised and stored as up to 64 bytes at out + row * n + col. */
+PN_QX86_INLINE void pn_qstore_tile512(int8_t *out, int n, int col, int rows, int nb,
+				      __m512i acc[][4], const struct pn_qrq512 rq[4],
+				      const struct pn_qout *q)
+{
+	const __m512i zp16 = _mm512_set1_epi16((short)q->zp), lo8 = _mm512_set1_epi8((char)q->lo),
+		      hi8 = _mm512_set1_epi8((char)q->hi);
+	const __mmask64 mk = pn_qmask64(n - col);
+#pragma GCC unroll 4
+	for (int i = 0; i < rows; i++) {
+		__m512i y[4];
+#pragma GCC unroll 4
+		for (int b = 0; b < 4; b++)
+			y[b] = b < nb ? pn_qrq512(&rq[b], acc[i][b]) : _mm512_setzero_si512();
+		_mm512_mask_storeu_epi8(out + (size_t)i * n + col, mk,
+					pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
+	}
+}
 #endif
 
 #ifdef __AVX2__
