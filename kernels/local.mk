@@ -32,11 +32,12 @@ kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c
 PN_SIMD_LIBS += kernels/libpn_avx2.a kernels/libpn_avx512.a
 # int8 on AVX-512 needs BW and VL (byte masks); VNNI only for vpdpbusd.
 noinst_LIBRARIES += kernels/libpn_qavx512.a kernels/libpn_qvnni.a
-kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qops_avx512.c \
+kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qdw_avx512.h kernels/qops_avx512.c \
 	kernels/qpointwise_avx512.c kernels/qdepthwise_avx512.c \
 	kernels/qconvert_avx512.c
 kernels_libpn_qavx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
-kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qpointwise_avx512vnni.c
+kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qdw_avx512.h \
+	kernels/qpointwise_avx512vnni.c kernels/qdepthwise_avx512vnni.c
 kernels_libpn_qvnni_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
 	-mavx2 -mfma
 PN_SIMD_LIBS += kernels/libpn_qavx512.a kernels/libpn_qvnni.a

@@ -1,7 +1,7 @@
 /* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise and the stem by
- * vpdpbusd) and pn_qops_avx512 (by vpmaddwd), sharing the depthwise, add,
- * quantize and dequantize kernels; both compute what pn_qops_scalar
- * computes. The pool and classifier run once per image on a few thousand
+ * vpdpbusd, depthwise by vpdpwssd) and pn_qops_avx512 (by vpmaddwd),
+ * sharing the add, quantize and dequantize kernels; both compute what
+ * pn_qops_scalar computes. The pool and classifier run once per image on a few thousand
  * values: they stay scalar. Both count as PIPENET_ISA=avx512. */
 #include "qx86.h"
 
@@ -23,7 +23,7 @@ const struct pn_qops pn_qops_avx512vnni = {
 	.isa = "avx512",
 	.available = vnni_available,
 	.conv3x3 = pn_qconv3x3_vnni,
-	.dw3x3 = pn_qdw3x3_avx512,
+	.dw3x3 = pn_qdw3x3_vnni,
 	.pw_packed_bytes = pn_qpw_packed_bytes_vnni,
 	.pw_pack = pn_qpw_pack_vnni,
 	.pw = pn_qpw_vnni,

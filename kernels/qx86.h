@@ -40,6 +40,7 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		 int32_t in_zp, const struct pn_qout *q);
 
 void pn_qconv3x3_vnni(const struct pn_qconv_args *a);
+void pn_qdw3x3_vnni(const struct pn_qdw_args *a);
 void pn_qpeak_vnni(long n);
 void pn_qpeak_avx512(long n);
 void pn_qpeak_avx2(long n);
