@@ -88,9 +88,9 @@ PN_QX86_INLINE void dw_block_init(struct dwblock *b, const struct pn_qdw_args *a
 	b->bh = _mm512_sub_epi32(_mm512_permutex2var_epi32(bias0, idh, bias1),
 				 _mm512_mullo_epi32(sh, zin));
 	b->ql = pn_qrq512_init(_mm512_permutex2var_epi32(mult0, idl, mult1),
-			       _mm512_permutex2var_epi32(exp0, idl, exp1));
+			       _mm512_permutex2var_epi32(exp0, idl, exp1), a->q.lo >= a->q.zp);
 	b->qh = pn_qrq512_init(_mm512_permutex2var_epi32(mult0, idh, mult1),
-			       _mm512_permutex2var_epi32(exp0, idh, exp1));
+			       _mm512_permutex2var_epi32(exp0, idh, exp1), a->q.lo >= a->q.zp);
 }
 
 /* Output rows of one channel block; `full` (a constant) when all 32

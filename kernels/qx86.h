@@ -152,19 +152,23 @@ PN_QX86_INLINE __m512i pn_qrequant_avx512(__m512i acc, __m512i mult, __m512i exp
  * Even lanes: (a mult + R) >> (31+r), the result in the low half of the
  * 64-bit lane. Odd lanes: (2 a mult + 2R) >> r, the result in the high
  * half (2 mult < 2^32 and the sum < 2^64). A block with any exp > 0
- * (M >= 1, rare) takes pn_qrequant_avx512. */
+ * (M >= 1, rare) takes pn_qrequant_avx512.
+ * `relu` (the output clamp has lo >= zp, as after a folded ReLU6) lets
+ * acc <= 0 stand for 0: its true y <= 0 makes zp + y <= lo, and so does 0,
+ * so the clamped byte is lo either way and no sign is needed. */
 struct pn_qrq512 {
 	__m512i mult, exp, m2odd, re, ro, se, so;
-	int slow;
+	int slow, relu;
 };
 
-PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp)
+PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp, int relu)
 {
 	const __m512i zero = _mm512_setzero_si512(), lo32 = _mm512_set1_epi64(0xFFFFFFFF);
 	struct pn_qrq512 q;
 	q.mult = mult;
 	q.exp = exp;
 	q.slow = _mm512_cmpgt_epi32_mask(exp, zero) != 0;
+	q.relu = relu;
 	__m512i r = _mm512_max_epi32(_mm512_sub_epi32(zero, exp), zero);
 	__m512i re = _mm512_and_si512(r, lo32), ro = _mm512_srli_epi64(r, 32);
 	const __m512i h30 = _mm512_set1_epi64(INT64_C(1) << 30);
@@ -182,16 +186,18 @@ PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp)
 
 PN_QX86_INLINE __m512i pn_qrq512(const struct pn_qrq512 *q, __m512i acc)
 {
+	const __m512i zero = _mm512_setzero_si512();
 	if (q->slow)
 		return pn_qrequant_avx512(acc, q->mult, q->exp);
-	__m512i mag = _mm512_abs_epi32(acc);
+	__m512i mag = q->relu ? _mm512_max_epi32(acc, zero) : _mm512_abs_epi32(acc);
 	__m512i pe =
 		_mm512_srlv_epi64(_mm512_add_epi64(_mm512_mul_epu32(mag, q->mult), q->re), q->se);
 	__m512i po = _mm512_srlv_epi64(
 		_mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(mag, 32), q->m2odd), q->ro),
 		q->so);
 	__m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
-	const __m512i zero = _mm512_setzero_si512();
+	if (q->relu)
+		return y;
 	return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(acc, zero), zero, y);
 }
 
@@ -258,7 +264,8 @@ PN_QX86_INLINE void pn_qrq512_cols(struct pn_qrq512 rq[4], const struct pn_qout 
 		const int c = col + 16 * b;
 		const __mmask16 mk = pn_qmask16(n - c);
 		rq[b] = pn_qrq512_init(_mm512_maskz_loadu_epi32(mk, q->mult + c),
-				       _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, q->exp + c)));
+				       _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, q->exp + c)),
+				       q->lo >= q->zp);
 	}
 }
 
