@@ -69,7 +69,9 @@ PN_QX86_INLINE int pn_qconv3x3_im2col(const struct pn_qconv_args *a,
 				      void (*pw)(const int8_t *, int8_t *, const int8_t *, int, int,
 						 int, int32_t, const struct pn_qout *))
 {
-	const int cin = a->cin, cout = a->cout, k = 9 * cin, s = a->stride;
+	/* k rounded up to 4 (weight 0, activation in_zp: no term), so that
+	 * the kernels take whole groups of 4 and no partial-group copy. */
+	const int cin = a->cin, cout = a->cout, k = (9 * cin + 3) & ~3, s = a->stride;
 	if (k > PN_QIM2COL_KMAX || cout > PN_QIM2COL_NMAX ||
 	    packed_bytes(k, cout) > PN_QIM2COL_PACKED)
 		return 0;
@@ -78,22 +80,28 @@ PN_QX86_INLINE int pn_qconv3x3_im2col(const struct pn_qconv_args *a,
 	int8_t rows[PN_QIM2COL_ROWS * PN_QIM2COL_KMAX];
 	for (int j = 0; j < cout; j++)
 		for (int i = 0; i < k; i++)
-			wt[j * k + i] = a->weights[(size_t)i * cout + j];
+			wt[j * k + i] = i < 9 * cin ? a->weights[(size_t)i * cout + j] : 0;
 	pack(wt, k, cout, packed);
 	const int8_t zp = (int8_t)a->in_zp;
 	const size_t npix = (size_t)(a->out_y1 - a->out_y0) * a->out_w;
+	int oy = a->out_y0, ox = 0;
 	for (size_t p0 = 0; p0 < npix; p0 += PN_QIM2COL_ROWS) {
 		const int m = npix - p0 < PN_QIM2COL_ROWS ? (int)(npix - p0) : PN_QIM2COL_ROWS;
-		for (int r = 0; r < m; r++) {
-			const int oy = a->out_y0 + (int)((p0 + r) / a->out_w);
-			const int ox = (int)((p0 + r) % a->out_w);
+		for (int r = 0; r < m; r++, ox = ox + 1 < a->out_w ? ox + 1 : (oy++, 0)) {
 			int8_t *row = rows + (size_t)r * k;
+			for (int i = 9 * cin; i < k; i++)
+				row[i] = zp;
 			for (int ky = 0; ky < 3; ky++) {
 				const int iy = oy * s - 1 + ky, ix0 = ox * s - 1;
 				if (iy >= 0 && iy < a->in_h && ix0 >= 0 && ix0 + 2 < a->in_w) {
-					memcpy(row + ky * 3 * cin,
-					       a->in + ((size_t)iy * a->in_w + ix0) * cin,
-					       (size_t)(3 * cin));
+					const int8_t *src =
+						a->in + ((size_t)iy * a->in_w + ix0) * cin;
+					if (cin == 3) { /* the RGB stem: 9 bytes */
+						memcpy(row + ky * 9, src, 8);
+						row[ky * 9 + 8] = src[8];
+					} else {
+						memcpy(row + ky * 3 * cin, src, (size_t)(3 * cin));
+					}
 					continue;
 				}
 				for (int kx = 0; kx < 3; kx++) {
