@@ -39,16 +39,20 @@ PN_QX86_INLINE __m512i tap16(const int8_t *p, __mmask32 mk, int full)
 PN_QX86_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9], int8_t *out,
 			     __m512i zp16, __m256i lo8, __m256i hi8, int full)
 {
-	__m512i al = b->bl, ah = b->bh;
+	/* Two chains per half (even and odd pairs), so that a fused
+	 * multiply-add's latency is not paid five times in a row. */
+	__m512i al[2] = {b->bl, _mm512_setzero_si512()}, ah[2] = {b->bh, _mm512_setzero_si512()};
 #pragma GCC unroll 5
 	for (int p = 0; p < 5; p++) {
 		__m512i x0 = tap16(px[2 * p], b->mk, full);
 		__m512i x1 = p < 4 ? tap16(px[2 * p + 1], b->mk, full) : x0;
-		al = PN_QDW_DOT(al, _mm512_unpacklo_epi16(x0, x1), b->wl[p]);
-		ah = PN_QDW_DOT(ah, _mm512_unpackhi_epi16(x0, x1), b->wh[p]);
+		al[p % 2] = PN_QDW_DOT(al[p % 2], _mm512_unpacklo_epi16(x0, x1), b->wl[p]);
+		ah[p % 2] = PN_QDW_DOT(ah[p % 2], _mm512_unpackhi_epi16(x0, x1), b->wh[p]);
 	}
+	al[0] = _mm512_add_epi32(al[0], al[1]);
+	ah[0] = _mm512_add_epi32(ah[0], ah[1]);
 	__m512i v = _mm512_adds_epi16(
-		_mm512_packs_epi32(pn_qrq512(&b->ql, al), pn_qrq512(&b->qh, ah)), zp16);
+		_mm512_packs_epi32(pn_qrq512(&b->ql, al[0]), pn_qrq512(&b->qh, ah[0])), zp16);
 	__m256i o = _mm256_min_epi8(_mm256_max_epi8(_mm512_cvtsepi16_epi8(v), lo8), hi8);
 	if (full)
 		_mm256_storeu_si256((__m256i *)(void *)out, o);
