@@ -365,6 +365,20 @@ static void bench_qtable(const struct pn_qops *ops)
 	}
 }
 
+/* Whether the command line asks for table `name` (none: all but the
+ * scalar ones; "all": every one); says so when the CPU cannot run it. */
+static int wanted(const char *name, int scalar, int available, const char *kind, int argc,
+		  char **argv)
+{
+	int want = argc == 1 ? !scalar : strcmp(argv[1], "all") == 0;
+	for (int a = 1; a < argc; a++)
+		if (strcmp(argv[a], name) == 0)
+			want = 1;
+	if (want && !available)
+		printf("\n== %s%s: not available on this CPU\n", kind, name);
+	return want && available;
+}
+
 int main(int argc, char **argv)
 {
 	const char *secs = getenv("PIPENET_BENCH_SECONDS");
@@ -383,38 +397,13 @@ int main(int argc, char **argv)
 		printf("FMA peak, ymm: %.1f GFLOP/s\n", 1e6 * 12 * 16 / t * 1e-9);
 	}
 #endif
-	int all = argc > 1 && strcmp(argv[1], "all") == 0;
-	for (int i = 0; pn_ops_all[i]; i++) {
-		const struct pn_ops *ops = pn_ops_all[i];
-		int wanted = argc == 1 || all;
-		for (int a = 1; a < argc; a++)
-			if (strcmp(argv[a], ops->name) == 0)
-				wanted = 1;
-		if (argc == 1 && ops == &pn_ops_scalar)
-			wanted = 0;
-		if (!wanted)
-			continue;
-		if (!ops->available()) {
-			printf("\n== %s: not available on this CPU\n", ops->name);
-			continue;
-		}
-		bench_table(ops);
-	}
-	for (int i = 0; pn_qops_all[i]; i++) {
-		const struct pn_qops *ops = pn_qops_all[i];
-		int wanted = argc == 1 || all;
-		for (int a = 1; a < argc; a++)
-			if (strcmp(argv[a], ops->name) == 0)
-				wanted = 1;
-		if (argc == 1 && ops == &pn_qops_scalar)
-			wanted = 0;
-		if (!wanted)
-			continue;
-		if (!ops->available()) {
-			printf("\n== int8 %s: not available on this CPU\n", ops->name);
-			continue;
-		}
-		bench_qtable(ops);
-	}
+	for (int i = 0; pn_ops_all[i]; i++)
+		if (wanted(pn_ops_all[i]->name, pn_ops_all[i] == &pn_ops_scalar,
+			   pn_ops_all[i]->available(), "", argc, argv))
+			bench_table(pn_ops_all[i]);
+	for (int i = 0; pn_qops_all[i]; i++)
+		if (wanted(pn_qops_all[i]->name, pn_qops_all[i] == &pn_qops_scalar,
+			   pn_qops_all[i]->available(), "int8 ", argc, argv))
+			bench_qtable(pn_qops_all[i]);
 	return 0;
 }
