@@ -25,6 +25,8 @@
 
 struct dwblock {
 	__m512i wl[5], wh[5], bl, bh;
+	/* By column, for stride 1: rows 0 and 1 paired, row 2 with 0. */
+	__m512i cal[3], cah[3], cbl[3], cbh[3];
 	struct pn_qrq512 ql, qh;
 	__mmask32 mk;
 };
@@ -33,6 +35,19 @@ PN_QX86_INLINE __m512i tap16(const int8_t *p, __mmask32 mk, int full)
 {
 	return _mm512_cvtepi8_epi16(full ? _mm256_loadu_si256((const __m256i *)(const void *)p)
 					 : _mm256_maskz_loadu_epi8(mk, p));
+}
+
+/* Requantise the lo and hi accumulators of one pixel and store its bytes. */
+PN_QX86_INLINE void dw_store(const struct dwblock *b, __m512i al, __m512i ah, int8_t *out,
+			     __m512i zp16, __m256i lo8, __m256i hi8, int full)
+{
+	__m512i v = _mm512_adds_epi16(
+		_mm512_packs_epi32(pn_qrq512(&b->ql, al), pn_qrq512(&b->qh, ah)), zp16);
+	__m256i o = _mm256_min_epi8(_mm256_max_epi8(_mm512_cvtsepi16_epi8(v), lo8), hi8);
+	if (full)
+		_mm256_storeu_si256((__m256i *)(void *)out, o);
+	else
+		_mm256_mask_storeu_epi8(out, b->mk, o);
 }
 
 /* One output pixel of the block from its nine input pointers. */
@@ -51,13 +66,44 @@ PN_QX86_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9],
 	}
 	al[0] = _mm512_add_epi32(al[0], al[1]);
 	ah[0] = _mm512_add_epi32(ah[0], ah[1]);
-	__m512i v = _mm512_adds_epi16(
-		_mm512_packs_epi32(pn_qrq512(&b->ql, al[0]), pn_qrq512(&b->qh, ah[0])), zp16);
-	__m256i o = _mm256_min_epi8(_mm256_max_epi8(_mm512_cvtsepi16_epi8(v), lo8), hi8);
-	if (full)
-		_mm256_storeu_si256((__m256i *)(void *)out, o);
-	else
-		_mm256_mask_storeu_epi8(out, b->mk, o);
+	dw_store(b, al[0], ah[0], out, zp16, lo8, hi8, full);
+}
+
+/* Stride 1 reuses each input column for three outputs: a column's three
+ * taps widened and paired once (rows 0 and 1; row 2 with itself, against
+ * a zero weight) serve kx = 2, 1, 0 of outputs x - 1, x, x + 1. */
+struct dwcol {
+	__m512i pl, ph, ql, qh;
+};
+
+PN_QX86_INLINE struct dwcol dw_col(const int8_t *const rows[3], const size_t step[3], int x,
+				   __mmask32 mk, int full)
+{
+	struct dwcol c;
+	__m512i a0 = tap16(rows[0] + (size_t)x * step[0], mk, full),
+		a1 = tap16(rows[1] + (size_t)x * step[1], mk, full),
+		a2 = tap16(rows[2] + (size_t)x * step[2], mk, full);
+	c.pl = _mm512_unpacklo_epi16(a0, a1);
+	c.ph = _mm512_unpackhi_epi16(a0, a1);
+	c.ql = _mm512_unpacklo_epi16(a2, a2);
+	c.qh = _mm512_unpackhi_epi16(a2, a2);
+	return c;
+}
+
+PN_QX86_INLINE void dw_pixel_cols(const struct dwblock *b, const struct dwcol col[3], int8_t *out,
+				  __m512i zp16, __m256i lo8, __m256i hi8, int full)
+{
+	const __m512i zero = _mm512_setzero_si512();
+	__m512i al0 = b->bl, al1 = zero, ah0 = b->bh, ah1 = zero;
+#pragma GCC unroll 3
+	for (int kx = 0; kx < 3; kx++) {
+		al0 = PN_QDW_DOT(al0, col[kx].pl, b->cal[kx]);
+		al1 = PN_QDW_DOT(al1, col[kx].ql, b->cbl[kx]);
+		ah0 = PN_QDW_DOT(ah0, col[kx].ph, b->cah[kx]);
+		ah1 = PN_QDW_DOT(ah1, col[kx].qh, b->cbh[kx]);
+	}
+	dw_store(b, _mm512_add_epi32(al0, al1), _mm512_add_epi32(ah0, ah1), out, zp16, lo8, hi8,
+		 full);
 }
 
 PN_QX86_INLINE void dw_block_init(struct dwblock *b, const struct pn_qdw_args *a, int c0)
@@ -76,6 +122,12 @@ PN_QX86_INLINE void dw_block_init(struct dwblock *b, const struct pn_qdw_args *a
 		__m512i w1 = p < 4 ? w[2 * p + 1] : zero;
 		b->wl[p] = _mm512_unpacklo_epi16(w[2 * p], w1);
 		b->wh[p] = _mm512_unpackhi_epi16(w[2 * p], w1);
+		if (p < 3) {
+			b->cal[p] = _mm512_unpacklo_epi16(w[p], w[3 + p]);
+			b->cah[p] = _mm512_unpackhi_epi16(w[p], w[3 + p]);
+			b->cbl[p] = _mm512_unpacklo_epi16(w[6 + p], zero);
+			b->cbh[p] = _mm512_unpackhi_epi16(w[6 + p], zero);
+		}
 		sl = _mm512_add_epi32(sl, _mm512_madd_epi16(b->wl[p], one));
 		sh = _mm512_add_epi32(sh, _mm512_madd_epi16(b->wh[p], one));
 	}
@@ -117,7 +169,26 @@ PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b
 			rows[ky] = in ? a->in + (size_t)(iy - a->in_y0) * in_w * c + c0 : pad;
 			step[ky] = in ? (size_t)c : 0;
 		}
-		for (int ox = 0; ox < out_w; ox++) {
+		int ox = 0;
+		if (s == 1 && x1 - x0 >= 2) {
+			/* the first pixel, then the interior from a sliding window */
+			const int8_t *px[9];
+			for (int ky = 0; ky < 3; ky++)
+				for (int kx = 0; kx < 3; kx++)
+					px[ky * 3 + kx] =
+						kx ? rows[ky] + (size_t)(kx - 1) * step[ky] : pad;
+			dw_pixel(b, px, orow, zp16, lo8, hi8, full);
+			struct dwcol col[3];
+			col[0] = dw_col(rows, step, 0, b->mk, full);
+			col[1] = dw_col(rows, step, 1, b->mk, full);
+			for (ox = x0; ox < x1; ox++) {
+				col[2] = dw_col(rows, step, ox + 1, b->mk, full);
+				dw_pixel_cols(b, col, orow + (size_t)ox * c, zp16, lo8, hi8, full);
+				col[0] = col[1];
+				col[1] = col[2];
+			}
+		}
+		for (; ox < out_w; ox++) {
 			const int ix0 = ox * s - 1;
 			const int8_t *px[9];
 			if (ox >= x0 && ox < x1) {
