@@ -79,7 +79,7 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 			}
 		}
 	}
-	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q);
+	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q, pn_qrq512_cols_mode(rq, nb));
 }
 
 void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,

@@ -53,7 +53,7 @@ static inline __m512i bcast_u8(const int8_t *p)
 
 PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *pk,
 			 const int32_t *colsum, int k, int n, int col, int nb, int32_t in_zp,
-			 const struct pn_qout *q, const struct pn_qrq512 *rq)
+			 const struct pn_qout *q, const struct pn_qrq512 *rq, int mode)
 {
 	const int kq = quads(k), kfull = k / 4;
 	const __m512i off = _mm512_set1_epi32(128 + in_zp);
@@ -98,7 +98,7 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
 		}
 	}
-	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q);
+	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q, mode);
 }
 
 void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
@@ -111,6 +111,7 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		const int col = cb * 16, left = nb - cb;
 		struct pn_qrq512 rq[NB];
 		pn_qrq512_cols(rq, q, col, n, left);
+		const int mode = pn_qrq512_cols_mode(rq, left);
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4
@@ -118,20 +119,29 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
 			int rows = m - r < MR ? m - r : MR;
 			int8_t *o = out + (size_t)r * n;
-			switch (left) {
-			case 1:
-				tile(a, o, rows, packed, colsum, k, n, col, 1, in_zp, q, rq);
-				break;
-			case 2:
-				tile(a, o, rows, packed, colsum, k, n, col, 2, in_zp, q, rq);
-				break;
-			case 3:
-				tile(a, o, rows, packed, colsum, k, n, col, 3, in_zp, q, rq);
-				break;
+			/* nb and the requantisation mode as constants */
+#define PN_TILE(nbv, md)                                                                           \
+	case (nbv)*3 + (md):                                                                       \
+		tile(a, o, rows, packed, colsum, k, n, col, nbv, in_zp, q, rq, md);                \
+		break
+			switch ((left < NB ? left : NB) * 3 + mode) {
+				PN_TILE(1, PN_QRQ_SIGNED);
+				PN_TILE(1, PN_QRQ_RELU);
+				PN_TILE(1, PN_QRQ_SLOW);
+				PN_TILE(2, PN_QRQ_SIGNED);
+				PN_TILE(2, PN_QRQ_RELU);
+				PN_TILE(2, PN_QRQ_SLOW);
+				PN_TILE(3, PN_QRQ_SIGNED);
+				PN_TILE(3, PN_QRQ_RELU);
+				PN_TILE(3, PN_QRQ_SLOW);
+				PN_TILE(4, PN_QRQ_SIGNED);
+				PN_TILE(4, PN_QRQ_RELU);
 			default:
-				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q, rq);
+				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q, rq,
+				     PN_QRQ_SLOW);
 				break;
 			}
+#undef PN_TILE
 		}
 	}
 }

@@ -192,21 +192,37 @@ PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp, int re
 	return q;
 }
 
-PN_QX86_INLINE __m512i pn_qrq512(const struct pn_qrq512 *q, __m512i acc)
+/* The modes of pn_qrq512_mode: a constant there lets a kernel compiled
+ * once per mode lose the tests. */
+#define PN_QRQ_SIGNED 0
+#define PN_QRQ_RELU 1
+#define PN_QRQ_SLOW 2
+
+PN_QX86_INLINE int pn_qrq512_modeof(const struct pn_qrq512 *q)
+{
+	return q->slow ? PN_QRQ_SLOW : q->relu ? PN_QRQ_RELU : PN_QRQ_SIGNED;
+}
+
+PN_QX86_INLINE __m512i pn_qrq512_mode(const struct pn_qrq512 *q, __m512i acc, int mode)
 {
 	const __m512i zero = _mm512_setzero_si512();
-	if (q->slow)
+	if (mode == PN_QRQ_SLOW)
 		return pn_qrequant_avx512(acc, q->mult, q->exp);
-	__m512i mag = q->relu ? _mm512_max_epi32(acc, zero) : _mm512_abs_epi32(acc);
+	__m512i mag = mode == PN_QRQ_RELU ? _mm512_max_epi32(acc, zero) : _mm512_abs_epi32(acc);
 	__m512i pe =
 		_mm512_srlv_epi64(_mm512_add_epi64(_mm512_mul_epu32(mag, q->mult), q->re), q->se);
 	__m512i po = _mm512_srlv_epi64(
 		_mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(mag, 32), q->m2odd), q->ro),
 		q->so);
 	__m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
-	if (q->relu)
+	if (mode == PN_QRQ_RELU)
 		return y;
 	return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(acc, zero), zero, y);
+}
+
+PN_QX86_INLINE __m512i pn_qrq512(const struct pn_qrq512 *q, __m512i acc)
+{
+	return pn_qrq512_mode(q, acc, pn_qrq512_modeof(q));
 }
 
 /* clamp(zp + y, lo, hi) of four vectors of 16 as 64 bytes: y0 lanes to
@@ -277,11 +293,21 @@ PN_QX86_INLINE void pn_qrq512_cols(struct pn_qrq512 rq[4], const struct pn_qout 
 	}
 }
 
+/* One mode for a pointwise column block: SLOW if any block needs it. */
+PN_QX86_INLINE int pn_qrq512_cols_mode(const struct pn_qrq512 rq[4], int nb)
+{
+	int mode = pn_qrq512_modeof(&rq[0]);
+	for (int b = 1; b < nb && b < 4; b++)
+		if (rq[b].slow)
+			mode = PN_QRQ_SLOW;
+	return mode;
+}
+
 /* Rows [0, rows) of a pointwise tile's accumulators acc[row][block],
  * requantised and stored as up to 64 bytes at out + row * n + col. */
 PN_QX86_INLINE void pn_qstore_tile512(int8_t *out, int n, int col, int rows, int nb,
 				      __m512i acc[][4], const struct pn_qrq512 rq[4],
-				      const struct pn_qout *q)
+				      const struct pn_qout *q, int mode)
 {
 	const __m512i zp16 = _mm512_set1_epi16((short)q->zp), lo8 = _mm512_set1_epi8((char)q->lo),
 		      hi8 = _mm512_set1_epi8((char)q->hi);
@@ -291,7 +317,8 @@ PN_QX86_INLINE void pn_qstore_tile512(int8_t *out, int n, int col, int rows, int
 		__m512i y[4];
 #pragma GCC unroll 4
 		for (int b = 0; b < 4; b++)
-			y[b] = b < nb ? pn_qrq512(&rq[b], acc[i][b]) : _mm512_setzero_si512();
+			y[b] = b < nb ? pn_qrq512_mode(&rq[b], acc[i][b], mode)
+				      : _mm512_setzero_si512();
 		_mm512_mask_storeu_epi8(out + (size_t)i * n + col, mk,
 					pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
 	}
