@@ -39,10 +39,11 @@ PN_QX86_INLINE __m512i tap16(const int8_t *p, __mmask32 mk, int full)
 
 /* Requantise the lo and hi accumulators of one pixel and store its bytes. */
 PN_QX86_INLINE void dw_store(const struct dwblock *b, __m512i al, __m512i ah, int8_t *out,
-			     __m512i zp16, __m256i lo8, __m256i hi8, int full)
+			     __m512i zp16, __m256i lo8, __m256i hi8, int full, int mode)
 {
-	__m512i v = _mm512_adds_epi16(
-		_mm512_packs_epi32(pn_qrq512(&b->ql, al), pn_qrq512(&b->qh, ah)), zp16);
+	__m512i v = _mm512_adds_epi16(_mm512_packs_epi32(pn_qrq512_mode(&b->ql, al, mode),
+							 pn_qrq512_mode(&b->qh, ah, mode)),
+				      zp16);
 	__m256i o = _mm256_min_epi8(_mm256_max_epi8(_mm512_cvtsepi16_epi8(v), lo8), hi8);
 	if (full)
 		_mm256_storeu_si256((__m256i *)(void *)out, o);
@@ -52,7 +53,7 @@ PN_QX86_INLINE void dw_store(const struct dwblock *b, __m512i al, __m512i ah, in
 
 /* One output pixel of the block from its nine input pointers. */
 PN_QX86_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9], int8_t *out,
-			     __m512i zp16, __m256i lo8, __m256i hi8, int full)
+			     __m512i zp16, __m256i lo8, __m256i hi8, int full, int mode)
 {
 	/* Two chains per half (even and odd pairs), so that a fused
 	 * multiply-add's latency is not paid five times in a row. */
@@ -66,7 +67,7 @@ PN_QX86_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9],
 	}
 	al[0] = _mm512_add_epi32(al[0], al[1]);
 	ah[0] = _mm512_add_epi32(ah[0], ah[1]);
-	dw_store(b, al[0], ah[0], out, zp16, lo8, hi8, full);
+	dw_store(b, al[0], ah[0], out, zp16, lo8, hi8, full, mode);
 }
 
 /* Stride 1 reuses each input column for three outputs: a column's three
@@ -91,7 +92,7 @@ PN_QX86_INLINE struct dwcol dw_col(const int8_t *const rows[3], const size_t ste
 }
 
 PN_QX86_INLINE void dw_pixel_cols(const struct dwblock *b, const struct dwcol col[3], int8_t *out,
-				  __m512i zp16, __m256i lo8, __m256i hi8, int full)
+				  __m512i zp16, __m256i lo8, __m256i hi8, int full, int mode)
 {
 	const __m512i zero = _mm512_setzero_si512();
 	__m512i al0 = b->bl, al1 = zero, ah0 = b->bh, ah1 = zero;
@@ -103,7 +104,7 @@ PN_QX86_INLINE void dw_pixel_cols(const struct dwblock *b, const struct dwcol co
 		ah1 = PN_QDW_DOT(ah1, col[kx].qh, b->cbh[kx]);
 	}
 	dw_store(b, _mm512_add_epi32(al0, al1), _mm512_add_epi32(ah0, ah1), out, zp16, lo8, hi8,
-		 full);
+		 full, mode);
 }
 
 PN_QX86_INLINE void dw_block_init(struct dwblock *b, const struct pn_qdw_args *a, int c0)
@@ -152,7 +153,7 @@ PN_QX86_INLINE void dw_block_init(struct dwblock *b, const struct pn_qdw_args *a
 /* Output rows of one channel block; `full` (a constant) when all 32
  * channels are there. */
 PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b, int c0,
-			    const int8_t *pad, int full)
+			    const int8_t *pad, int full, int mode)
 {
 	const int c = a->c, s = a->stride, in_w = a->in_w, out_w = a->out_w;
 	const __m512i zp16 = _mm512_set1_epi16((short)a->q.zp);
@@ -177,13 +178,14 @@ PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b
 				for (int kx = 0; kx < 3; kx++)
 					px[ky * 3 + kx] =
 						kx ? rows[ky] + (size_t)(kx - 1) * step[ky] : pad;
-			dw_pixel(b, px, orow, zp16, lo8, hi8, full);
+			dw_pixel(b, px, orow, zp16, lo8, hi8, full, mode);
 			struct dwcol col[3];
 			col[0] = dw_col(rows, step, 0, b->mk, full);
 			col[1] = dw_col(rows, step, 1, b->mk, full);
 			for (ox = x0; ox < x1; ox++) {
 				col[2] = dw_col(rows, step, ox + 1, b->mk, full);
-				dw_pixel_cols(b, col, orow + (size_t)ox * c, zp16, lo8, hi8, full);
+				dw_pixel_cols(b, col, orow + (size_t)ox * c, zp16, lo8, hi8, full,
+					      mode);
 				col[0] = col[1];
 				col[1] = col[2];
 			}
@@ -208,7 +210,7 @@ PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b
 								: pad;
 					}
 			}
-			dw_pixel(b, px, orow + (size_t)ox * c, zp16, lo8, hi8, full);
+			dw_pixel(b, px, orow + (size_t)ox * c, zp16, lo8, hi8, full, mode);
 		}
 	}
 }
@@ -221,10 +223,22 @@ PN_QX86_INLINE void pn_qdw3x3_avx512_body(const struct pn_qdw_args *a)
 	for (int c0 = 0; c0 < a->c; c0 += 32) {
 		struct dwblock b;
 		dw_block_init(&b, a, c0);
-		if (a->c - c0 >= 32)
-			dw_rows(a, &b, c0, pad, 1);
-		else
-			dw_rows(a, &b, c0, pad, 0);
+		/* full block and requantisation mode as constants */
+		const int mode = b.ql.slow || b.qh.slow ? PN_QRQ_SLOW : pn_qrq512_modeof(&b.ql);
+		switch ((a->c - c0 >= 32) * 3 + mode) {
+		case 3 + PN_QRQ_SIGNED:
+			dw_rows(a, &b, c0, pad, 1, PN_QRQ_SIGNED);
+			break;
+		case 3 + PN_QRQ_RELU:
+			dw_rows(a, &b, c0, pad, 1, PN_QRQ_RELU);
+			break;
+		case 3 + PN_QRQ_SLOW:
+			dw_rows(a, &b, c0, pad, 1, PN_QRQ_SLOW);
+			break;
+		default:
+			dw_rows(a, &b, c0, pad, 0, mode);
+			break;
+		}
 	}
 }
 
