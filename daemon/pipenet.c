@@ -16,6 +16,7 @@
 #include "hop.h"
 #include "model.h"
 #include "planner.h"
+#include "qops.h"
 #include "quantize.h"
 #include <jansson.h>
 
@@ -257,10 +258,41 @@ out:
 
 static void usage_bench(FILE *f)
 {
-	fprintf(f,
-		"usage: pipenet bench [--model FILE] [--batch B] [--iters N] [--json]\n"
-		"Times every block of the model on this machine (one core) after a warm-up\n"
-		"and prints the median per block and in total, images/s, GFLOP/s and peak RSS.\n");
+	fprintf(f, "usage: pipenet bench [--model FILE] [--batch B] [--iters N] [--json]\n"
+		   "Times every block of the model on this machine (one core) after a warm-up\n"
+		   "and prints the median per block and in total, images/s, GFLOP/s and peak RSS;\n"
+		   "for an int8 model also the measured integer peak of its pointwise kernel's\n"
+		   "instruction on this core and the share of it reached (GFLOP/s counts 2 per "
+		   "MAC).\n");
+}
+
+/* The first "cpu MHz" of /proc/cpuinfo (what the kernel reports, not
+ * necessarily the clock under load), or 0. */
+static double cpu_mhz(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[256];
+	double mhz = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "cpu MHz", 7) == 0) {
+			const char *colon = strchr(line, ':');
+			mhz = colon ? strtod(colon + 1, NULL) : 0;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return mhz > 0 ? mhz : 0;
+}
+
+/* The int8 table an int8 model runs on, else NULL. */
+static const struct pn_qops *bench_qops(const struct pn_model *m)
+{
+	if (strcmp(pn_model_dtype(m), "int8") != 0)
+		return NULL;
+	for (int i = 0; pn_qops_all[i]; i++)
+		if (strcmp(pn_qops_all[i]->name, pn_model_isa(m)) == 0)
+			return pn_qops_all[i];
+	return NULL;
 }
 
 static int cmd_bench(int argc, char **argv)
@@ -323,6 +355,10 @@ static int cmd_bench(int argc, char **argv)
 	double gflops = 2.0 * (double)macs / (ms_img * 1e-3) / 1e9;
 	long rss = peak_rss_kb();
 	const char *isa = pn_model_isa(m);
+	/* int8: the integer peak of the pointwise kernel's instruction,
+	 * measured on this core after the run, as GOP/s (2 per MAC). */
+	const struct pn_qops *qo = bench_qops(m);
+	const double peak_gops = qo ? 2.0 * pn_qpeak(qo) / 1e9 : 0, mhz = cpu_mhz();
 	if (json) {
 		printf("{\"model\": \"%s\", \"isa\": \"%s\", \"batch\": %ld, \"iters\": %ld, "
 		       "\"ms_per_batch\": %.4f, \"ms_per_image\": %.4f, \"images_per_second\": "
@@ -334,7 +370,12 @@ static int cmd_bench(int argc, char **argv)
 		for (int b = 0; b < nb; b++)
 			printf("%s{\"block\": %d, \"ms\": %.4f, \"macs\": %llu}", b ? ", " : "", b,
 			       block_ms[b], (unsigned long long)pn_model_block_macs(m, b));
-		printf("]}\n");
+		printf("]");
+		if (peak_gops > 0)
+			printf(", \"int8_peak_insn\": \"%s\", \"int8_peak_gops\": %.2f, "
+			       "\"int8_peak_percent\": %.2f, \"cpu_mhz\": %.1f",
+			       qo->peak_insn, peak_gops, 100.0 * gflops / peak_gops, mhz);
+		printf("}\n");
 	} else {
 		printf("model %s\nisa %s, batch %ld, %ld iterations (median)\n", model_path, isa,
 		       batch, iters);
@@ -346,6 +387,14 @@ static int cmd_bench(int argc, char **argv)
 		}
 		printf("total %.3f ms/batch, %.3f ms/image, %.2f images/s, %.1f GFLOP/s\n",
 		       total_ms, ms_img, 1e3 / ms_img, gflops);
+		if (peak_gops > 0) {
+			printf("int8 peak %.1f GOP/s (%s, %d MACs each, measured on this core",
+			       peak_gops, qo->peak_insn, qo->peak_macs);
+			if (mhz > 0)
+				printf("; %.1f MACs/cycle at the %.0f MHz of /proc/cpuinfo",
+				       peak_gops / 2 * 1e3 / mhz, mhz);
+			printf("): the model runs at %.1f %% of it\n", 100.0 * gflops / peak_gops);
+		}
 		printf("peak RSS %ld kB\n", rss);
 	}
 	rc = 0;

@@ -79,6 +79,8 @@ void pn_qdw3x3_avx2(const struct pn_qdw_args *a)
 
 void pn_qconv3x3_avx2(const struct pn_qconv_args *a)
 {
+	if (pn_qconv3x3_im2col(a, pn_qpw_packed_bytes_avx2, pn_qpw_pack_avx2, pn_qpw_avx2))
+		return;
 	const int cin = a->cin, cout = a->cout, s = a->stride;
 	const __m256i zp = _mm256_set1_epi32(a->q.zp), lo = _mm256_set1_epi32(a->q.lo),
 		      hi = _mm256_set1_epi32(a->q.hi);

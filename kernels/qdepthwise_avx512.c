@@ -1,66 +1,15 @@
 /* The int8 depthwise 3x3, stem 3x3 and residual add with AVX-512BW,
- * equal to pn_qdw3x3_ref, pn_qconv3x3_ref and pn_qadd_ref: products
- * widened to int32 lanes (vpmulld; no dot product helps here), channel
- * tails by masks, requantisation by pn_qout_avx512 (qx86.h). */
+ * equal to pn_qdw3x3_ref, pn_qconv3x3_ref and pn_qadd_ref. The depthwise
+ * is qdw_avx512.h with vpmaddwd + vpaddd. */
 #include <string.h>
 
 #include "qx86.h"
+#define PN_QDW_DOT(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+#include "qdw_avx512.h"
 
-/* Padding reads a row of in_zp (the real value 0), so every output sums
- * nine taps of raw q * w and the zero point's term, -zp * (sum of the
- * nine weights), is folded into the bias once per channel block. */
 void pn_qdw3x3_avx512(const struct pn_qdw_args *a)
 {
-	const int c = a->c, s = a->stride;
-	const __m512i zp = _mm512_set1_epi32(a->q.zp), lo = _mm512_set1_epi32(a->q.lo),
-		      hi = _mm512_set1_epi32(a->q.hi);
-	int8_t pad[16];
-	memset(pad, (int)(int8_t)a->in_zp, sizeof pad);
-	for (int c0 = 0; c0 < c; c0 += 16) {
-		const __mmask16 mk = pn_qmask16(c - c0);
-		__m512i w[9], wsum = _mm512_setzero_si512();
-		for (int t = 0; t < 9; t++) {
-			w[t] = _mm512_cvtepi8_epi32(
-				_mm_maskz_loadu_epi8(mk, a->weights + (size_t)t * c + c0));
-			wsum = _mm512_add_epi32(wsum, w[t]);
-		}
-		const __m512i bias =
-			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(mk, a->q.bias + c0),
-					 _mm512_mullo_epi32(wsum, _mm512_set1_epi32(a->in_zp)));
-		const __m512i mult = _mm512_maskz_loadu_epi32(mk, a->q.mult + c0);
-		const __m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, a->q.exp + c0));
-		for (int oy = a->out_y0; oy < a->out_y1; oy++) {
-			int8_t *orow = a->out + (size_t)(oy - a->out_y0) * a->out_w * c + c0;
-			const int8_t *rows[3];
-			for (int ky = 0; ky < 3; ky++) {
-				int iy = oy * s - 1 + ky;
-				rows[ky] = iy < 0 || iy >= a->in_h
-						   ? NULL
-						   : a->in + (size_t)(iy - a->in_y0) * a->in_w * c +
-							     c0;
-			}
-			for (int ox = 0; ox < a->out_w; ox++) {
-				__m512i acc = bias;
-				const int ix0 = ox * s - 1;
-#pragma GCC unroll 3
-				for (int ky = 0; ky < 3; ky++)
-#pragma GCC unroll 3
-					for (int kx = 0; kx < 3; kx++) {
-						int ix = ix0 + kx;
-						const int8_t *px =
-							rows[ky] && ix >= 0 && ix < a->in_w
-								? rows[ky] + (size_t)ix * c
-								: pad;
-						__m512i x = _mm512_cvtepi8_epi32(
-							_mm_maskz_loadu_epi8(mk, px));
-						acc = _mm512_add_epi32(
-							acc, _mm512_mullo_epi32(x, w[ky * 3 + kx]));
-					}
-				_mm_mask_storeu_epi8(orow + (size_t)ox * c, mk,
-						     pn_qout_avx512(acc, mult, exp, zp, lo, hi));
-			}
-		}
-	}
+	pn_qdw3x3_avx512_body(a);
 }
 
 /* The stem: cin is 3, so the channel block is outermost and its 27
@@ -123,6 +72,8 @@ PN_QX86_INLINE void conv3x3(const struct pn_qconv_args *a, const int cin)
 
 void pn_qconv3x3_avx512(const struct pn_qconv_args *a)
 {
+	if (pn_qconv3x3_im2col(a, pn_qpw_packed_bytes_avx512, pn_qpw_pack_avx512, pn_qpw_avx512))
+		return;
 	if (a->cin == 3)
 		conv3x3(a, 3);
 	else

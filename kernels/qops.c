@@ -2,6 +2,7 @@
  * best, or PIPENET_ISA) names the instruction set; within it the best
  * variant this CPU runs (AVX-512 with VNNI before plain AVX-512). */
 #include <string.h>
+#include <time.h>
 
 #include "qops.h"
 
@@ -22,4 +23,28 @@ const struct pn_qops *pn_qops_select(const char *isa)
 		if (strcmp(pn_qops_all[i]->isa, isa) == 0 && pn_qops_all[i]->available())
 			return pn_qops_all[i];
 	return &pn_qops_scalar;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double pn_qpeak(const struct pn_qops *ops)
+{
+	if (!ops->peak_run || !ops->available())
+		return 0;
+	const long n = 1 << 16;
+	double best = 0;
+	ops->peak_run(n);
+	for (int r = 0; r < 9; r++) {
+		double t0 = now_s();
+		ops->peak_run(n);
+		double t = now_s() - t0;
+		if (t > 0 && (double)n * 16 * ops->peak_macs / t > best)
+			best = (double)n * 16 * ops->peak_macs / t;
+	}
+	return best;
 }

@@ -91,7 +91,19 @@ struct pn_qops {
 	/* Whole tensors in and out of the integer domain (quant.h). */
 	void (*quantize)(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);
 	void (*dequantize)(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
+	/* The peak the pointwise kernel's multiply-accumulate could reach on
+	 * one core: `peak_run(n)` issues n x 16 of its instructions (`peak_insn`)
+	 * into 16 independent accumulators, each doing `peak_macs` int8
+	 * multiply-accumulates; pn_qpeak times it. NULL when not stated. */
+	void (*peak_run)(long n);
+	const char *peak_insn;
+	int peak_macs;
 };
+
+/* int8 multiply-accumulates per second that ops->peak_run reaches on this
+ * core right now (the best of a few timed runs of about a millisecond),
+ * or 0 when the table states no peak. */
+double pn_qpeak(const struct pn_qops *ops);
 
 extern const struct pn_qops pn_qops_scalar;
 #ifdef PN_HAVE_X86

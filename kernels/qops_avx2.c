@@ -1,6 +1,7 @@
 /* The AVX2 int8 table: the same functions as pn_qops_scalar. Pointwise,
- * depthwise, stem and add are vectorised; the pool, classifier, quantize
- * and dequantize (a few thousand values per image) stay scalar. */
+ * depthwise, stem (as a pointwise product), add, quantize and dequantize
+ * are vectorised; the pool and classifier (a few thousand values per
+ * image) stay scalar. */
 #include "qx86.h"
 
 static int available(void)
@@ -21,6 +22,9 @@ const struct pn_qops pn_qops_avx2 = {
 	.add = pn_qadd_avx2,
 	.avgpool = pn_qavgpool_ref,
 	.linear = pn_qlinear_ref,
-	.quantize = pn_quantize_ref,
-	.dequantize = pn_dequantize_ref,
+	.quantize = pn_quantize_avx2,
+	.dequantize = pn_dequantize_avx2,
+	.peak_run = pn_qpeak_avx2,
+	.peak_insn = "vpmaddwd ymm + vpaddd",
+	.peak_macs = 16,
 };

@@ -1,8 +1,8 @@
-/* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise by vpdpbusd) and
- * pn_qops_avx512 (pointwise by vpmaddwd), sharing the depthwise, stem and
- * add kernels; both compute what pn_qops_scalar computes. The pool,
- * classifier, quantize and dequantize run once per image on a few
- * thousand values: they stay scalar. Both count as PIPENET_ISA=avx512. */
+/* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise and the stem by
+ * vpdpbusd, depthwise by vpdpwssd) and pn_qops_avx512 (by vpmaddwd),
+ * sharing the add, quantize and dequantize kernels; both compute what
+ * pn_qops_scalar computes. The pool and classifier run once per image on a few thousand
+ * values: they stay scalar. Both count as PIPENET_ISA=avx512. */
 #include "qx86.h"
 
 /* AVX-512F, BW and VL (byte masks), with the OS saving the zmm state. */
@@ -22,16 +22,19 @@ const struct pn_qops pn_qops_avx512vnni = {
 	.name = "avx512-vnni",
 	.isa = "avx512",
 	.available = vnni_available,
-	.conv3x3 = pn_qconv3x3_avx512,
-	.dw3x3 = pn_qdw3x3_avx512,
+	.conv3x3 = pn_qconv3x3_vnni,
+	.dw3x3 = pn_qdw3x3_vnni,
 	.pw_packed_bytes = pn_qpw_packed_bytes_vnni,
 	.pw_pack = pn_qpw_pack_vnni,
 	.pw = pn_qpw_vnni,
 	.add = pn_qadd_avx512,
 	.avgpool = pn_qavgpool_ref,
 	.linear = pn_qlinear_ref,
-	.quantize = pn_quantize_ref,
-	.dequantize = pn_dequantize_ref,
+	.quantize = pn_quantize_avx512,
+	.dequantize = pn_dequantize_avx512,
+	.peak_run = pn_qpeak_vnni,
+	.peak_insn = "vpdpbusd zmm",
+	.peak_macs = 64,
 };
 
 const struct pn_qops pn_qops_avx512 = {
@@ -46,6 +49,9 @@ const struct pn_qops pn_qops_avx512 = {
 	.add = pn_qadd_avx512,
 	.avgpool = pn_qavgpool_ref,
 	.linear = pn_qlinear_ref,
-	.quantize = pn_quantize_ref,
-	.dequantize = pn_dequantize_ref,
+	.quantize = pn_quantize_avx512,
+	.dequantize = pn_dequantize_avx512,
+	.peak_run = pn_qpeak_avx512,
+	.peak_insn = "vpmaddwd zmm + vpaddd",
+	.peak_macs = 32,
 };

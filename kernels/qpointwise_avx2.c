@@ -133,3 +133,24 @@ void pn_qpw_avx2(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		}
 	}
 }
+
+/* The peak loop: 16 chains of vpmaddwd ymm + vpaddd (16 int16 MACs each). */
+void pn_qpeak_avx2(long n)
+{
+	__m256i acc[16];
+	const __m256i w = _mm256_set1_epi32(0x0002fffe);
+	for (int i = 0; i < 16; i++)
+		acc[i] = _mm256_set1_epi32(i);
+	for (long j = 0; j < n; j++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++)
+			acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(acc[i], w));
+	}
+	volatile int sink = 0;
+	for (int i = 0; i < 16; i++) {
+		int32_t v[sizeof(__m256i) / 4];
+		memcpy(v, &acc[i], sizeof v);
+		sink += v[0];
+	}
+	(void)sink;
+}

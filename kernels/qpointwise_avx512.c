@@ -5,7 +5,8 @@
  *
  * Packed: weights widened to int16, [n / 16][k / 2][16][2] (rounded up,
  * zeros). The activations of 4 rows are widened to (q - zp) in int16 on
- * the stack, KC at a time; a tile is 4 rows by up to 64 columns. */
+ * the stack, KC at a time; a tile is 4 rows by up to 64 columns,
+ * requantised by pn_qrq512 and stored by pn_qstore_tile512 (qx86.h). */
 #include <string.h>
 
 #include "qx86.h"
@@ -36,18 +37,17 @@ void pn_qpw_pack_avx512(const int8_t *w, int k, int n, int8_t *packed)
 }
 
 PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *pk, int k,
-			 int n, int col, int nb, int32_t in_zp, const struct pn_qout *q)
+			 int n, int col, int nb, int32_t in_zp, const struct pn_qout *q,
+			 const struct pn_qrq512 *rq)
 {
 	const int kp = pairs(k);
 	int16_t x16[MR][KC];
 	__m512i acc[MR][NB];
 	const int8_t *wb[NB];
-	__mmask16 mk[NB];
 #pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
-		mk[b] = pn_qmask16(n - c);
-		__m512i init = _mm512_maskz_loadu_epi32(mk[b], q->bias + c);
+		__m512i init = _mm512_maskz_loadu_epi32(pn_qmask16(n - c), q->bias + c);
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
 			acc[i][b] = init;
@@ -79,18 +79,7 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 			}
 		}
 	}
-	const __m512i zp = _mm512_set1_epi32(q->zp), lo = _mm512_set1_epi32(q->lo),
-		      hi = _mm512_set1_epi32(q->hi);
-#pragma GCC unroll 4
-	for (int b = 0; b < nb; b++) {
-		int c = col + 16 * b;
-		__m512i mult = _mm512_maskz_loadu_epi32(mk[b], q->mult + c);
-		__m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk[b], q->exp + c));
-#pragma GCC unroll 4
-		for (int i = 0; i < rows; i++)
-			_mm_mask_storeu_epi8(out + (size_t)i * n + c, mk[b],
-					     pn_qout_avx512(acc[i][b], mult, exp, zp, lo, hi));
-	}
+	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q, pn_qrq512_cols_mode(rq, nb));
 }
 
 void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
@@ -99,6 +88,8 @@ void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, i
 	const int nb = (n + 15) / 16;
 	for (int cb = 0; cb < nb; cb += NB) {
 		const int col = cb * 16, left = nb - cb;
+		struct pn_qrq512 rq[NB];
+		pn_qrq512_cols(rq, q, col, n, left);
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4
@@ -108,18 +99,39 @@ void pn_qpw_avx512(const int8_t *in, int8_t *out, const int8_t *packed, int m, i
 			int8_t *o = out + (size_t)r * n;
 			switch (left) {
 			case 1:
-				tile(a, o, rows, packed, k, n, col, 1, in_zp, q);
+				tile(a, o, rows, packed, k, n, col, 1, in_zp, q, rq);
 				break;
 			case 2:
-				tile(a, o, rows, packed, k, n, col, 2, in_zp, q);
+				tile(a, o, rows, packed, k, n, col, 2, in_zp, q, rq);
 				break;
 			case 3:
-				tile(a, o, rows, packed, k, n, col, 3, in_zp, q);
+				tile(a, o, rows, packed, k, n, col, 3, in_zp, q, rq);
 				break;
 			default:
-				tile(a, o, rows, packed, k, n, col, 4, in_zp, q);
+				tile(a, o, rows, packed, k, n, col, 4, in_zp, q, rq);
 				break;
 			}
 		}
 	}
+}
+
+/* The peak loop: 16 chains of vpmaddwd zmm + vpaddd (32 int16 MACs each). */
+void pn_qpeak_avx512(long n)
+{
+	__m512i acc[16];
+	const __m512i w = _mm512_set1_epi32(0x0002fffe);
+	for (int i = 0; i < 16; i++)
+		acc[i] = _mm512_set1_epi32(i);
+	for (long j = 0; j < n; j++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++)
+			acc[i] = _mm512_add_epi32(acc[i], _mm512_madd_epi16(acc[i], w));
+	}
+	volatile int sink = 0;
+	for (int i = 0; i < 16; i++) {
+		int32_t v[sizeof(__m512i) / 4];
+		memcpy(v, &acc[i], sizeof v);
+		sink += v[0];
+	}
+	(void)sink;
 }

@@ -53,19 +53,17 @@ static inline __m512i bcast_u8(const int8_t *p)
 
 PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *pk,
 			 const int32_t *colsum, int k, int n, int col, int nb, int32_t in_zp,
-			 const struct pn_qout *q)
+			 const struct pn_qout *q, const struct pn_qrq512 *rq, int mode)
 {
 	const int kq = quads(k), kfull = k / 4;
 	const __m512i off = _mm512_set1_epi32(128 + in_zp);
 	__m512i acc[MR][NB];
 	const int8_t *wb[NB];
-	__mmask16 mk[NB];
 #pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
 		int c = col + 16 * b;
-		mk[b] = pn_qmask16(n - c);
 		__m512i init =
-			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(mk[b], q->bias + c),
+			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(pn_qmask16(n - c), q->bias + c),
 					 _mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + c)));
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
@@ -100,18 +98,7 @@ PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const in
 				acc[i][b] = _mm512_dpbusd_epi32(acc[i][b], x, w[b]);
 		}
 	}
-	const __m512i zp = _mm512_set1_epi32(q->zp), lo = _mm512_set1_epi32(q->lo),
-		      hi = _mm512_set1_epi32(q->hi);
-#pragma GCC unroll 4
-	for (int b = 0; b < nb; b++) {
-		int c = col + 16 * b;
-		__m512i mult = _mm512_maskz_loadu_epi32(mk[b], q->mult + c);
-		__m512i exp = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk[b], q->exp + c));
-#pragma GCC unroll 4
-		for (int i = 0; i < rows; i++)
-			_mm_mask_storeu_epi8(out + (size_t)i * n + c, mk[b],
-					     pn_qout_avx512(acc[i][b], mult, exp, zp, lo, hi));
-	}
+	pn_qstore_tile512(out, n, col, rows, nb, acc, rq, q, mode);
 }
 
 void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
@@ -122,6 +109,9 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		(const int32_t *)(const void *)(packed + (size_t)nb * quads(k) * 64);
 	for (int cb = 0; cb < nb; cb += NB) {
 		const int col = cb * 16, left = nb - cb;
+		struct pn_qrq512 rq[NB];
+		pn_qrq512_cols(rq, q, col, n, left);
+		const int mode = pn_qrq512_cols_mode(rq, left);
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4
@@ -129,20 +119,54 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
 			int rows = m - r < MR ? m - r : MR;
 			int8_t *o = out + (size_t)r * n;
-			switch (left) {
-			case 1:
-				tile(a, o, rows, packed, colsum, k, n, col, 1, in_zp, q);
-				break;
-			case 2:
-				tile(a, o, rows, packed, colsum, k, n, col, 2, in_zp, q);
-				break;
-			case 3:
-				tile(a, o, rows, packed, colsum, k, n, col, 3, in_zp, q);
-				break;
+			/* nb and the requantisation mode as constants */
+#define PN_TILE(nbv, md)                                                                           \
+	case (nbv)*3 + (md):                                                                       \
+		tile(a, o, rows, packed, colsum, k, n, col, nbv, in_zp, q, rq, md);                \
+		break
+			switch ((left < NB ? left : NB) * 3 + mode) {
+				PN_TILE(1, PN_QRQ_SIGNED);
+				PN_TILE(1, PN_QRQ_RELU);
+				PN_TILE(1, PN_QRQ_SLOW);
+				PN_TILE(2, PN_QRQ_SIGNED);
+				PN_TILE(2, PN_QRQ_RELU);
+				PN_TILE(2, PN_QRQ_SLOW);
+				PN_TILE(3, PN_QRQ_SIGNED);
+				PN_TILE(3, PN_QRQ_RELU);
+				PN_TILE(3, PN_QRQ_SLOW);
+				PN_TILE(4, PN_QRQ_SIGNED);
+				PN_TILE(4, PN_QRQ_RELU);
 			default:
-				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q);
+				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q, rq,
+				     PN_QRQ_SLOW);
 				break;
 			}
+#undef PN_TILE
 		}
 	}
+}
+
+/* The stem through this pointwise kernel (qx86.h), else the AVX-512 loop. */
+void pn_qconv3x3_vnni(const struct pn_qconv_args *a)
+{
+	if (!pn_qconv3x3_im2col(a, pn_qpw_packed_bytes_vnni, pn_qpw_pack_vnni, pn_qpw_vnni))
+		pn_qconv3x3_avx512(a);
+}
+
+/* The peak loop: 16 chains of vpdpbusd zmm (64 int8 MACs each). */
+void pn_qpeak_vnni(long n)
+{
+	__m512i acc[16];
+	const __m512i x = _mm512_set1_epi32(0x01010101), w = _mm512_set1_epi32(0x01ff01ff);
+	for (int i = 0; i < 16; i++)
+		acc[i] = _mm512_set1_epi32(i);
+	for (long j = 0; j < n; j++) {
+#pragma GCC unroll 16
+		for (int i = 0; i < 16; i++)
+			acc[i] = _mm512_dpbusd_epi32(acc[i], x, w);
+	}
+	volatile int sink = 0;
+	for (int i = 0; i < 16; i++)
+		sink += _mm512_reduce_add_epi32(acc[i]);
+	(void)sink;
 }

@@ -14,6 +14,7 @@
 #define PN_QX86_H
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "qops.h"
 
@@ -38,7 +39,89 @@ void pn_qpw_pack_vnni(const int8_t *w, int k, int n, int8_t *packed);
 void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
 		 int32_t in_zp, const struct pn_qout *q);
 
+void pn_qconv3x3_vnni(const struct pn_qconv_args *a);
+void pn_qdw3x3_vnni(const struct pn_qdw_args *a);
+void pn_qpeak_vnni(long n);
+void pn_qpeak_avx512(long n);
+void pn_qpeak_avx2(long n);
+void pn_quantize_avx2(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);
+void pn_dequantize_avx2(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
+void pn_quantize_avx512(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);
+void pn_dequantize_avx512(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
+
 #define PN_QX86_INLINE static inline __attribute__((always_inline))
+
+/* The stem as a pointwise product (pn_qconv3x3_ref's result): each output
+ * pixel's 3x3 x cin patch is copied into a row of k = 9 cin bytes
+ * (padding is in_zp, the real 0, as in the reference), the weights
+ * [3][3][cin][cout] turned into the pointwise [cout][k] and packed by the
+ * variant's own pw_pack once per call, and rows of up to PN_QIM2COL_ROWS
+ * pixels go through its pw. Plain C, so every x86 file may include it;
+ * returns 0 when the shape exceeds the stack buffers (the caller then
+ * runs its own loop). */
+#define PN_QIM2COL_ROWS 128
+#define PN_QIM2COL_KMAX 36
+#define PN_QIM2COL_NMAX 64
+#define PN_QIM2COL_PACKED 8192
+PN_QX86_INLINE int pn_qconv3x3_im2col(const struct pn_qconv_args *a,
+				      size_t (*packed_bytes)(int, int),
+				      void (*pack)(const int8_t *, int, int, int8_t *),
+				      void (*pw)(const int8_t *, int8_t *, const int8_t *, int, int,
+						 int, int32_t, const struct pn_qout *))
+{
+	/* k rounded up to 4 (weight 0, activation in_zp: no term), so that
+	 * the kernels take whole groups of 4 and no partial-group copy. */
+	const int cin = a->cin, cout = a->cout, k = (9 * cin + 3) & ~3, s = a->stride;
+	if (k > PN_QIM2COL_KMAX || cout > PN_QIM2COL_NMAX ||
+	    packed_bytes(k, cout) > PN_QIM2COL_PACKED)
+		return 0;
+	int8_t wt[PN_QIM2COL_KMAX * PN_QIM2COL_NMAX];
+	int8_t packed[PN_QIM2COL_PACKED] __attribute__((aligned(64)));
+	int8_t rows[PN_QIM2COL_ROWS * PN_QIM2COL_KMAX];
+	for (int j = 0; j < cout; j++)
+		for (int i = 0; i < k; i++)
+			wt[j * k + i] = i < 9 * cin ? a->weights[(size_t)i * cout + j] : 0;
+	pack(wt, k, cout, packed);
+	const int8_t zp = (int8_t)a->in_zp;
+	const size_t npix = (size_t)(a->out_y1 - a->out_y0) * a->out_w;
+	int oy = a->out_y0, ox = 0;
+	for (size_t p0 = 0; p0 < npix; p0 += PN_QIM2COL_ROWS) {
+		const int m = npix - p0 < PN_QIM2COL_ROWS ? (int)(npix - p0) : PN_QIM2COL_ROWS;
+		for (int r = 0; r < m; r++, ox = ox + 1 < a->out_w ? ox + 1 : (oy++, 0)) {
+			int8_t *row = rows + (size_t)r * k;
+			for (int i = 9 * cin; i < k; i++)
+				row[i] = zp;
+			for (int ky = 0; ky < 3; ky++) {
+				const int iy = oy * s - 1 + ky, ix0 = ox * s - 1;
+				if (iy >= 0 && iy < a->in_h && ix0 >= 0 && ix0 + 2 < a->in_w) {
+					const int8_t *src =
+						a->in + ((size_t)iy * a->in_w + ix0) * cin;
+					if (cin == 3) { /* the RGB stem: 9 bytes */
+						memcpy(row + ky * 9, src, 8);
+						row[ky * 9 + 8] = src[8];
+					} else {
+						memcpy(row + ky * 3 * cin, src, (size_t)(3 * cin));
+					}
+					continue;
+				}
+				for (int kx = 0; kx < 3; kx++) {
+					const int ix = ox * s - 1 + kx;
+					int8_t *d = row + (ky * 3 + kx) * cin;
+					if (iy < 0 || iy >= a->in_h || ix < 0 || ix >= a->in_w)
+						for (int ci = 0; ci < cin; ci++)
+							d[ci] = zp;
+					else
+						for (int ci = 0; ci < cin; ci++)
+							d[ci] = a->in[((size_t)iy * a->in_w + ix) *
+									      cin +
+								      ci];
+				}
+			}
+		}
+		pw(rows, a->out + p0 * cout, packed, m, k, cout, a->in_zp, &a->q);
+	}
+	return 1;
+}
 
 #ifdef __AVX512F__
 /* 16 lanes of pn_q_requant(acc, mult, exp). */
@@ -69,6 +152,96 @@ PN_QX86_INLINE __m512i pn_qrequant_avx512(__m512i acc, __m512i mult, __m512i exp
 	return _mm512_mask_sub_epi32(y, neg, zero, y);
 }
 
+/* pn_q_requant with its constants made once per 16 channels. For exp <= 0
+ * (r = -exp) the two roundings are one: with a = |acc| and
+ * h = floor((a mult + 2^30) / 2^31), floor((h + 2^(r-1)) / 2^r) equals
+ * floor((a mult + R) / 2^(31+r)), R = 2^30 + (r ? 2^(30+r) : 0), since
+ * floor(floor(x / p) / q) = floor(x / (p q)); the sign is put back after.
+ * Even lanes: (a mult + R) >> (31+r), the result in the low half of the
+ * 64-bit lane. Odd lanes: (2 a mult + 2R) >> r, the result in the high
+ * half (2 mult < 2^32 and the sum < 2^64). A block with any exp > 0
+ * (M >= 1, rare) takes pn_qrequant_avx512.
+ * `relu` (the output clamp has lo >= zp, as after a folded ReLU6) lets
+ * acc <= 0 stand for 0: its true y <= 0 makes zp + y <= lo, and so does 0,
+ * so the clamped byte is lo either way and no sign is needed. */
+struct pn_qrq512 {
+	__m512i mult, exp, m2odd, re, ro, se, so;
+	int slow, relu;
+};
+
+PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp, int relu)
+{
+	const __m512i zero = _mm512_setzero_si512(), lo32 = _mm512_set1_epi64(0xFFFFFFFF);
+	struct pn_qrq512 q;
+	q.mult = mult;
+	q.exp = exp;
+	q.slow = _mm512_cmpgt_epi32_mask(exp, zero) != 0;
+	q.relu = relu;
+	__m512i r = _mm512_max_epi32(_mm512_sub_epi32(zero, exp), zero);
+	__m512i re = _mm512_and_si512(r, lo32), ro = _mm512_srli_epi64(r, 32);
+	const __m512i h30 = _mm512_set1_epi64(INT64_C(1) << 30);
+	q.re = _mm512_add_epi64(h30,
+				_mm512_maskz_sllv_epi64(_mm512_test_epi64_mask(re, re), h30, re));
+	q.ro = _mm512_slli_epi64(
+		_mm512_add_epi64(h30,
+				 _mm512_maskz_sllv_epi64(_mm512_test_epi64_mask(ro, ro), h30, ro)),
+		1);
+	q.se = _mm512_add_epi64(re, _mm512_set1_epi64(31));
+	q.so = ro;
+	q.m2odd = _mm512_slli_epi64(_mm512_srli_epi64(mult, 32), 1);
+	return q;
+}
+
+/* The modes of pn_qrq512_mode: a constant there lets a kernel compiled
+ * once per mode lose the tests. */
+#define PN_QRQ_SIGNED 0
+#define PN_QRQ_RELU 1
+#define PN_QRQ_SLOW 2
+
+PN_QX86_INLINE int pn_qrq512_modeof(const struct pn_qrq512 *q)
+{
+	return q->slow ? PN_QRQ_SLOW : q->relu ? PN_QRQ_RELU : PN_QRQ_SIGNED;
+}
+
+PN_QX86_INLINE __m512i pn_qrq512_mode(const struct pn_qrq512 *q, __m512i acc, int mode)
+{
+	const __m512i zero = _mm512_setzero_si512();
+	if (mode == PN_QRQ_SLOW)
+		return pn_qrequant_avx512(acc, q->mult, q->exp);
+	__m512i mag = mode == PN_QRQ_RELU ? _mm512_max_epi32(acc, zero) : _mm512_abs_epi32(acc);
+	__m512i pe =
+		_mm512_srlv_epi64(_mm512_add_epi64(_mm512_mul_epu32(mag, q->mult), q->re), q->se);
+	__m512i po = _mm512_srlv_epi64(
+		_mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(mag, 32), q->m2odd), q->ro),
+		q->so);
+	__m512i y = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+	if (mode == PN_QRQ_RELU)
+		return y;
+	return _mm512_mask_sub_epi32(y, _mm512_cmplt_epi32_mask(acc, zero), zero, y);
+}
+
+PN_QX86_INLINE __m512i pn_qrq512(const struct pn_qrq512 *q, __m512i acc)
+{
+	return pn_qrq512_mode(q, acc, pn_qrq512_modeof(q));
+}
+
+/* clamp(zp + y, lo, hi) of four vectors of 16 as 64 bytes: y0 lanes to
+ * bytes 0..15, y1 to 16..31 and so on. Saturating packs to int16, a
+ * saturating add of zp, a saturating pack to int8 and the clamp in int8:
+ * each step keeps order and |zp| <= 128, so a value saturated on the way
+ * lands on the same side of [lo, hi] as the exact sum (lo, hi, zp are
+ * broadcast: zp16 as int16, lo8 and hi8 as int8). */
+PN_QX86_INLINE __m512i pn_qpack64_avx512(__m512i y0, __m512i y1, __m512i y2, __m512i y3,
+					 __m512i zp16, __m512i lo8, __m512i hi8)
+{
+	__m512i a = _mm512_adds_epi16(_mm512_packs_epi32(y0, y1), zp16);
+	__m512i b = _mm512_adds_epi16(_mm512_packs_epi32(y2, y3), zp16);
+	__m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+	/* dword 4 L + j of v holds y_j's lanes 4 L .. 4 L + 3 */
+	return _mm512_permutexvar_epi32(
+		_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), v);
+}
+
 /* 16 lanes of pn_q_round_shift(x, shift), 1 <= shift <= 31. */
 PN_QX86_INLINE __m512i pn_qround_shift_avx512(__m512i x, int shift)
 {
@@ -94,10 +267,61 @@ PN_QX86_INLINE __m128i pn_qout_avx512(__m512i acc, __m512i mult, __m512i exp, __
 	return pn_qnarrow_avx512(pn_qrequant_avx512(acc, mult, exp), zp, lo, hi);
 }
 
+/* The bytes of a block of 64 that lie below `left`. */
+PN_QX86_INLINE __mmask64 pn_qmask64(int left)
+{
+	return left >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << left) - 1);
+}
+
 /* The lanes of a block of 16 that lie below `left`. */
 PN_QX86_INLINE __mmask16 pn_qmask16(int left)
 {
 	return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* The requantisation constants of output columns [col, col + 64) (nb
+ * blocks of 16, the last masked at n), for the pointwise tiles. */
+PN_QX86_INLINE void pn_qrq512_cols(struct pn_qrq512 rq[4], const struct pn_qout *q, int col, int n,
+				   int nb)
+{
+	for (int b = 0; b < nb && b < 4; b++) {
+		const int c = col + 16 * b;
+		const __mmask16 mk = pn_qmask16(n - c);
+		rq[b] = pn_qrq512_init(_mm512_maskz_loadu_epi32(mk, q->mult + c),
+				       _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, q->exp + c)),
+				       q->lo >= q->zp);
+	}
+}
+
+/* One mode for a pointwise column block: SLOW if any block needs it. */
+PN_QX86_INLINE int pn_qrq512_cols_mode(const struct pn_qrq512 rq[4], int nb)
+{
+	int mode = pn_qrq512_modeof(&rq[0]);
+	for (int b = 1; b < nb && b < 4; b++)
+		if (rq[b].slow)
+			mode = PN_QRQ_SLOW;
+	return mode;
+}
+
+/* Rows [0, rows) of a pointwise tile's accumulators acc[row][block],
+ * requantised and stored as up to 64 bytes at out + row * n + col. */
+PN_QX86_INLINE void pn_qstore_tile512(int8_t *out, int n, int col, int rows, int nb,
+				      __m512i acc[][4], const struct pn_qrq512 rq[4],
+				      const struct pn_qout *q, int mode)
+{
+	const __m512i zp16 = _mm512_set1_epi16((short)q->zp), lo8 = _mm512_set1_epi8((char)q->lo),
+		      hi8 = _mm512_set1_epi8((char)q->hi);
+	const __mmask64 mk = pn_qmask64(n - col);
+#pragma GCC unroll 4
+	for (int i = 0; i < rows; i++) {
+		__m512i y[4];
+#pragma GCC unroll 4
+		for (int b = 0; b < 4; b++)
+			y[b] = b < nb ? pn_qrq512_mode(&rq[b], acc[i][b], mode)
+				      : _mm512_setzero_si512();
+		_mm512_mask_storeu_epi8(out + (size_t)i * n + col, mk,
+					pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
+	}
 }
 #endif
 

@@ -1,9 +1,12 @@
 /* A micro-benchmark of the kernel tables: GFLOP/s of the pointwise GEMM
  * on MobileNetV2's shapes, and time of the depthwise, stem and head
- * kernels. Not a test: it checks nothing and is built on request.
+ * kernels, for the float tables and then the int8 ones (GOP/s, 2 per MAC,
+ * requantisation included). Not a test: it checks nothing and is built on
+ * request.
  *
  *   tests/bench-kernels [TABLE...]   (default: every available table but
- *                                     scalar; "all" adds scalar)
+ *                                     scalar; "all" adds scalar; int8
+ *                                     tables by their names too)
  * PIPENET_BENCH_SECONDS sets the time spent per case (default 0.15). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #endif
 
 #include "ops.h"
+#include "qops.h"
 
 static double bench_seconds = 0.15;
 
@@ -226,6 +230,155 @@ static void bench_table(const struct pn_ops *ops)
 	}
 }
 
+/* ---- int8 ---- */
+
+static int8_t *random_i8(size_t n, int lo, int hi)
+{
+	int8_t *p = malloc(n ? n : 1);
+	if (!p) {
+		perror("malloc");
+		exit(1);
+	}
+	for (size_t i = 0; i < n; i++)
+		p[i] = (int8_t)(lo + rand() % (hi - lo + 1));
+	return p;
+}
+
+/* Requantisation as a calibrated model has it: M about 2^-8..2^-10. */
+struct qparams {
+	int32_t bias[1280], mult[1280];
+	int8_t exp[1280];
+};
+
+static struct pn_qout qout(struct qparams *p, int n, int relu6)
+{
+	for (int i = 0; i < n; i++) {
+		p->bias[i] = rand() % 20001 - 10000;
+		p->mult[i] = (int32_t)((1u << 30) + (unsigned)rand() % (1u << 30));
+		p->exp[i] = (int8_t)(-8 - rand() % 3);
+	}
+	struct pn_qout q = {p->bias, p->mult, p->exp, -5, relu6 ? -5 : -128, relu6 ? 100 : 127};
+	return q;
+}
+
+struct qpw_case {
+	const struct pn_qops *ops;
+	const int8_t *in, *packed;
+	int8_t *out;
+	int m, k, n;
+	struct pn_qout q;
+};
+
+static void qpw_call(void *ctx)
+{
+	struct qpw_case *c = ctx;
+	c->ops->pw(c->in, c->out, c->packed, c->m, c->k, c->n, 3, &c->q);
+}
+
+struct qdw_case {
+	const struct pn_qops *ops;
+	struct pn_qdw_args a;
+};
+
+static void qdw_call(void *ctx)
+{
+	struct qdw_case *c = ctx;
+	c->ops->dw3x3(&c->a);
+}
+
+struct qconv_case {
+	const struct pn_qops *ops;
+	struct pn_qconv_args a;
+};
+
+static void qconv_call(void *ctx)
+{
+	struct qconv_case *c = ctx;
+	c->ops->conv3x3(&c->a);
+}
+
+static void bench_qtable(const struct pn_qops *ops)
+{
+	static struct qparams qp;
+	printf("\n== int8 %s\n", ops->name);
+	printf("%-24s %6s %5s %5s %9s %9s\n", "pointwise", "m", "k", "n", "GOP/s", "us/call");
+	double ops_all = 0, time_all = 0;
+	for (size_t s = 0; s < sizeof pw_shapes / sizeof pw_shapes[0]; s++) {
+		const int m = pw_shapes[s].m, k = pw_shapes[s].k, n = pw_shapes[s].n;
+		int8_t *in = random_i8((size_t)m * k, -128, 127);
+		int8_t *w = random_i8((size_t)n * k, -127, 127);
+		int8_t *out = random_i8((size_t)m * n, 0, 0);
+		int8_t *packed = random_i8(ops->pw_packed_bytes(k, n), 0, 0);
+		ops->pw_pack(w, k, n, packed);
+		struct qpw_case c = {ops, in, packed, out,
+				     m,	  k,  n,      qout(&qp, n, pw_shapes[s].relu6)};
+		double t = time_per_call(qpw_call, &c);
+		double flops = 2.0 * m * k * n;
+		if (m != 896) {
+			ops_all += flops;
+			time_all += t;
+		}
+		printf("%-24s %6d %5d %5d %9.1f %9.1f\n", pw_shapes[s].what, m, k, n,
+		       flops / t * 1e-9, t * 1e6);
+		free(in);
+		free(w);
+		free(out);
+		free(packed);
+	}
+	printf("%-24s %30.1f (one of each shape but the band)\n", "aggregate",
+	       ops_all / time_all * 1e-9);
+
+	printf("%-24s %4s %4s %4s %2s %9s %9s\n", "depthwise", "h", "w", "c", "s", "us/call",
+	       "GB/s");
+	for (size_t s = 0; s < sizeof dw_shapes / sizeof dw_shapes[0]; s++) {
+		const int h = dw_shapes[s].h, wd = dw_shapes[s].w, c = dw_shapes[s].c;
+		const int st = dw_shapes[s].stride;
+		const int oh = (h - 1) / st + 1, ow = (wd - 1) / st + 1;
+		int8_t *in = random_i8((size_t)h * wd * c, -128, 127);
+		int8_t *out = random_i8((size_t)oh * ow * c, 0, 0);
+		int8_t *w = random_i8((size_t)9 * c, -127, 127);
+		struct qdw_case dc = {ops,
+				      {in, 0, h, wd, 3, out, 0, oh, ow, c, st, w, qout(&qp, c, 1)}};
+		double t = time_per_call(qdw_call, &dc);
+		double bytes = ((double)h * wd + (double)oh * ow) * c;
+		printf("%-24s %4d %4d %4d %2d %9.1f %9.1f\n", "", h, wd, c, st, t * 1e6,
+		       bytes / t * 1e-9);
+		free(in);
+		free(out);
+		free(w);
+	}
+
+	for (int big = 1; big >= 0; big--) {
+		const int h = big ? 224 : 32, st = big ? 2 : 1;
+		const int oh = (h - 1) / st + 1;
+		int8_t *in = random_i8((size_t)h * h * 3, -128, 127);
+		int8_t *out = random_i8((size_t)oh * oh * 32, 0, 0);
+		int8_t *w = random_i8(27 * 32, -127, 127);
+		struct qconv_case cc = {
+			ops, {in, h, h, 3, 3, out, 0, oh, oh, 32, st, w, qout(&qp, 32, 1)}};
+		double t = time_per_call(qconv_call, &cc);
+		printf("%-24s %4d %4d %4d %2d %9.1f %9.1f GOP/s\n", "conv3x3 stem", h, h, 3, st,
+		       t * 1e6, 2.0 * oh * oh * 27 * 32 / t * 1e-9);
+		free(in);
+		free(out);
+		free(w);
+	}
+}
+
+/* Whether the command line asks for table `name` (none: all but the
+ * scalar ones; "all": every one); says so when the CPU cannot run it. */
+static int wanted(const char *name, int scalar, int available, const char *kind, int argc,
+		  char **argv)
+{
+	int want = argc == 1 ? !scalar : strcmp(argv[1], "all") == 0;
+	for (int a = 1; a < argc; a++)
+		if (strcmp(argv[a], name) == 0)
+			want = 1;
+	if (want && !available)
+		printf("\n== %s%s: not available on this CPU\n", kind, name);
+	return want && available;
+}
+
 int main(int argc, char **argv)
 {
 	const char *secs = getenv("PIPENET_BENCH_SECONDS");
@@ -244,22 +397,13 @@ int main(int argc, char **argv)
 		printf("FMA peak, ymm: %.1f GFLOP/s\n", 1e6 * 12 * 16 / t * 1e-9);
 	}
 #endif
-	int all = argc > 1 && strcmp(argv[1], "all") == 0;
-	for (int i = 0; pn_ops_all[i]; i++) {
-		const struct pn_ops *ops = pn_ops_all[i];
-		int wanted = argc == 1 || all;
-		for (int a = 1; a < argc; a++)
-			if (strcmp(argv[a], ops->name) == 0)
-				wanted = 1;
-		if (argc == 1 && ops == &pn_ops_scalar)
-			wanted = 0;
-		if (!wanted)
-			continue;
-		if (!ops->available()) {
-			printf("\n== %s: not available on this CPU\n", ops->name);
-			continue;
-		}
-		bench_table(ops);
-	}
+	for (int i = 0; pn_ops_all[i]; i++)
+		if (wanted(pn_ops_all[i]->name, pn_ops_all[i] == &pn_ops_scalar,
+			   pn_ops_all[i]->available(), "", argc, argv))
+			bench_table(pn_ops_all[i]);
+	for (int i = 0; pn_qops_all[i]; i++)
+		if (wanted(pn_qops_all[i]->name, pn_qops_all[i] == &pn_qops_scalar,
+			   pn_qops_all[i]->available(), "int8 ", argc, argv))
+			bench_qtable(pn_qops_all[i]);
 	return 0;
 }

@@ -571,9 +571,37 @@ static void test_variant(const struct pn_qops *ops)
 	ref->quantize(x, qb, 1001, 0.37f, 11);
 	ops->dequantize(qa, f1, 1001, 2.7f, 11);
 	ref->dequantize(qa, f2, 1001, 2.7f, 11);
-	tap_ok(!memcmp(p1, p2, sizeof p1) && !memcmp(l1, l2, sizeof l1) &&
-		       !memcmp(qa, qb, sizeof qa) && !memcmp(f1, f2, sizeof f1),
-	       "%s avgpool, linear, quantize, dequantize == scalar", ops->name);
+	int same = !memcmp(qa, qb, sizeof qa);
+	/* Ties (odd integers times 0.5), saturation, NaN, infinities and
+	 * the remainders next to 0.5, at every length's tail. */
+	for (int i = 0; i < 1001; i++)
+		x[i] = (float)(i - 500) * 2.5f + (float)(i % 3);
+	x[0] = NAN;
+	x[1] = INFINITY;
+	x[2] = -INFINITY;
+	x[3] = -0.0f;
+	x[4] = 1e30f;
+	x[5] = -1e30f;
+	x[6] = nextafterf(1.0f, 0.0f);
+	x[7] = -nextafterf(1.0f, 0.0f);
+	x[8] = nextafterf(1.0f, 2.0f);
+	x[9] = -3.0f;
+	for (size_t len = 1; len <= 1001; len += len < 40 ? 1 : 97) {
+		for (int zq = -128; zq < 128; zq += 85) {
+			memset(qa, 0x55, sizeof qa);
+			memset(qb, 0x55, sizeof qb);
+			ops->quantize(x, qa, len, 0.5f, zq);
+			ref->quantize(x, qb, len, 0.5f, zq);
+			same &= !memcmp(qa, qb, sizeof qa);
+		}
+	}
+	tap_ok(!memcmp(p1, p2, sizeof p1) && !memcmp(l1, l2, sizeof l1) && same &&
+		       !memcmp(f1, f2, sizeof f1),
+	       "%s avgpool, linear, quantize (ties, NaN, saturation), dequantize == scalar",
+	       ops->name);
+	if (ops->peak_run)
+		tap_ok(pn_qpeak(ops) > 0 && ops->peak_insn && ops->peak_macs > 0,
+		       "%s states a measured peak (%s)", ops->name, ops->peak_insn);
 }
 
 /* ---- the model ---- */
