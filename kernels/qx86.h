@@ -123,6 +123,12 @@ PN_QX86_INLINE int pn_qconv3x3_im2col(const struct pn_qconv_args *a,
 	return 1;
 }
 
+/* The modes of pn_qrq512_mode and pn_qrq256_mode: a constant there lets
+ * a kernel compiled once per mode lose the tests. */
+#define PN_QRQ_SIGNED 0
+#define PN_QRQ_RELU 1
+#define PN_QRQ_SLOW 2
+
 #ifdef __AVX512F__
 /* 16 lanes of pn_q_requant(acc, mult, exp). */
 PN_QX86_INLINE __m512i pn_qrequant_avx512(__m512i acc, __m512i mult, __m512i exp)
@@ -191,12 +197,6 @@ PN_QX86_INLINE struct pn_qrq512 pn_qrq512_init(__m512i mult, __m512i exp, int re
 	q.m2odd = _mm512_slli_epi64(_mm512_srli_epi64(mult, 32), 1);
 	return q;
 }
-
-/* The modes of pn_qrq512_mode: a constant there lets a kernel compiled
- * once per mode lose the tests. */
-#define PN_QRQ_SIGNED 0
-#define PN_QRQ_RELU 1
-#define PN_QRQ_SLOW 2
 
 PN_QX86_INLINE int pn_qrq512_modeof(const struct pn_qrq512 *q)
 {
@@ -347,6 +347,58 @@ PN_QX86_INLINE __m256i pn_qrequant_avx2(__m256i acc, __m256i mult, __m256i exp)
 	__m256i nudge = _mm256_srli_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), rsh), 1);
 	__m256i y = _mm256_srlv_epi32(_mm256_add_epi32(h, nudge), rsh);
 	return _mm256_sign_epi32(y, x);
+}
+
+/* pn_q_requant with its constants made once per 8 channels: the single
+ * rounding of pn_qrq512 (above, where it is argued) on 256-bit vectors;
+ * the modes are the same. */
+struct pn_qrq256 {
+	__m256i mult, exp, m2odd, re, ro, se, so;
+	int slow, relu;
+};
+
+PN_QX86_INLINE struct pn_qrq256 pn_qrq256_init(__m256i mult, __m256i exp, int relu)
+{
+	const __m256i zero = _mm256_setzero_si256(), lo32 = _mm256_set1_epi64x(0xFFFFFFFF);
+	const __m256i h30 = _mm256_set1_epi64x(INT64_C(1) << 30);
+	struct pn_qrq256 q;
+	q.mult = mult;
+	q.exp = exp;
+	q.slow = _mm256_movemask_epi8(_mm256_cmpgt_epi32(exp, zero)) != 0;
+	q.relu = relu;
+	__m256i r = _mm256_max_epi32(_mm256_sub_epi32(zero, exp), zero);
+	__m256i re = _mm256_and_si256(r, lo32), ro = _mm256_srli_epi64(r, 32);
+	/* 2^30 + (r ? 2^(30+r) : 0) */
+	q.re = _mm256_add_epi64(
+		h30, _mm256_and_si256(_mm256_sllv_epi64(h30, re), _mm256_cmpgt_epi64(re, zero)));
+	q.ro = _mm256_slli_epi64(
+		_mm256_add_epi64(h30, _mm256_and_si256(_mm256_sllv_epi64(h30, ro),
+						       _mm256_cmpgt_epi64(ro, zero))),
+		1);
+	q.se = _mm256_add_epi64(re, _mm256_set1_epi64x(31));
+	q.so = ro;
+	q.m2odd = _mm256_slli_epi64(_mm256_srli_epi64(mult, 32), 1);
+	return q;
+}
+
+PN_QX86_INLINE int pn_qrq256_modeof(const struct pn_qrq256 *q)
+{
+	return q->slow ? PN_QRQ_SLOW : q->relu ? PN_QRQ_RELU : PN_QRQ_SIGNED;
+}
+
+PN_QX86_INLINE __m256i pn_qrq256_mode(const struct pn_qrq256 *q, __m256i acc, int mode)
+{
+	const __m256i zero = _mm256_setzero_si256();
+	if (mode == PN_QRQ_SLOW)
+		return pn_qrequant_avx2(acc, q->mult, q->exp);
+	__m256i mag = mode == PN_QRQ_RELU ? _mm256_max_epi32(acc, zero) : _mm256_abs_epi32(acc);
+	__m256i pe =
+		_mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epu32(mag, q->mult), q->re), q->se);
+	__m256i po = _mm256_srlv_epi64(
+		_mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(mag, 32), q->m2odd), q->ro),
+		q->so);
+	__m256i y = _mm256_blend_epi32(pe, po, 0xAA);
+	return mode == PN_QRQ_RELU ? y : _mm256_sign_epi32(y, acc);
 }
 
 /* 8 lanes of pn_q_round_shift(x, shift), 1 <= shift <= 31. */
