@@ -58,7 +58,7 @@ kernels_libpn_neon_a_SOURCES = kernels/neon.h kernels/ops_neon.c \
 	kernels/pointwise_neon.c kernels/depthwise_neon.c \
 	kernels/conv_neon.c kernels/misc_neon.c \
 	kernels/qneon.h kernels/qops_neon.c kernels/qpointwise_neon.c \
-	kernels/qdepthwise_neon.c
+	kernels/qdepthwise_neon.c kernels/qconvert_neon.c
 kernels_libpn_neon_a_CFLAGS = $(AM_CFLAGS) $(NEON_CFLAGS)
 PN_SIMD_LIBS += kernels/libpn_neon.a
 endif

@@ -21,6 +21,12 @@ void pn_qpw_pack_neon(const int8_t *w, int k, int n, int8_t *packed);
 void pn_qpw_neon(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
 		 int32_t in_zp, const struct pn_qout *q);
 void pn_qadd_neon(const struct pn_qadd_args *a);
+void pn_qavgpool_neon(const int8_t *in, int8_t *out, int hw, int c, int32_t in_zp, int32_t mult,
+		      int exp, int32_t out_zp);
+void pn_qlinear_neon(const int8_t *in, float *out, const int8_t *w, const int32_t *bias,
+		     const float *deq, int k, int classes, int32_t in_zp);
+void pn_quantize_neon(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);
+void pn_dequantize_neon(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
 
 #define PN_QNEON_INLINE static inline __attribute__((always_inline))
 

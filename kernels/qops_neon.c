@@ -1,7 +1,6 @@
 /* The NEON int8 table: the same functions as pn_qops_scalar, offered when
  * the float NEON table is (ops_neon.c: always on aarch64, by AT_HWCAP on
- * 32-bit ARM). Pointwise, depthwise, stem and add are vectorised; the
- * pool, classifier, quantize and dequantize stay scalar. */
+ * 32-bit ARM). Every kernel is vectorised. */
 #include "neon.h"
 #include "qneon.h"
 
@@ -20,8 +19,8 @@ const struct pn_qops pn_qops_neon = {
 	.pw_pack = pn_qpw_pack_neon,
 	.pw = pn_qpw_neon,
 	.add = pn_qadd_neon,
-	.avgpool = pn_qavgpool_ref,
-	.linear = pn_qlinear_ref,
-	.quantize = pn_quantize_ref,
-	.dequantize = pn_dequantize_ref,
+	.avgpool = pn_qavgpool_neon,
+	.linear = pn_qlinear_neon,
+	.quantize = pn_quantize_neon,
+	.dequantize = pn_dequantize_neon,
 };
