@@ -110,7 +110,8 @@ void pn_qavgpool_neon(const int8_t *in, int8_t *out, int hw, int c, int32_t in_z
 {
 	const int32x4_t m = vdupq_n_s32(mult), e = vdupq_n_s32(exp);
 	const int32x4_t off = vdupq_n_s32((int32_t)((uint32_t)hw * (uint32_t)in_zp));
-	const int32x4_t zp = vdupq_n_s32(out_zp), lo = vdupq_n_s32(-128), hi = vdupq_n_s32(127);
+	const int16x8_t zp = vdupq_n_s16((int16_t)out_zp);
+	const int8x8_t lo = vdup_n_s8(-128), hi = vdup_n_s8(127);
 	for (int c0 = 0; c0 < c; c0 += 8) {
 		const int left = c - c0 < 8 ? c - c0 : 8;
 		int32x4_t s0 = vdupq_n_s32(0), s1 = s0;
@@ -123,9 +124,8 @@ void pn_qavgpool_neon(const int8_t *in, int8_t *out, int hw, int c, int32_t in_z
 			s0 = vaddw_s16(s0, vget_low_s16(x));
 			s1 = vaddw_s16(s1, vget_high_s16(x));
 		}
-		int8x8_t v =
-			pn_qnarrow_neon(pn_qrequant_neon(vsubq_s32(s0, off), m, e),
-					pn_qrequant_neon(vsubq_s32(s1, off), m, e), zp, lo, hi);
+		int8x8_t v = pn_qpack8_neon(pn_qrequant_neon(vsubq_s32(s0, off), m, e),
+					    pn_qrequant_neon(vsubq_s32(s1, off), m, e), zp, lo, hi);
 		int8_t b[8];
 		vst1_s8(b, v);
 		memcpy(out + c0, b, (size_t)left);

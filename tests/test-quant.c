@@ -470,6 +470,35 @@ static void test_variant(const struct pn_qops *ops)
 	       "differ)",
 	       ops->name, cases, bad);
 
+	/* Accumulators at the ends of int32 (inputs at the zero point: acc is
+	 * the bias), every exponent, signed and ReLU clamps. */
+	bad = 0;
+	for (int t = 0; t < 64; t++) {
+		enum { M = 3, K = 5, N = 40 };
+		int8_t in[M * K], w[K * N], pk[4096], pr[K * N], out[M * N], want[M * N];
+		int32_t zin = (int32_t)(next32() % 256) - 128;
+		memset(in, (int8_t)zin, sizeof in);
+		rand_w(w, sizeof w);
+		fill_q_wide(&q, bias, mult, exp, N);
+		for (int j = 0; j < N; j++) {
+			bias[j] = j % 4 == 0 ? INT32_MIN : j % 4 == 1 ? INT32_MAX : bias[j];
+			exp[j] = (int8_t)(PN_Q_EXP_MIN +
+					  (j + t) % (PN_Q_EXP_MAX - PN_Q_EXP_MIN + 1));
+		}
+		if (t % 2)
+			for (int j = 0; j < N; j++)
+				exp[j] = (int8_t) - ((j + t) % 22);
+		if (ops->pw_packed_bytes(K, N) > sizeof pk)
+			break;
+		ops->pw_pack(w, K, N, pk);
+		ref->pw_pack(w, K, N, pr);
+		ops->pw(in, out, pk, M, K, N, zin, &q);
+		ref->pw(in, want, pr, M, K, N, zin, &q);
+		bad += memcmp(out, want, sizeof out) != 0;
+	}
+	tap_ok(bad == 0, "%s pw == scalar with accumulators INT32_MIN and INT32_MAX (%d differ)",
+	       ops->name, bad);
+
 	bad = cases = 0;
 	for (int t = 0; t < 300; t++) {
 		int h = 1 + next32() % 12, wd = 1 + next32() % 12, s = 1 + t % 2,
