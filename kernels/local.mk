@@ -42,7 +42,7 @@ kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qim2col.h kernels/qdw_a
 	kernels/qpointwise_avx512.c kernels/qdepthwise_avx512.c \
 	kernels/qconvert_avx512.c
 kernels_libpn_qavx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
-kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qdw_avx512.h \
+kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qdw_avx512.h kernels/qpack4.h \
 	kernels/qpointwise_avx512vnni.c kernels/qdepthwise_avx512vnni.c
 kernels_libpn_qvnni_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
 	-mavx2 -mfma
@@ -62,6 +62,14 @@ kernels_libpn_neon_a_SOURCES = kernels/neon.h kernels/ops_neon.c \
 	kernels/qdepthwise_neon.c kernels/qconvert_neon.c
 kernels_libpn_neon_a_CFLAGS = $(AM_CFLAGS) $(NEON_CFLAGS)
 PN_SIMD_LIBS += kernels/libpn_neon.a
+endif
+# SDOT (ARMv8.2 dot product) for the int8 pointwise on aarch64 only.
+if PN_NEON_DOT
+noinst_LIBRARIES += kernels/libpn_qneondot.a
+kernels_libpn_qneondot_a_SOURCES = kernels/qneon.h kernels/qim2col.h kernels/qpack4.h \
+	kernels/qpointwise_neondot.c
+kernels_libpn_qneondot_a_CFLAGS = $(AM_CFLAGS) $(NEON_DOT_CFLAGS)
+PN_SIMD_LIBS += kernels/libpn_qneondot.a
 endif
 
 if PN_ARM_CRC

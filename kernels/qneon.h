@@ -11,6 +11,7 @@
 #define PN_QNEON_H
 
 #include <arm_neon.h>
+#include <string.h>
 
 #include "qops.h"
 
@@ -21,6 +22,13 @@ void pn_qpw_pack_neon(const int8_t *w, int k, int n, int8_t *packed);
 void pn_qpw_neon(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
 		 int32_t in_zp, const struct pn_qout *q);
 void pn_qadd_neon(const struct pn_qadd_args *a);
+/* qpointwise_neondot.c, compiled with +dotprod (aarch64 only). */
+size_t pn_qpw_packed_bytes_neondot(int k, int n);
+void pn_qpw_pack_neondot(const int8_t *w, int k, int n, int8_t *packed);
+void pn_qpw_neondot(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
+		    int32_t in_zp, const struct pn_qout *q);
+void pn_qconv3x3_neondot(const struct pn_qconv_args *a);
+void pn_qpeak_neondot(long n);
 void pn_qavgpool_neon(const int8_t *in, int8_t *out, int hw, int c, int32_t in_zp, int32_t mult,
 		      int exp, int32_t out_zp);
 void pn_qlinear_neon(const int8_t *in, float *out, const int8_t *w, const int32_t *bias,
@@ -29,6 +37,16 @@ void pn_quantize_neon(const float *in, int8_t *out, size_t n, float inv_scale, i
 void pn_dequantize_neon(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
 
 #define PN_QNEON_INLINE static inline __attribute__((always_inline))
+
+/* Four int32 from p, those from `left` on zero. */
+PN_QNEON_INLINE int32x4_t pn_qload4_neon(const int32_t *p, int left)
+{
+	int32_t b[4] = {0, 0, 0, 0};
+	if (left >= 4)
+		return vld1q_s32(p);
+	memcpy(b, p, (size_t)(left > 0 ? left : 0) * sizeof *b);
+	return vld1q_s32(b);
+}
 
 /* Four lanes of pn_q_requant(acc, mult, exp). */
 PN_QNEON_INLINE int32x4_t pn_qrequant_neon(int32x4_t acc, int32x4_t mult, int32x4_t exp)

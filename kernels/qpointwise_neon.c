@@ -54,15 +54,6 @@ static inline int8x8_t pair(const int8_t *p)
 	return vreinterpret_s8_s16(vdup_n_s16(v));
 }
 
-static inline int32x4_t load4(const int32_t *p, int left)
-{
-	int32_t b[4] = {0, 0, 0, 0};
-	if (left >= 4)
-		return vld1q_s32(p);
-	memcpy(b, p, (size_t)(left > 0 ? left : 0) * sizeof *b);
-	return vld1q_s32(b);
-}
-
 PN_QNEON_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *wb,
 			  const int32_t *colsum, int k, int n, int col, int32_t in_zp,
 			  const struct pn_qout *q, const struct pn_qrq8 *rq, int mode)
@@ -72,7 +63,7 @@ PN_QNEON_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const i
 	int32x4_t acc[MR][2];
 #pragma GCC unroll 4
 	for (int g = 0; g < 2; g++) {
-		int32x4_t init = vmlsq_s32(load4(q->bias + col + 4 * g, left - 4 * g), zin,
+		int32x4_t init = vmlsq_s32(pn_qload4_neon(q->bias + col + 4 * g, left - 4 * g), zin,
 					   vld1q_s32(colsum + col + 4 * g));
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
