@@ -1,6 +1,7 @@
 /* Choosing the int8 kernel table: the float table's choice (the CPU's
  * best, or PIPENET_ISA) names the instruction set; within it the best
- * variant this CPU runs (AVX-512 with VNNI before plain AVX-512). */
+ * variant this CPU runs (AVX-512 with VNNI before plain AVX-512,
+ * NEON with the dot product before plain NEON). */
 #include <string.h>
 #include <time.h>
 
@@ -10,6 +11,9 @@ const struct pn_qops *const pn_qops_all[] = {
 #ifdef PN_HAVE_X86
 	&pn_qops_avx512vnni, &pn_qops_avx512,
 	&pn_qops_avx2,
+#endif
+#ifdef PN_HAVE_NEON_DOT
+	&pn_qops_neon_dot,
 #endif
 #ifdef PN_HAVE_NEON
 	&pn_qops_neon,

@@ -112,6 +112,9 @@ extern const struct pn_qops pn_qops_avx512vnni, pn_qops_avx512, pn_qops_avx2;
 #ifdef PN_HAVE_NEON
 extern const struct pn_qops pn_qops_neon;
 #endif
+#ifdef PN_HAVE_NEON_DOT
+extern const struct pn_qops pn_qops_neon_dot;
+#endif
 
 /* All int8 tables built in, best first, NULL-terminated: the tests
  * iterate it. */

@@ -7,11 +7,11 @@
  * step wraps modulo 2^32 and the true accumulator fits int32 (qmodel.c
  * bounds k and bias), so the result is exact.
  *
- * Packed: weights [n / 16][k / 4][16][4] (both rounded up, zeros), then
- * int32 colsum[n rounded up to 16]. A tile is 4 rows by up to 64 columns,
+ * Packed by qpack4.h with 16 columns. A tile is 4 rows by up to 64 columns,
  * rows past m repeating the last (computed, not stored). */
 #include <string.h>
 
+#include "qpack4.h"
 #include "qx86.h"
 
 #define MR 4
@@ -24,24 +24,12 @@ static int quads(int k)
 
 size_t pn_qpw_packed_bytes_vnni(int k, int n)
 {
-	size_t nb = (size_t)(n + 15) / 16;
-	return nb * quads(k) * 64 + nb * 16 * sizeof(int32_t);
+	return pn_qpack4_bytes(k, n, 16);
 }
 
 void pn_qpw_pack_vnni(const int8_t *w, int k, int n, int8_t *packed)
 {
-	const int kq = quads(k), nb = (n + 15) / 16;
-	int32_t *colsum = (int32_t *)(void *)(packed + (size_t)nb * kq * 64);
-	memset(packed, 0, pn_qpw_packed_bytes_vnni(k, n));
-	for (int j = 0; j < n; j++) {
-		int32_t s = 0;
-		for (int i = 0; i < k; i++) {
-			int8_t v = w[(size_t)j * k + i];
-			packed[((size_t)(j / 16) * kq + i / 4) * 64 + (j % 16) * 4 + i % 4] = v;
-			s += v;
-		}
-		colsum[j] = s;
-	}
+	pn_qpack4(w, k, n, 16, packed);
 }
 
 static inline __m512i bcast_u8(const int8_t *p)

@@ -54,33 +54,16 @@ static inline int8x8_t pair(const int8_t *p)
 	return vreinterpret_s8_s16(vdup_n_s16(v));
 }
 
-static inline int32x4_t load4(const int32_t *p, int left)
-{
-	int32_t b[4] = {0, 0, 0, 0};
-	if (left >= 4)
-		return vld1q_s32(p);
-	memcpy(b, p, (size_t)(left > 0 ? left : 0) * sizeof *b);
-	return vld1q_s32(b);
-}
-
-static inline int32x4_t load4_exp(const int8_t *p, int left)
-{
-	int32_t b[4] = {0, 0, 0, 0};
-	for (int j = 0; j < 4 && j < left; j++)
-		b[j] = p[j];
-	return vld1q_s32(b);
-}
-
-static void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *wb,
-		 const int32_t *colsum, int k, int n, int col, int32_t in_zp,
-		 const struct pn_qout *q)
+PN_QNEON_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *wb,
+			  const int32_t *colsum, int k, int n, int col, int32_t in_zp,
+			  const struct pn_qout *q, const struct pn_qrq8 *rq, int mode)
 {
 	const int kfull = k / 4, left = n - col;
 	const int32x4_t zin = vdupq_n_s32(in_zp);
 	int32x4_t acc[MR][2];
 #pragma GCC unroll 4
 	for (int g = 0; g < 2; g++) {
-		int32x4_t init = vmlsq_s32(load4(q->bias + col + 4 * g, left - 4 * g), zin,
+		int32x4_t init = vmlsq_s32(pn_qload4_neon(q->bias + col + 4 * g, left - 4 * g), zin,
 					   vld1q_s32(colsum + col + 4 * g));
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
@@ -116,14 +99,9 @@ static void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *wb
 			acc[i][1] = vpadalq_s16(acc[i][1], p1);
 		}
 	}
-	const int32x4_t zp = vdupq_n_s32(q->zp), lo = vdupq_n_s32(q->lo), hi = vdupq_n_s32(q->hi);
-	const int32x4_t m0 = load4(q->mult + col, left), m1 = load4(q->mult + col + 4, left - 4);
-	const int32x4_t e0 = load4_exp(q->exp + col, left),
-			e1 = load4_exp(q->exp + col + 4, left - 4);
 #pragma GCC unroll 4
 	for (int i = 0; i < rows; i++) {
-		int8x8_t v = pn_qnarrow_neon(pn_qrequant_neon(acc[i][0], m0, e0),
-					     pn_qrequant_neon(acc[i][1], m1, e1), zp, lo, hi);
+		int8x8_t v = pn_qrq8_out(rq, acc[i][0], acc[i][1], mode);
 		int8_t *o = out + (size_t)i * n + col;
 		if (left >= 8) {
 			vst1_s8(o, v);
@@ -142,13 +120,29 @@ void pn_qpw_neon(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 	const int32_t *colsum = (const int32_t *)(const void *)(packed + (size_t)nb * kq * 32);
 	for (int cb = 0; cb < nb; cb++) {
 		const int8_t *wb = packed + (size_t)cb * kq * 32;
+		struct pn_qrq8 rq;
+		pn_qrq8_init(&rq, q, cb * 8, n - cb * 8);
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4
 			for (int i = 0; i < MR; i++)
 				a[i] = in + (size_t)(r + i < m ? r + i : m - 1) * k;
-			tile(a, out + (size_t)r * n, m - r < MR ? m - r : MR, wb, colsum, k, n,
-			     cb * 8, in_zp, q);
+			int8_t *o = out + (size_t)r * n;
+			const int rows = m - r < MR ? m - r : MR;
+			/* the requantisation mode as a constant */
+			switch (rq.mode) {
+			case PN_QNEON_RELU:
+				tile(a, o, rows, wb, colsum, k, n, cb * 8, in_zp, q, &rq,
+				     PN_QNEON_RELU);
+				break;
+			case PN_QNEON_SIGNED:
+				tile(a, o, rows, wb, colsum, k, n, cb * 8, in_zp, q, &rq,
+				     PN_QNEON_SIGNED);
+				break;
+			default:
+				tile(a, o, rows, wb, colsum, k, n, cb * 8, in_zp, q, &rq,
+				     PN_QNEON_SLOW);
+			}
 		}
 	}
 }

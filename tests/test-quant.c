@@ -9,6 +9,7 @@
  * PIPENET_TEST_STRIDE=K (sanitised runs) calibrates on 16 images and
  * compares every 20K-th test record; under emulation (PN_TEST_WRAPPER)
  * the model checks are skipped: the scalar int8 pass is too slow there. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -469,6 +470,35 @@ static void test_variant(const struct pn_qops *ops)
 	       "differ)",
 	       ops->name, cases, bad);
 
+	/* Accumulators at the ends of int32 (inputs at the zero point: acc is
+	 * the bias), every exponent, signed and ReLU clamps. */
+	bad = 0;
+	for (int t = 0; t < 64; t++) {
+		enum { M = 3, K = 5, N = 40 };
+		int8_t in[M * K], w[K * N], pk[4096], pr[K * N], out[M * N], want[M * N];
+		int32_t zin = (int32_t)(next32() % 256) - 128;
+		memset(in, (int8_t)zin, sizeof in);
+		rand_w(w, sizeof w);
+		fill_q_wide(&q, bias, mult, exp, N);
+		for (int j = 0; j < N; j++) {
+			bias[j] = j % 4 == 0 ? INT32_MIN : j % 4 == 1 ? INT32_MAX : bias[j];
+			exp[j] = (int8_t)(PN_Q_EXP_MIN +
+					  (j + t) % (PN_Q_EXP_MAX - PN_Q_EXP_MIN + 1));
+		}
+		if (t % 2)
+			for (int j = 0; j < N; j++)
+				exp[j] = (int8_t) - ((j + t) % 22);
+		if (ops->pw_packed_bytes(K, N) > sizeof pk)
+			break;
+		ops->pw_pack(w, K, N, pk);
+		ref->pw_pack(w, K, N, pr);
+		ops->pw(in, out, pk, M, K, N, zin, &q);
+		ref->pw(in, want, pr, M, K, N, zin, &q);
+		bad += memcmp(out, want, sizeof out) != 0;
+	}
+	tap_ok(bad == 0, "%s pw == scalar with accumulators INT32_MIN and INT32_MAX (%d differ)",
+	       ops->name, bad);
+
 	bad = cases = 0;
 	for (int t = 0; t < 300; t++) {
 		int h = 1 + next32() % 12, wd = 1 + next32() % 12, s = 1 + t % 2,
@@ -586,18 +616,41 @@ static void test_variant(const struct pn_qops *ops)
 	x[7] = -nextafterf(1.0f, 0.0f);
 	x[8] = nextafterf(1.0f, 2.0f);
 	x[9] = -3.0f;
-	for (size_t len = 1; len <= 1001; len += len < 40 ? 1 : 97) {
-		for (int zq = -128; zq < 128; zq += 85) {
-			memset(qa, 0x55, sizeof qa);
-			memset(qb, 0x55, sizeof qb);
-			ops->quantize(x, qa, len, 0.5f, zq);
-			ref->quantize(x, qb, len, 0.5f, zq);
-			same &= !memcmp(qa, qb, sizeof qa);
+	/* Subnormals (flushed by ARMv7 NEON), the clamp's ends, remainders
+	 * just below 0.5 and integers past 2^23. */
+	static const float more[] = {0x1p-149f,	  -0x1p-140f, FLT_MIN,	   -FLT_MIN, 511.5f,
+				     512.5f,	  -512.5f,    1023.0f,	   -1025.0f, 0x1p23f + 1.0f,
+				     0.5f,	  -0.5f,      0.49999997f, -1.5f,    FLT_MAX,
+				     0x1.8p-127f, -0x1p-127f};
+	memcpy(x + 10, more, sizeof more);
+	static const float invs[] = {0.5f, 1.0f, 3.0f, 1e-3f, 0x1p127f};
+	for (size_t v = 0; v < sizeof invs / sizeof invs[0]; v++)
+		for (size_t len = 1; len <= 1001; len += len < 40 ? 1 : 97) {
+			for (int zq = -128; zq < 128; zq += 85) {
+				memset(qa, 0x55, sizeof qa);
+				memset(qb, 0x55, sizeof qb);
+				ops->quantize(x, qa, len, invs[v], zq);
+				ref->quantize(x, qb, len, invs[v], zq);
+				same &= !memcmp(qa, qb, sizeof qa);
+			}
 		}
-	}
-	tap_ok(!memcmp(p1, p2, sizeof p1) && !memcmp(l1, l2, sizeof l1) && same &&
-		       !memcmp(f1, f2, sizeof f1),
-	       "%s avgpool, linear, quantize (ties, NaN, saturation), dequantize == scalar",
+	/* Every code, zero points at both ends, scales down to subnormal. */
+	int same_deq = !memcmp(f1, f2, sizeof f1);
+	static const float scales[] = {2.7f, 1.0f, 1e-30f, 0x1p-140f, 1e30f};
+	for (int i = 0; i < 1001; i++)
+		qa[i] = (int8_t)(i - 500);
+	for (size_t v = 0; v < sizeof scales / sizeof scales[0]; v++)
+		for (size_t len = 1; len <= 1001; len += len < 40 ? 1 : 97)
+			for (int zq = -128; zq < 128; zq += 85) {
+				memset(f1, 0, sizeof f1);
+				memset(f2, 0, sizeof f2);
+				ops->dequantize(qa, f1, len, scales[v], zq);
+				ref->dequantize(qa, f2, len, scales[v], zq);
+				same_deq &= !memcmp(f1, f2, sizeof f1);
+			}
+	tap_ok(!memcmp(p1, p2, sizeof p1) && !memcmp(l1, l2, sizeof l1) && same && same_deq,
+	       "%s avgpool, linear, quantize (ties, NaN, saturation, subnormals), dequantize "
+	       "(every code, subnormal scales) == scalar",
 	       ops->name);
 	if (ops->peak_run)
 		tap_ok(pn_qpeak(ops) > 0 && ops->peak_insn && ops->peak_macs > 0,
