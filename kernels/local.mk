@@ -22,7 +22,7 @@ noinst_LIBRARIES += kernels/libpn_avx2.a kernels/libpn_avx512.a
 kernels_libpn_avx2_a_SOURCES = kernels/x86.h kernels/ops_avx2.c \
 	kernels/pointwise_avx2.c kernels/depthwise_avx2.c \
 	kernels/conv_avx2.c kernels/misc_avx2.c \
-	kernels/qx86.h kernels/qim2col.h kernels/qops_avx2.c kernels/qpointwise_avx2.c \
+	kernels/qx86.h kernels/qim2col.h kernels/qdw_rows.h kernels/qops_avx2.c kernels/qpointwise_avx2.c \
 	kernels/qdepthwise_avx2.c kernels/qconvert_avx2.c
 kernels_libpn_avx2_a_CFLAGS = $(AM_CFLAGS) -mavx2 -mfma -mf16c
 kernels_libpn_avx512_a_SOURCES = kernels/x86.h kernels/ops_avx512.c \
@@ -37,12 +37,12 @@ kernels_libpn_refavx2_a_CFLAGS = $(AM_CFLAGS) -mavx2
 PN_SIMD_LIBS += kernels/libpn_refavx2.a
 # int8 on AVX-512 needs BW and VL (byte masks); VNNI only for vpdpbusd.
 noinst_LIBRARIES += kernels/libpn_qavx512.a kernels/libpn_qvnni.a
-kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qim2col.h kernels/qdw_avx512.h \
+kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qim2col.h kernels/qdw_rows.h kernels/qdw_avx512.h \
 	kernels/qops_avx512.c \
 	kernels/qpointwise_avx512.c kernels/qdepthwise_avx512.c \
 	kernels/qconvert_avx512.c
 kernels_libpn_qavx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
-kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qdw_avx512.h kernels/qpack4.h \
+kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qdw_rows.h kernels/qdw_avx512.h kernels/qpack4.h \
 	kernels/qpointwise_avx512vnni.c kernels/qdepthwise_avx512vnni.c
 kernels_libpn_qvnni_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
 	-mavx2 -mfma

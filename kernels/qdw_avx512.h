@@ -17,6 +17,7 @@
 
 #include <string.h>
 
+#include "qdw_rows.h"
 #include "qx86.h"
 
 #ifndef PN_QDW_DOT
@@ -159,17 +160,12 @@ PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b
 	const __m512i zp16 = _mm512_set1_epi16((short)a->q.zp);
 	const __m256i lo8 = _mm256_set1_epi8((char)a->q.lo), hi8 = _mm256_set1_epi8((char)a->q.hi);
 	/* Output columns [x0, x1) read no padding column. */
-	const int x0 = 1, x1 = in_w >= 3 ? (in_w - 2) / s + 1 : 1;
+	const int x0 = 1, x1 = pn_qdw_inner_end(in_w, s);
 	for (int oy = a->out_y0; oy < a->out_y1; oy++) {
 		int8_t *orow = a->out + (size_t)(oy - a->out_y0) * out_w * c + c0;
 		const int8_t *rows[3];
 		size_t step[3];
-		for (int ky = 0; ky < 3; ky++) {
-			int iy = oy * s - 1 + ky;
-			int in = iy >= 0 && iy < a->in_h;
-			rows[ky] = in ? a->in + (size_t)(iy - a->in_y0) * in_w * c + c0 : pad;
-			step[ky] = in ? (size_t)c : 0;
-		}
+		pn_qdw_rows(a, oy, c0, pad, rows, step);
 		int ox = 0;
 		if (s == 1 && x1 - x0 >= 2) {
 			/* the first pixel, then the interior from a sliding window */
@@ -191,25 +187,8 @@ PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b
 			}
 		}
 		for (; ox < out_w; ox++) {
-			const int ix0 = ox * s - 1;
 			const int8_t *px[9];
-			if (ox >= x0 && ox < x1) {
-#pragma GCC unroll 3
-				for (int ky = 0; ky < 3; ky++)
-#pragma GCC unroll 3
-					for (int kx = 0; kx < 3; kx++)
-						px[ky * 3 + kx] =
-							rows[ky] + (size_t)(ix0 + kx) * step[ky];
-			} else {
-				for (int ky = 0; ky < 3; ky++)
-					for (int kx = 0; kx < 3; kx++) {
-						int ix = ix0 + kx;
-						px[ky * 3 + kx] =
-							ix >= 0 && ix < in_w
-								? rows[ky] + (size_t)ix * step[ky]
-								: pad;
-					}
-			}
+			pn_qdw_taps(rows, step, ox, s, in_w, ox >= x0 && ox < x1, pad, px);
 			dw_pixel(b, px, orow + (size_t)ox * c, zp16, lo8, hi8, full, mode);
 		}
 	}
