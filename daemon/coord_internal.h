@@ -179,10 +179,7 @@ struct group {
 	struct range ranges[MAX_RANGES];
 	struct pn_peer *first_hop; /* frames to the first range, when remote */
 	int window, inflight;
-	uint64_t hop_frames, hop_bytes, hop_transfer_ns, hop_sent;
-	/* coord_links.c's marks of the hop counters at its last drift check
-	 * of the coordinator's own link (hop 0). */
-	uint64_t drift_frames, drift_transfer_ns, drift_bytes, drift_sent;
+	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
 	size_t images, batches; /* whose logits came back from it */
 	/* A re-split waiting for its batches in flight to drain. */
 	int draining, next_points[MAX_RANGES], next_npoints;
