@@ -8,36 +8,6 @@
 #include "qdw_rows.h"
 #include "qx86.h"
 
-/* Eight int8 (fewer when left < 8, zeros after) widened to int32. */
-static inline __m256i load8(const int8_t *p, int left)
-{
-	int8_t b[8] = {0};
-	if (left >= 8)
-		return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
-	memcpy(b, p, (size_t)left);
-	return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(void *)b));
-}
-
-static inline __m256i load8_i32(const int32_t *p, int left)
-{
-	int32_t b[8] = {0};
-	if (left >= 8)
-		return _mm256_loadu_si256((const __m256i *)(const void *)p);
-	memcpy(b, p, (size_t)left * sizeof *b);
-	return _mm256_loadu_si256((const __m256i *)(void *)b);
-}
-
-static inline void store8(int8_t *p, __m256i v, int left)
-{
-	int8_t b[8];
-	if (left >= 8) {
-		pn_qstore8_avx2(p, v);
-		return;
-	}
-	pn_qstore8_avx2(b, v);
-	memcpy(p, b, (size_t)left);
-}
-
 /* The depthwise, 16 channels at a time on int16 with two taps per
  * vpmaddwd, as qdw_avx512.h does with 32: taps paired (0,1), (2,3),
  * (4,5), (6,7), (8,-) by unpacklo/hi_epi16, so the "lo" accumulator holds
@@ -151,12 +121,12 @@ static void dw_block_init(struct dwblock *b, const struct pn_qdw_args *a, int c0
 		sh = _mm256_add_epi32(sh, _mm256_madd_epi16(b->wh[p], one));
 	}
 	const int l1 = b->left - 8;
-	const __m256i bias0 = load8_i32(a->q.bias + c0, b->left),
-		      bias1 = l1 > 0 ? load8_i32(a->q.bias + c0 + 8, l1) : zero,
-		      mult0 = load8_i32(a->q.mult + c0, b->left),
-		      mult1 = l1 > 0 ? load8_i32(a->q.mult + c0 + 8, l1) : zero,
-		      exp0 = load8(a->q.exp + c0, b->left),
-		      exp1 = l1 > 0 ? load8(a->q.exp + c0 + 8, l1) : zero;
+	const __m256i bias0 = pn_qload8_i32_avx2(a->q.bias + c0, b->left),
+		      bias1 = l1 > 0 ? pn_qload8_i32_avx2(a->q.bias + c0 + 8, l1) : zero,
+		      mult0 = pn_qload8_i32_avx2(a->q.mult + c0, b->left),
+		      mult1 = l1 > 0 ? pn_qload8_i32_avx2(a->q.mult + c0 + 8, l1) : zero,
+		      exp0 = pn_qload8_avx2(a->q.exp + c0, b->left),
+		      exp1 = l1 > 0 ? pn_qload8_avx2(a->q.exp + c0 + 8, l1) : zero;
 	const __m256i zin = _mm256_set1_epi32(a->in_zp);
 	/* lo: channels 0..3 and 8..11; hi: 4..7 and 12..15 */
 	b->bl = _mm256_sub_epi32(_mm256_permute2x128_si256(bias0, bias1, 0x20),
@@ -250,7 +220,7 @@ void pn_qconv3x3_avx2(const struct pn_qconv_args *a)
 		for (int ox = 0; ox < a->out_w; ox++) {
 			for (int c0 = 0; c0 < cout; c0 += 8) {
 				const int left = cout - c0;
-				__m256i acc = load8_i32(a->q.bias + c0, left);
+				__m256i acc = pn_qload8_i32_avx2(a->q.bias + c0, left);
 				for (int ky = 0; ky < 3; ky++) {
 					int iy = oy * s - 1 + ky;
 					if (iy < 0 || iy >= a->in_h)
@@ -265,8 +235,8 @@ void pn_qconv3x3_avx2(const struct pn_qconv_args *a)
 							a->weights +
 							(size_t)(ky * 3 + kx) * cin * cout + c0;
 						for (int ci = 0; ci < cin; ci++) {
-							__m256i w =
-								load8(wk + (size_t)ci * cout, left);
+							__m256i w = pn_qload8_avx2(
+								wk + (size_t)ci * cout, left);
 							__m256i x = _mm256_set1_epi32(px[ci] -
 										      a->in_zp);
 							acc = _mm256_add_epi32(
@@ -274,10 +244,11 @@ void pn_qconv3x3_avx2(const struct pn_qconv_args *a)
 						}
 					}
 				}
-				__m256i mult = load8_i32(a->q.mult + c0, left);
-				__m256i exp = load8(a->q.exp + c0, left);
-				store8(orow + (size_t)ox * cout + c0,
-				       pn_qout_avx2(acc, mult, exp, zp, lo, hi), left);
+				__m256i mult = pn_qload8_i32_avx2(a->q.mult + c0, left);
+				__m256i exp = pn_qload8_avx2(a->q.exp + c0, left);
+				pn_qstore8_left_avx2(orow + (size_t)ox * cout + c0,
+						     pn_qout_avx2(acc, mult, exp, zp, lo, hi),
+						     left);
 			}
 		}
 	}
@@ -293,14 +264,15 @@ void pn_qadd_avx2(const struct pn_qadd_args *a)
 		      hi = _mm256_set1_epi32(127);
 	for (size_t i = 0; i < a->n; i += 8) {
 		const int left = a->n - i < 8 ? (int)(a->n - i) : 8;
-		__m256i x = _mm256_slli_epi32(_mm256_sub_epi32(load8(a->a + i, left), za),
+		__m256i x = _mm256_slli_epi32(_mm256_sub_epi32(pn_qload8_avx2(a->a + i, left), za),
 					      PN_QADD_SHIFT);
-		__m256i y = _mm256_slli_epi32(_mm256_sub_epi32(load8(a->b + i, left), zb),
+		__m256i y = _mm256_slli_epi32(_mm256_sub_epi32(pn_qload8_avx2(a->b + i, left), zb),
 					      PN_QADD_SHIFT);
 		__m256i sum =
 			_mm256_add_epi32(pn_qrequant_avx2(x, ma, ea), pn_qrequant_avx2(y, mb, eb));
-		store8(a->out + i,
-		       pn_qclamp_avx2(pn_qround_shift_avx2(sum, PN_QADD_SHIFT), zout, lo, hi),
-		       left);
+		pn_qstore8_left_avx2(
+			a->out + i,
+			pn_qclamp_avx2(pn_qround_shift_avx2(sum, PN_QADD_SHIFT), zout, lo, hi),
+			left);
 	}
 }

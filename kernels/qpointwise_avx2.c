@@ -40,13 +40,8 @@ void pn_qpw_pack_avx2(const int8_t *w, int k, int n, int8_t *packed)
 /* The requantisation of column block cb (8 columns from 8 cb, zeros past n). */
 static inline struct pn_qrq256 block_rq(const struct pn_qout *q, int cb, int n)
 {
-	int32_t m8[8] = {0}, e8[8] = {0};
-	for (int j = 0; j < 8 && 8 * cb + j < n; j++) {
-		m8[j] = q->mult[8 * cb + j];
-		e8[j] = q->exp[8 * cb + j];
-	}
-	return pn_qrq256_init(_mm256_loadu_si256((const __m256i *)(void *)m8),
-			      _mm256_loadu_si256((const __m256i *)(void *)e8), q->lo >= q->zp);
+	return pn_qrq256_init(pn_qload8_i32_avx2(q->mult + 8 * cb, n - 8 * cb),
+			      pn_qload8_avx2(q->exp + 8 * cb, n - 8 * cb), q->lo >= q->zp);
 }
 
 /* Eight columns from c: requantised and stored, the last block partly. */
@@ -55,14 +50,8 @@ PN_QX86_INLINE void store_cols(int8_t *out, __m256i acc, const struct pn_qrq256 
 {
 	const __m256i zp = _mm256_set1_epi32(q->zp), lo = _mm256_set1_epi32(q->lo),
 		      hi = _mm256_set1_epi32(q->hi);
-	__m256i v = pn_qclamp_avx2(pn_qrq256_mode(rq, acc, mode), zp, lo, hi);
-	if (left >= 8) {
-		pn_qstore8_avx2(out + c, v);
-		return;
-	}
-	int8_t o8[8];
-	pn_qstore8_avx2(o8, v);
-	memcpy(out + c, o8, (size_t)left);
+	pn_qstore8_left_avx2(out + c, pn_qclamp_avx2(pn_qrq256_mode(rq, acc, mode), zp, lo, hi),
+			     left);
 }
 
 /* Rows a[0..MR) from k0, kn of them, as (q - zp) in int16, zero past kn
@@ -118,10 +107,8 @@ PN_QX86_INLINE void init_acc(__m256i acc[MR][NB], const struct pn_qout *q, int n
 #pragma GCC unroll 4
 	for (int b = 0; b < NB; b++) { /* past nb zeros, never stored */
 		int c = col + 8 * b;
-		int32_t b8[8] = {0};
-		for (int j = 0; j < 8 && b < nb && c + j < n; j++)
-			b8[j] = q->bias[c + j];
-		__m256i init = _mm256_loadu_si256((const __m256i *)(void *)b8);
+		__m256i init =
+			b < nb ? pn_qload8_i32_avx2(q->bias + c, n - c) : _mm256_setzero_si256();
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
 			acc[i][b] = init;

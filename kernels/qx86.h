@@ -359,6 +359,39 @@ PN_QX86_INLINE void pn_qstore8_avx2(int8_t *out, __m256i v)
 	__m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 	_mm_storel_epi64((__m128i *)(void *)out, _mm_packs_epi16(w, w));
 }
+
+/* Eight int8 from p (the first `left` when left < 8, zeros after; left
+ * >= 1) widened to int32. */
+PN_QX86_INLINE __m256i pn_qload8_avx2(const int8_t *p, int left)
+{
+	int8_t b[8] = {0};
+	if (left >= 8)
+		return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p));
+	memcpy(b, p, (size_t)left);
+	return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(void *)b));
+}
+
+/* Eight int32 from p, as pn_qload8_avx2. */
+PN_QX86_INLINE __m256i pn_qload8_i32_avx2(const int32_t *p, int left)
+{
+	int32_t b[8] = {0};
+	if (left >= 8)
+		return _mm256_loadu_si256((const __m256i *)(const void *)p);
+	memcpy(b, p, (size_t)left * sizeof *b);
+	return _mm256_loadu_si256((const __m256i *)(void *)b);
+}
+
+/* pn_qstore8_avx2 of the first `left` bytes only (all 8 when left >= 8). */
+PN_QX86_INLINE void pn_qstore8_left_avx2(int8_t *p, __m256i v, int left)
+{
+	int8_t b[8];
+	if (left >= 8) {
+		pn_qstore8_avx2(p, v);
+		return;
+	}
+	pn_qstore8_avx2(b, v);
+	memcpy(p, b, (size_t)left);
+}
 #endif
 
 #endif
