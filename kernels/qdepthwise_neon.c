@@ -5,6 +5,7 @@
  * The stem goes through the pointwise kernel when its shape allows. */
 #include <string.h>
 
+#include "qdw_rows.h"
 #include "qim2col.h"
 #include "qneon.h"
 
@@ -46,40 +47,80 @@ static inline void store8(int8_t *p, int8x8_t v, int left)
 	memcpy(p, b, (size_t)left);
 }
 
-/* One block of 8 channels over all output pixels; `mode` a constant. */
-PN_QNEON_INLINE void dw_block(const struct pn_qdw_args *a, int c0, int mode)
-{
-	const int c = a->c, s = a->stride, left = c - c0;
-	const int8x8_t zin = vdup_n_s8((int8_t)a->in_zp);
+/* One block of 8 channels: its weights (q - zp times w in int16, widened
+ * by SMLAL), bias and requantisation. */
+struct dwblock {
 	int16x8_t w[9];
 	int32x4_t b0, b1;
 	struct pn_qrq8 r;
-	for (int t = 0; t < 9; t++)
-		w[t] = load8(a->weights + (size_t)t * c + c0, left);
-	load8_i32(a->q.bias + c0, left, &b0, &b1);
-	pn_qrq8_init(&r, &a->q, c0, left);
+	int8x8_t zin;
+	int left;
+};
+
+/* `full` (a constant): all 8 channels are there, no tail path. */
+PN_QNEON_INLINE int8x8_t tap8(const int8_t *p, int left, int full)
+{
+	return full ? vld1_s8(p) : load8_s8(p, left);
+}
+
+PN_QNEON_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9], int8_t *out,
+			      int full, int mode)
+{
+	int32x4_t a0 = b->b0, a1 = b->b1;
+#pragma GCC unroll 9
+	for (int t = 0; t < 9; t++) {
+		int16x8_t x = vsubl_s8(tap8(px[t], b->left, full), b->zin);
+		a0 = vmlal_s16(a0, vget_low_s16(x), vget_low_s16(b->w[t]));
+#ifdef __aarch64__ /* SMLAL2: GCC moves the high halves out otherwise */
+		a1 = vmlal_high_s16(a1, x, b->w[t]);
+#else
+		a1 = vmlal_s16(a1, vget_high_s16(x), vget_high_s16(b->w[t]));
+#endif
+	}
+	int8x8_t o = pn_qrq8_out(&b->r, a0, a1, mode);
+	if (full)
+		vst1_s8(out, o);
+	else
+		store8(out, o, b->left);
+}
+
+/* All output pixels of one block. Padding reads in_zp from `pad` (q - zp
+ * = 0, as the reference's skipped tap), so the columns that read no
+ * padding (qdw_rows.h) take their nine taps without a test. */
+PN_QNEON_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b, int c0,
+			     const int8_t *pad, int full, int mode)
+{
+	const int c = a->c, s = a->stride, in_w = a->in_w, out_w = a->out_w;
+	int x1 = pn_qdw_inner_end(in_w, s);
+	if (x1 > out_w)
+		x1 = out_w;
 	for (int oy = a->out_y0; oy < a->out_y1; oy++) {
-		int8_t *orow = a->out + (size_t)(oy - a->out_y0) * a->out_w * c + c0;
-		for (int ox = 0; ox < a->out_w; ox++) {
-			int32x4_t a0 = b0, a1 = b1;
-			for (int ky = 0; ky < 3; ky++) {
-				int iy = oy * s - 1 + ky;
-				if (iy < 0 || iy >= a->in_h)
-					continue;
-				const int8_t *irow =
-					a->in + (size_t)(iy - a->in_y0) * a->in_w * c + c0;
-				for (int kx = 0; kx < 3; kx++) {
-					int ix = ox * s - 1 + kx;
-					if (ix < 0 || ix >= a->in_w)
-						continue;
-					int16x8_t x = vsubl_s8(
-						load8_s8(irow + (size_t)ix * c, left), zin);
-					int16x8_t wk = w[ky * 3 + kx];
-					a0 = vmlal_s16(a0, vget_low_s16(x), vget_low_s16(wk));
-					a1 = vmlal_s16(a1, vget_high_s16(x), vget_high_s16(wk));
-				}
-			}
-			store8(orow + (size_t)ox * c, pn_qrq8_out(&r, a0, a1, mode), left);
+		int8_t *orow = a->out + (size_t)(oy - a->out_y0) * out_w * c + c0;
+		const int8_t *rows[3], *px[9];
+		size_t step[3];
+		pn_qdw_rows(a, oy, c0, pad, rows, step);
+		int ox = 0;
+		for (; ox < 1 && ox < out_w; ox++) {
+			pn_qdw_taps(rows, step, ox, s, in_w, 0, pad, px);
+			dw_pixel(b, px, orow + (size_t)ox * c, full, mode);
+		}
+		/* Three row pointers that move by stride columns, not nine
+		 * addresses computed per pixel. */
+		const int8_t *r0 = rows[0] + (size_t)(s - 1) * step[0],
+			     *r1 = rows[1] + (size_t)(s - 1) * step[1],
+			     *r2 = rows[2] + (size_t)(s - 1) * step[2];
+		for (; ox < x1; ox++) {
+			const int8_t *const t[9] = {r0, r0 + step[0], r0 + 2 * step[0],
+						    r1, r1 + step[1], r1 + 2 * step[1],
+						    r2, r2 + step[2], r2 + 2 * step[2]};
+			dw_pixel(b, t, orow + (size_t)ox * c, full, mode);
+			r0 += (size_t)s * step[0];
+			r1 += (size_t)s * step[1];
+			r2 += (size_t)s * step[2];
+		}
+		for (; ox < out_w; ox++) {
+			pn_qdw_taps(rows, step, ox, s, in_w, 0, pad, px);
+			dw_pixel(b, px, orow + (size_t)ox * c, full, mode);
 		}
 	}
 }
@@ -87,18 +128,29 @@ PN_QNEON_INLINE void dw_block(const struct pn_qdw_args *a, int c0, int mode)
 /* x - zp by SSUBL: zero points are in [-128, 127] (qmodel.c checks). */
 void pn_qdw3x3_neon(const struct pn_qdw_args *a)
 {
+	int8_t pad[8];
+	memset(pad, (int)(int8_t)a->in_zp, sizeof pad);
 	for (int c0 = 0; c0 < a->c; c0 += 8) {
-		struct pn_qrq8 r;
-		pn_qrq8_init(&r, &a->q, c0, a->c - c0);
-		switch (r.mode) {
-		case PN_QNEON_RELU:
-			dw_block(a, c0, PN_QNEON_RELU);
+		struct dwblock b;
+		b.left = a->c - c0;
+		b.zin = vdup_n_s8((int8_t)a->in_zp);
+		for (int t = 0; t < 9; t++)
+			b.w[t] = load8(a->weights + (size_t)t * a->c + c0, b.left);
+		load8_i32(a->q.bias + c0, b.left, &b.b0, &b.b1);
+		pn_qrq8_init(&b.r, &a->q, c0, b.left);
+		/* full block and requantisation mode as constants */
+		switch ((b.left >= 8) * 3 + b.r.mode) {
+		case 3 + PN_QNEON_RELU:
+			dw_rows(a, &b, c0, pad, 1, PN_QNEON_RELU);
 			break;
-		case PN_QNEON_SIGNED:
-			dw_block(a, c0, PN_QNEON_SIGNED);
+		case 3 + PN_QNEON_SIGNED:
+			dw_rows(a, &b, c0, pad, 1, PN_QNEON_SIGNED);
+			break;
+		case 3 + PN_QNEON_SLOW:
+			dw_rows(a, &b, c0, pad, 1, PN_QNEON_SLOW);
 			break;
 		default:
-			dw_block(a, c0, PN_QNEON_SLOW);
+			dw_rows(a, &b, c0, pad, 0, b.r.mode);
 		}
 	}
 }
