@@ -79,9 +79,9 @@ static void link_ask(struct pn_coord *c, int h)
 	struct node *n = &c->nodes[h - 1];
 	const char *to = h < c->nnodes ? c->nodes[h].address : c->advertise;
 	const struct link *ln = &c->links[h];
-	json_t *body =
-		json_pack("{s:s, s:[I, I], s:i}", "to", to, "bytes", (json_int_t)ln->bytes[0],
-			  (json_int_t)ln->bytes[1], "reps", LINK_REPS);
+	json_t *body = json_pack("{s:s, s:[I, I], s:i, s:I}", "to", to, "bytes",
+				 (json_int_t)ln->bytes[0], (json_int_t)ln->bytes[1], "reps",
+				 LINK_REPS, "id", (json_int_t)ln->probe_id);
 	char *b = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (b && pn_peer_send(n->probe, PN_POST, "/v1/probe", "application/json", b, strlen(b), 0,
@@ -123,6 +123,11 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
 	struct link *ln = &c->links[h];
 	ln->bytes[0] = small;
 	ln->bytes[1] = large;
+	/* A new measurement: the sender keeps its last result for polls of
+	 * the same id. Unix microseconds, so a restarted coordinator does
+	 * not reuse an id either. */
+	long long id = (long long)(wall_time() * 1e6);
+	ln->probe_id = id > ln->probe_id ? id : ln->probe_id + 1;
 	if (h == 0) {
 		pn_probe_free(c->link_own);
 		c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token, small, large,

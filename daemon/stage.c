@@ -101,6 +101,7 @@ struct pn_stage {
 	double slowdown; /* debug: compute takes this many times as long */
 	int drop; /* debug: output frames still to throw away */
 	struct pn_probe *probe; /* the last link probe asked for */
+	long long probe_id; /* and the asker's id of that measurement */
 };
 
 static void step_cb(void *arg);
@@ -834,24 +835,27 @@ static void debug_put(struct pn_req *r, void *arg)
 	debug_get(r, s);
 }
 
-/* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3}:
- * the link from this stage to `to` (see probe.h): 202 while probing, 200
- * with the result, which is kept until other sizes or another peer are
- * asked for. */
+/* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3,
+ * "id": N}: the link from this stage to `to` (see probe.h): 202 while
+ * probing, 200 with the result, which is kept until another id, other
+ * sizes or another peer are asked for. The asker polls with the same id
+ * and measures again with a new one: same sizes must not mean the old
+ * result when the link has changed since. */
 static void probe_route(struct pn_req *r, void *arg)
 {
 	struct pn_stage *s = arg;
-	static const char *const keys[] = {"to", "bytes", "reps", NULL};
+	static const char *const keys[] = {"to", "bytes", "reps", "id", NULL};
 	char err[256];
 	const char *to;
-	long long reps;
+	long long reps, id;
 	json_t *j = pn_req_json(r);
 	if (!j)
 		return;
 	json_t *bytes = json_object_get(j, "bytes");
 	int bad = pn_json_known(j, keys, err, sizeof(err)) ||
 		  pn_json_str(j, "to", NULL, &to, err, sizeof(err)) ||
-		  pn_json_int(j, "reps", 1, PN_PROBE_MAX_REPS, 3, &reps, err, sizeof(err));
+		  pn_json_int(j, "reps", 1, PN_PROBE_MAX_REPS, 3, &reps, err, sizeof(err)) ||
+		  pn_json_int(j, "id", 0, 1LL << 53, 0, &id, err, sizeof(err));
 	json_int_t small = json_integer_value(json_array_get(bytes, 0));
 	json_int_t large = json_integer_value(json_array_get(bytes, 1));
 	if (!bad && (json_array_size(bytes) != 2 || small < 0 || large <= small ||
@@ -866,9 +870,11 @@ static void probe_route(struct pn_req *r, void *arg)
 		pn_reply_error(r, 400, "bad request", "%s", err);
 		return;
 	}
-	if (!s->probe || !pn_probe_is(s->probe, to, (size_t)small, (size_t)large) ||
+	if (!s->probe || id != s->probe_id ||
+	    !pn_probe_is(s->probe, to, (size_t)small, (size_t)large) ||
 	    pn_probe_state(s->probe) < 0) {
 		pn_probe_free(s->probe);
+		s->probe_id = id;
 		s->probe = pn_probe_new(s->loop, to, s->o.token, (size_t)small, (size_t)large,
 					(int)reps, err, sizeof(err));
 	}

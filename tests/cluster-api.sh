@@ -249,6 +249,30 @@ check "history: a point a second ($(count .seconds.t_s)), each with its figures,
 api GET $C /api/v1/runs/999/history
 check "the history of an unknown run: 404" is_error 404
 
+# A stage's link probe (the coordinator's POST /v1/probe): polls with the
+# same id get the kept result, a new id measures again even with the same
+# sizes (a link that changed twice must not report its old figure).
+S1=127.0.0.1:$PORT_s1
+sprobe() { # ID: POST /v1/probe to stage 2 with that id
+	STATUS=$(curl -s -o "$TMP/reply" -w '%{http_code}' --max-time 60 -X POST "${AUTH[@]}" \
+		-H 'Content-Type: application/json' \
+		--data-binary "{\"to\": \"127.0.0.1:$PORT_s2\", \"bytes\": [1000, 300000], \"reps\": 2, \"id\": $1}" \
+		"http://$S1/v1/probe")
+}
+for i in $(seq 200); do
+	sprobe 7
+	[ "$STATUS" != 202 ] && break
+	sleep 0.05
+done
+first=$(jget .ms)
+check "POST /v1/probe id 7: measured ($STATUS, $first ms)" [ "$STATUS" = 200 -a "$(jget .state)" = done ]
+sprobe 7
+check "the same id again: the kept result" [ "$STATUS" = 200 -a "$(jget .ms)" = "$first" ]
+sprobe 8
+check "a new id with the same sizes: measured again (202 while probing, $STATUS)" [ "$STATUS" = 202 ]
+sprobe -1
+check "a negative id: 400 naming it" is_error_naming 400 id
+
 api GET $C /api/v1/health
 check "the coordinator still answers" [ "$STATUS" = 200 ]
 tap_end
