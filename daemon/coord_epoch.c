@@ -496,9 +496,12 @@ static void adapt_group(struct run *r, struct group *g)
 	    (g->adapt_last &&
 	     pn_now_ns() - g->adapt_last < (uint64_t)r->adapt_interval_s * 1000000000u))
 		return;
+	/* The reason names the stage whose ratio moved most since the last
+	 * adapt re-split: what changed, not a ratio already planned for. */
 	int worst = 0;
 	for (int i = 1; i < g->nranges; i++)
-		if (fabs(log(g->ratio[i])) > fabs(log(g->ratio[worst])))
+		if (fabs(log(g->ratio[i] / g->applied[i])) >
+		    fabs(log(g->ratio[worst] / g->applied[worst])))
 			worst = i;
 	char from[120], to[120];
 	points_text(from, sizeof(from), ep->points, ep->npoints);
