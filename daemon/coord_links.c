@@ -123,11 +123,6 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
 	struct link *ln = &c->links[h];
 	ln->bytes[0] = small;
 	ln->bytes[1] = large;
-	/* A new measurement: the sender keeps its last result for polls of
-	 * the same id. Unix microseconds, so a restarted coordinator does
-	 * not reuse an id either. */
-	long long id = (long long)(wall_time() * 1e6);
-	ln->probe_id = id > ln->probe_id ? id : ln->probe_id + 1;
 	if (h == 0) {
 		pn_probe_free(c->link_own);
 		c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token, small, large,
@@ -135,6 +130,11 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
 		if (!c->link_own)
 			link_done(c, 0, NULL, err);
 	} else {
+		/* A new measurement: the sender keeps its last result for polls
+		 * of the same id. Unix microseconds, so a restarted coordinator
+		 * does not reuse an id either. */
+		long long id = (long long)(wall_time() * 1e6);
+		ln->probe_id = id > ln->probe_id ? id : ln->probe_id + 1;
 		link_ask(c, h);
 	}
 	if (!pn_timer_armed(c->link_timer))

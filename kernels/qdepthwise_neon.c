@@ -100,9 +100,10 @@ PN_QNEON_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *
 		size_t step[3];
 		pn_qdw_rows(a, oy, c0, pad, rows, step);
 		int ox = 0;
-		for (; ox < 1 && ox < out_w; ox++) {
-			pn_qdw_taps(rows, step, ox, s, in_w, 0, pad, px);
-			dw_pixel(b, px, orow + (size_t)ox * c, full, mode);
+		if (out_w > 0) { /* column 0 reads the left padding */
+			pn_qdw_taps(rows, step, 0, s, in_w, 0, pad, px);
+			dw_pixel(b, px, orow, full, mode);
+			ox = 1;
 		}
 		/* Three row pointers that move by stride columns, not nine
 		 * addresses computed per pixel. */
