@@ -179,7 +179,12 @@ struct group {
 	struct range ranges[MAX_RANGES];
 	struct pn_peer *first_hop; /* frames to the first range, when remote */
 	int window, inflight;
-	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+	uint64_t hop_frames, hop_bytes, hop_transfer_ns, hop_sent;
+	/* coord_links.c's marks of the hop counters at its last look at the
+	 * coordinator's own link (hop 0), and how many looks in a row found
+	 * it out of the model. */
+	uint64_t drift_frames, drift_transfer_ns, drift_bytes, drift_sent;
+	int drift_strikes;
 	size_t images, batches; /* whose logits came back from it */
 	/* A re-split waiting for its batches in flight to drain. */
 	int draining, next_points[MAX_RANGES], next_npoints;

@@ -144,46 +144,98 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
 /* During a run: a hop whose frames of the last interval took longer than
  * the model allows (its latency and bandwidth, plus the longest compute
  * steps of the receiver and the sender, which a frame and its reply may
- * wait behind), or less than
- * the model says by the same share, is measured again, with the logits
- * frame and its own frames' size: a link that got slower (or faster) is
- * seen during the run, not only at the next start. */
-static void group_drift_check(struct run *r, const struct group *g)
+ * wait behind), or less than the model says by the same share, is
+ * measured again, with the logits frame and its own frames' size: a link
+ * that got slower (or faster) is seen during the run, not only at the
+ * next start. Returns 1 when the hop is out of the model. */
+static int drift_out(const struct link *ln, double frame_bytes, double seen, double wait)
+{
+	double model = ln->latency_ms + frame_bytes / ln->bytes_per_ms;
+	return seen > (model + wait) * (1 + LINK_DRIFT) + LINK_DRIFT_SLACK_MS ||
+	       seen < model / (1 + LINK_DRIFT) - LINK_DRIFT_SLACK_MS;
+}
+
+static int drift_judgeable(const struct link *ln, uint64_t now)
+{
+	return ln->state == 2 && !ln->reprobing &&
+	       now - ln->measured_ns >= (uint64_t)LINK_REPROBE_S * 1000000000u;
+}
+
+static void drift_reprobe(struct run *r, int h, double frame_bytes, double seen, double wait)
+{
+	struct pn_coord *c = r->c;
+	struct link *ln = &c->links[h];
+	double model = ln->latency_ms + frame_bytes / ln->bytes_per_ms;
+	snprintf(ln->drift, sizeof(ln->drift),
+		 "frames of %.0f bytes took %.2f ms, the model %.2f ms (+%.2f ms of "
+		 "compute steps): %s",
+		 frame_bytes, seen, model, wait, seen > model ? "slower" : "faster");
+	pn_info("link %d drifted in run %d: %s", h, r->id, ln->drift);
+	ln->reprobing = 1;
+	size_t large = (size_t)frame_bytes, small = c->link_bytes[0];
+	if (large <= small)
+		large = small * 2 + 1024;
+	link_start(c, h, small, large > PN_PROBE_MAX_BYTES ? PN_PROBE_MAX_BYTES : large);
+}
+
+/* Hop 0, the coordinator's own link to the first stage of the list, on
+ * the transfer times of the frames it sent since the last look. Only
+ * once that stage's status tells its longest step (before it, a frame's
+ * wait behind a step has no allowance), and only when two intervals in a
+ * row are out of the model: the coordinator's own loop turns (reading
+ * the dataset, answering the API) delay a reply now and then, and one
+ * interval of that is no slower link. */
+static void hop0_drift_check(struct run *r, struct group *g, uint64_t now)
+{
+	const struct range *to = &g->ranges[0];
+	struct link *ln = &r->c->links[0];
+	if (!to->node || to->node->index != 0 || !g->first_hop)
+		return;
+	double wait = ms(counter(to->status, "max_step_ns"));
+	if (wait <= 0)
+		return;
+	if (g->hop_frames < g->drift_frames || g->hop_bytes < g->drift_bytes)
+		g->drift_frames = g->drift_transfer_ns = g->drift_bytes = g->drift_sent = 0;
+	uint64_t frames = g->hop_frames - g->drift_frames, sent = g->hop_sent - g->drift_sent;
+	if (frames < 4 || !sent) /* a few frames: one says little */
+		return;
+	double seen = ms(g->hop_transfer_ns - g->drift_transfer_ns) / (double)frames;
+	double bytes = (double)(g->hop_bytes - g->drift_bytes) / (double)sent;
+	g->drift_frames = g->hop_frames;
+	g->drift_transfer_ns = g->hop_transfer_ns;
+	g->drift_bytes = g->hop_bytes;
+	g->drift_sent = g->hop_sent;
+	if (!drift_judgeable(ln, now) || !drift_out(ln, bytes, seen, wait)) {
+		g->drift_strikes = 0;
+		return;
+	}
+	if (++g->drift_strikes >= 2) {
+		g->drift_strikes = 0;
+		drift_reprobe(r, 0, bytes, seen, wait);
+	}
+}
+
+static void group_drift_check(struct run *r, struct group *g)
 {
 	struct pn_coord *c = r->c;
 	uint64_t now = pn_now_ns();
+	hop0_drift_check(r, g, now);
 	for (int i = 1; i <= g->nranges; i++) {
 		const struct range *from = &g->ranges[i - 1];
 		const struct range *to = i < g->nranges ? &g->ranges[i] : NULL;
 		if (!from->node || (to && !to->node) || from->recent_frame_bytes <= 0)
 			continue;
 		int h = to ? to->node->index : c->nnodes;
-		struct link *ln = &c->links[h];
 		/* Measured links are between neighbours in the list of stages. */
-		if (h != from->node->index + 1 || ln->state != 2 || ln->reprobing ||
-		    now - ln->measured_ns < (uint64_t)LINK_REPROBE_S * 1000000000u)
+		if (h != from->node->index + 1 || !drift_judgeable(&c->links[h], now))
 			continue;
-		double model = ln->latency_ms + from->recent_frame_bytes / ln->bytes_per_ms;
 		/* A frame may wait for the receiver's step, its reply for the sender's. */
 		double wait = ms(counter(from->status, "max_step_ns")) +
 			      (to ? ms(counter(to->status, "max_step_ns")) : 0);
-		double seen = from->recent_transfer_ms;
-		const char *how = seen > (model + wait) * (1 + LINK_DRIFT) + LINK_DRIFT_SLACK_MS
-					  ? "slower"
-				  : seen < model / (1 + LINK_DRIFT) - LINK_DRIFT_SLACK_MS ? "faster"
-											  : NULL;
-		if (!how)
-			continue;
-		snprintf(ln->drift, sizeof(ln->drift),
-			 "frames of %.0f bytes took %.2f ms, the model %.2f ms (+%.2f ms of "
-			 "compute steps): %s",
-			 from->recent_frame_bytes, seen, model, wait, how);
-		pn_info("link %d drifted in run %d: %s", h, r->id, ln->drift);
-		ln->reprobing = 1;
-		size_t large = (size_t)from->recent_frame_bytes, small = c->link_bytes[0];
-		if (large <= small)
-			large = small * 2 + 1024;
-		link_start(c, h, small, large > PN_PROBE_MAX_BYTES ? PN_PROBE_MAX_BYTES : large);
+		if (drift_out(&c->links[h], from->recent_frame_bytes, from->recent_transfer_ms,
+			      wait))
+			drift_reprobe(r, h, from->recent_frame_bytes, from->recent_transfer_ms,
+				      wait);
 	}
 }
 

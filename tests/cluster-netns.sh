@@ -116,15 +116,16 @@ else
 	ok 0 "# SKIP iptables cannot drop packets in a namespace here"
 fi
 
-# A link that gets slower during a run is measured again during it: the
-# link between the stages drops from 100 to 10 Mbit/s (both ways: the
-# probe's echo flows back from stage 2) while a slowed-down run goes on.
+# A link that gets slower during a run is measured again during it: every
+# link drops from 100 to 10 Mbit/s (both ways: the probe's echo flows
+# back) while a slowed-down run goes on. Hop 0, the coordinator's own
+# link, is judged on the frames the coordinator sends itself.
 # A frame may wait for a compute step at either end, so the drift check
 # allows for the longest steps: a sanitizer build's steps are long
 # already (no slowdown), and its link drops to 3 Mbit/s so that the
 # change stands out of them.
 api GET $C "/api/v1/plan?batch_size=8"
-before=$(jget .links[1].mbit_s)
+before=$(jget .links[1].mbit_s) before0=$(jget .links[0].mbit_s)
 drift_slowdown=$([ $SLOW = 1 ] && echo 1 || echo 5)
 drift_rate=$([ $SLOW = 1 ] && echo 3mbit || echo 10mbit)
 for a in 10.77.0.2:$PORT_s1 10.77.0.3:$PORT_s2; do
@@ -136,15 +137,17 @@ wait_images $C $id 200
 # A sanitizer build is slow enough to drift (and be re-probed) before the
 # link changes: count only the re-probes after it.
 api GET $C "/api/v1/plan?batch_size=8"
-reprobes_before=$(jget .links[1].reprobes)
-for n in s1 s2; do
+reprobes_before=$(jget .links[1].reprobes) reprobes0_before=$(jget .links[0].reprobes)
+diag "re-probes before the links change: hop 0 $reprobes0_before, hop 1 $reprobes_before"
+for n in c s1 s2; do
 	eval "ns=\$ns_$n"
 	ip netns exec "$ns" tc qdisc change dev "pn${tag}$n" root tbf rate $drift_rate burst 32kbit \
 		latency 400ms
 done
 for i in $(seq 300); do
 	api GET $C "/api/v1/plan?batch_size=8"
-	[ "$(jget .links[1].reprobes)" -gt "$reprobes_before" ] 2>/dev/null && break
+	[ "$(jget .links[1].reprobes)" -gt "$reprobes_before" ] 2>/dev/null &&
+		[ "$(jget .links[0].reprobes)" -gt "$reprobes0_before" ] 2>/dev/null && break
 	sleep 0.2
 done
 diag "link 1: $before Mbit/s at start; now $(jget .links[1].mbit_s) Mbit/s, measured $(jget .links[1].measured_s_ago) s ago after: $(jget .links[1].drift)"
@@ -153,11 +156,14 @@ remeasured_slower() { # reprobes before, reprobes now, Mbit/s now
 }
 check "the slower link is measured again during the run, at under 30 Mbit/s ($(jget .links[1].mbit_s))" \
 	remeasured_slower "$reprobes_before" "$(jget .links[1].reprobes)" "$(jget .links[1].mbit_s)"
+diag "link 0: $before0 Mbit/s at start; now $(jget .links[0].mbit_s) Mbit/s, measured $(jget .links[0].measured_s_ago) s ago after: $(jget .links[0].drift)"
+check "so is the coordinator's own link, hop 0 ($(jget .links[0].mbit_s) Mbit/s)" \
+	remeasured_slower "$reprobes0_before" "$(jget .links[0].reprobes)" "$(jget .links[0].mbit_s)"
 check "the plan says when: a Unix time and an age" \
 	awk -v t="$(jget .links[1].measured_at)" -v a="$(jget .links[1].measured_s_ago)" \
 	'BEGIN { exit !(t > 1.7e9 && a >= 0 && a < 120) }'
 api DELETE $C /api/v1/runs/$id
-for n in s1 s2; do
+for n in c s1 s2; do
 	eval "ns=\$ns_$n"
 	ip netns exec "$ns" tc qdisc change dev "pn${tag}$n" root tbf rate ${RATE_MBIT}mbit \
 		burst 32kbit latency 400ms
