@@ -354,8 +354,10 @@ static void test_kernels(const struct pn_qops *ops)
 	       "%s add: 128000 sums with multipliers 2^-6..2^4 equal the oracle (%d differ)",
 	       ops->name, bad);
 
-	/* Pool and classifier. */
-	int8_t feat[49 * 40], pooled[40], w[3 * 40];
+	/* Pool and classifier: more channels than the scalar pool's block of
+	 * 256, and not a multiple of it. */
+	enum { PC = 300 };
+	int8_t feat[49 * PC], pooled[PC], w[3 * PC];
 	int32_t hb[3] = {1000, -20000, 7};
 	float deq[3] = {0.01f, 0.002f, 0.5f}, logits[3];
 	int32_t pm;
@@ -363,19 +365,19 @@ static void test_kernels(const struct pn_qops *ops)
 	rand_i8(feat, sizeof feat, 0);
 	rand_i8(w, sizeof w, 1);
 	pn_q_multiplier(0.7 / 49, &pm, &pe);
-	ops->avgpool(feat, pooled, 49, 40, -3, pm, pe, 5);
-	ops->linear(pooled, logits, w, hb, deq, 40, 3, 5);
+	ops->avgpool(feat, pooled, 49, PC, -3, pm, pe, 5);
+	ops->linear(pooled, logits, w, hb, deq, PC, 3, 5);
 	bad = 0;
-	for (int c = 0; c < 40; c++) {
+	for (int c = 0; c < PC; c++) {
 		int32_t sum = 0;
 		for (int p = 0; p < 49; p++)
-			sum += feat[p * 40 + c] + 3;
+			sum += feat[p * PC + c] + 3;
 		bad += pooled[c] != pn_q_clamp(5 + oracle_requant(sum, pm, pe), -128, 127);
 	}
 	for (int j = 0; j < 3; j++) {
 		int64_t acc = hb[j];
-		for (int i = 0; i < 40; i++)
-			acc += (int64_t)(pooled[i] - 5) * w[j * 40 + i];
+		for (int i = 0; i < PC; i++)
+			acc += (int64_t)(pooled[i] - 5) * w[j * PC + i];
 		bad += logits[j] != (float)acc * deq[j];
 	}
 	tap_ok(bad == 0, "%s avgpool and linear equal the naive loops (%d differ)", ops->name, bad);
