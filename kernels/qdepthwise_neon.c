@@ -1,8 +1,12 @@
 /* The int8 depthwise 3x3, stem 3x3 and residual add with NEON, equal to
- * pn_qdw3x3_ref, pn_qconv3x3_ref and pn_qadd_ref: q - zp (|.| <= 255) and
- * the weights in int16, products widened into int32 by SMLAL, eight
- * channels at a time; a channel tail goes through zero-padded buffers.
- * The stem goes through the pointwise kernel when its shape allows. */
+ * pn_qdw3x3_ref, pn_qconv3x3_ref and pn_qadd_ref, eight channels at a
+ * time; a channel tail goes through zero-padded buffers. The depthwise
+ * multiplies raw q by the weights two taps at a time, SMULL + SMLAL into
+ * int16 (|q w| <= 128 * 127, two at most 32512 < 2^15: exact because
+ * weights stay in [-127, 127], which qmodel.c checks), and widens each
+ * pair into int32 by SADDW; -in_zp * (sum of the nine weights) is folded
+ * into the bias. The stem goes through the pointwise kernel when its
+ * shape allows. */
 #include <string.h>
 
 #include "qdw_rows.h"
@@ -47,13 +51,12 @@ static inline void store8(int8_t *p, int8x8_t v, int left)
 	memcpy(p, b, (size_t)left);
 }
 
-/* One block of 8 channels: its weights (q - zp times w in int16, widened
- * by SMLAL), bias and requantisation. */
+/* One block of 8 channels: its weights, bias (with -in_zp times the
+ * weight sum) and requantisation. */
 struct dwblock {
-	int16x8_t w[9];
+	int8x8_t w[9];
 	int32x4_t b0, b1;
 	struct pn_qrq8 r;
-	int8x8_t zin;
 	int left;
 };
 
@@ -67,14 +70,16 @@ PN_QNEON_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9]
 			      int full, int mode)
 {
 	int32x4_t a0 = b->b0, a1 = b->b1;
-#pragma GCC unroll 9
-	for (int t = 0; t < 9; t++) {
-		int16x8_t x = vsubl_s8(tap8(px[t], b->left, full), b->zin);
-		a0 = vmlal_s16(a0, vget_low_s16(x), vget_low_s16(b->w[t]));
-#ifdef __aarch64__ /* SMLAL2: GCC moves the high halves out otherwise */
-		a1 = vmlal_high_s16(a1, x, b->w[t]);
+#pragma GCC unroll 5
+	for (int t = 0; t < 9; t += 2) {
+		int16x8_t p = vmull_s8(tap8(px[t], b->left, full), b->w[t]);
+		if (t < 8)
+			p = vmlal_s8(p, tap8(px[t + 1], b->left, full), b->w[t + 1]);
+		a0 = vaddw_s16(a0, vget_low_s16(p));
+#ifdef __aarch64__ /* SADDW2: GCC moves the high half out otherwise */
+		a1 = vaddw_high_s16(a1, p);
 #else
-		a1 = vmlal_s16(a1, vget_high_s16(x), vget_high_s16(b->w[t]));
+		a1 = vaddw_s16(a1, vget_high_s16(p));
 #endif
 	}
 	int8x8_t o = pn_qrq8_out(&b->r, a0, a1, mode);
@@ -84,9 +89,10 @@ PN_QNEON_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9]
 		store8(out, o, b->left);
 }
 
-/* All output pixels of one block. Padding reads in_zp from `pad` (q - zp
- * = 0, as the reference's skipped tap), so the columns that read no
- * padding (qdw_rows.h) take their nine taps without a test. */
+/* All output pixels of one block. Padding reads in_zp from `pad` (its
+ * products cancel against the bias's fold: the reference's skipped tap),
+ * so the columns that read no padding (qdw_rows.h) take their nine taps
+ * without a test. */
 PN_QNEON_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b, int c0,
 			     const int8_t *pad, int full, int mode)
 {
@@ -126,18 +132,24 @@ PN_QNEON_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *
 	}
 }
 
-/* x - zp by SSUBL: zero points are in [-128, 127] (qmodel.c checks). */
+/* The pad row holds in_zp: zero points are in [-128, 127] (qmodel.c
+ * checks). */
 void pn_qdw3x3_neon(const struct pn_qdw_args *a)
 {
 	int8_t pad[8];
 	memset(pad, (int)(int8_t)a->in_zp, sizeof pad);
+	const int32x4_t zin = vdupq_n_s32(a->in_zp);
 	for (int c0 = 0; c0 < a->c; c0 += 8) {
 		struct dwblock b;
 		b.left = a->c - c0;
-		b.zin = vdup_n_s8((int8_t)a->in_zp);
-		for (int t = 0; t < 9; t++)
-			b.w[t] = load8(a->weights + (size_t)t * a->c + c0, b.left);
+		int16x8_t wsum = vdupq_n_s16(0); /* |sum| <= 9 * 127 */
+		for (int t = 0; t < 9; t++) {
+			b.w[t] = load8_s8(a->weights + (size_t)t * a->c + c0, b.left);
+			wsum = vaddw_s8(wsum, b.w[t]);
+		}
 		load8_i32(a->q.bias + c0, b.left, &b.b0, &b.b1);
+		b.b0 = vmlsq_s32(b.b0, zin, vmovl_s16(vget_low_s16(wsum)));
+		b.b1 = vmlsq_s32(b.b1, zin, vmovl_s16(vget_high_s16(wsum)));
 		pn_qrq8_init(&b.r, &a->q, c0, b.left);
 		/* full block and requantisation mode as constants */
 		switch ((b.left >= 8) * 3 + b.r.mode) {
