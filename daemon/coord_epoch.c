@@ -61,6 +61,22 @@ static int live_groups(const struct run *r, const struct group *except)
 	return n;
 }
 
+/* The run's next epoch number for group g: one whose slot in the ring
+ * holds no other group's current plan, which a group that never
+ * re-plans would otherwise lose after MAX_EPOCHS re-plans of the others
+ * (MAX_GROUPS < MAX_EPOCHS, so one is found). */
+static int next_epoch(const struct run *r, const struct group *g)
+{
+	for (int e = r->epoch + 1;; e++) {
+		int held = 0;
+		for (int k = 0; k < r->ngroups; k++)
+			held |= &r->groups[k] != g &&
+				r->groups[k].epoch % MAX_EPOCHS == e % MAX_EPOCHS;
+		if (!held)
+			return e;
+	}
+}
+
 /* Group g goes on under a new plan (the run's next epoch): `points` over
  * `members`, its stages reconfigured; frames of its older epochs are
  * stale wherever they arrive. The other groups keep running. */
@@ -81,9 +97,10 @@ static void new_epoch(struct run *r, struct group *g, const int *points, int npo
 	memcpy(mem, members, (size_t)nm * sizeof(int));
 	pn_peer_free(g->first_hop); /* drops frames of the old plan not yet sent */
 	g->first_hop = NULL;
-	g->epoch = ++r->epoch;
+	g->epoch = r->epoch = next_epoch(r, g);
 	g->dropped = 0;
 	memset(GROUP_EPOCH(g), 0, sizeof(r->epochs[0]));
+	GROUP_EPOCH(g)->number = g->epoch;
 	snprintf(GROUP_EPOCH(g)->reason, sizeof(r->epochs[0].reason), "%s", reason);
 	apply_points(r, g, pts, npoints, mem, nm);
 	if (!same) /* adapt's ratios belonged to the old stages */
@@ -332,6 +349,7 @@ static void replicate(struct run *r, const int *all, int nall)
 		for (int i = 0; i < MAX_STAGES; i++)
 			gr->ratio[i] = gr->applied[i] = 1.0;
 		memset(EPOCH(r, g), 0, sizeof(r->epochs[0]));
+		EPOCH(r, g)->number = g;
 	}
 	pn_info("run %d: %s", r->id, r->split_note);
 }

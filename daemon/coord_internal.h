@@ -38,6 +38,7 @@
 #define MAX_GROUPS MAX_STAGES
 #define EPOCH(r, e) (&(r)->epochs[(e) % MAX_EPOCHS])
 #define GROUP_EPOCH(g) EPOCH((g)->r, (g)->epoch)
+_Static_assert(MAX_GROUPS < MAX_EPOCHS, "every group's current epoch has a slot, and one more");
 
 /* Health: every node is asked GET /api/v1/health each PING_MS; a node
  * that fails HEALTH_MISSES answers in a row (each given HEALTH_TIMEOUT_MS:
@@ -132,6 +133,7 @@ struct range {
 
 /* One plan of a run: the split it ran with and what it did. */
 struct epoch {
+	int number; /* which epoch of the run the slot holds */
 	int group; /* whose plan it is */
 	int points[MAX_RANGES], npoints;
 	int members[MAX_STAGES], nmembers; /* the nodes of its ranges */
@@ -229,8 +231,9 @@ struct run {
 	uint64_t cpu_start, cpu_end, acct_start[NACCT], acct_end[NACCT];
 
 	/* Plans: `epoch` is the last epoch number given to a group's plan.
-	 * The last MAX_EPOCHS epochs are kept (see EPOCH); a group's current
-	 * one's `members` are the nodes of its ranges (in pipeline order). */
+	 * Up to MAX_EPOCHS epochs are kept (see EPOCH), every group's current
+	 * one among them (new_epoch skips a number whose slot holds one);
+	 * its `members` are the nodes of its ranges (in pipeline order). */
 	int epoch;
 	struct epoch epochs[MAX_EPOCHS];
 	int failovers, readmits;

@@ -462,7 +462,18 @@ json_t *run_json(const struct run *r)
 				      (json_int_t)r->resends, "stale_frames", (json_int_t)r->stale,
 				      "batches_to_resend", (json_int_t)r->nlost));
 	json_t *epochs = json_array();
-	for (int e = r->epoch >= MAX_EPOCHS ? r->epoch + 1 - MAX_EPOCHS : 0; e <= r->epoch; e++) {
+	/* The kept epochs in order: a slot holds epoch `number` when it is in
+	 * that number's place (an unused slot's 0 is not, but slot 0's). */
+	for (int last = -1;;) {
+		int e = -1;
+		for (int s = 0; s < MAX_EPOCHS; s++) {
+			int n = r->epochs[s].number;
+			if (n % MAX_EPOCHS == s && n <= r->epoch && n > last && (e < 0 || n < e))
+				e = n;
+		}
+		if (e < 0)
+			break;
+		last = e;
 		const struct epoch *ep = EPOCH(r, e);
 		json_t *o = json_pack("{s:i, s:o, s:I, s:I, s:f}", "epoch", e, "split",
 				      points_json(ep->points, ep->npoints), "images",

@@ -704,6 +704,7 @@ struct run *parse_run(struct pn_coord *c, json_t *j, char *err, size_t errlen)
 		g->r = r;
 		g->index = k;
 		g->epoch = k;
+		EPOCH(r, k)->number = k;
 		g->stage0 = at;
 		g->nstages = sizes[k];
 		for (int i = 0; i < MAX_STAGES; i++)
