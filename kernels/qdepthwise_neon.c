@@ -66,15 +66,16 @@ PN_QNEON_INLINE int8x8_t tap8(const int8_t *p, int left, int full)
 	return full ? vld1_s8(p) : load8_s8(p, left);
 }
 
-PN_QNEON_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9], int8_t *out,
-			      int full, int mode)
+/* One output pixel of the block from its nine taps' bytes. */
+PN_QNEON_INLINE void dw_pixel_x(const struct dwblock *b, const int8x8_t x[9], int8_t *out, int full,
+				int mode)
 {
 	int32x4_t a0 = b->b0, a1 = b->b1;
 #pragma GCC unroll 5
 	for (int t = 0; t < 9; t += 2) {
-		int16x8_t p = vmull_s8(tap8(px[t], b->left, full), b->w[t]);
+		int16x8_t p = vmull_s8(x[t], b->w[t]);
 		if (t < 8)
-			p = vmlal_s8(p, tap8(px[t + 1], b->left, full), b->w[t + 1]);
+			p = vmlal_s8(p, x[t + 1], b->w[t + 1]);
 		a0 = vaddw_s16(a0, vget_low_s16(p));
 #ifdef __aarch64__ /* SADDW2: GCC moves the high half out otherwise */
 		a1 = vaddw_high_s16(a1, p);
@@ -87,6 +88,16 @@ PN_QNEON_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9]
 		vst1_s8(out, o);
 	else
 		store8(out, o, b->left);
+}
+
+PN_QNEON_INLINE void dw_pixel(const struct dwblock *b, const int8_t *const px[9], int8_t *out,
+			      int full, int mode)
+{
+	int8x8_t x[9];
+#pragma GCC unroll 9
+	for (int t = 0; t < 9; t++)
+		x[t] = tap8(px[t], b->left, full);
+	dw_pixel_x(b, x, out, full, mode);
 }
 
 /* All output pixels of one block. Padding reads in_zp from `pad` (its
@@ -111,11 +122,52 @@ PN_QNEON_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *
 			dw_pixel(b, px, orow, full, mode);
 			ox = 1;
 		}
+#ifdef __aarch64__
+		if (s == 1) {
+			/* Stride 1: each input column is loaded once for the
+			 * three outputs that read it, three outputs a turn so
+			 * that the columns change roles instead of registers
+			 * (32 registers hold them beside the weights; 32-bit
+			 * ARM's 16 would spill, so it keeps the loop below). */
+			const int8_t *q[3];
+			int8x8_t ca[3], cb[3], cc[3];
+#pragma GCC unroll 3
+			for (int ky = 0; ky < 3; ky++) {
+				q[ky] = rows[ky] + (size_t)(ox - 1) * step[ky];
+				ca[ky] = tap8(q[ky], b->left, full);
+				cb[ky] = tap8(q[ky] + step[ky], b->left, full);
+				q[ky] += 2 * step[ky];
+			}
+			for (; ox + 3 <= x1; ox += 3) {
+				int8_t *o = orow + (size_t)ox * c;
+#pragma GCC unroll 3
+				for (int ky = 0; ky < 3; ky++)
+					cc[ky] = tap8(q[ky], b->left, full);
+				const int8x8_t x0[9] = {ca[0], cb[0], cc[0], ca[1], cb[1],
+							cc[1], ca[2], cb[2], cc[2]};
+				dw_pixel_x(b, x0, o, full, mode);
+#pragma GCC unroll 3
+				for (int ky = 0; ky < 3; ky++)
+					ca[ky] = tap8(q[ky] + step[ky], b->left, full);
+				const int8x8_t x1v[9] = {cb[0], cc[0], ca[0], cb[1], cc[1],
+							 ca[1], cb[2], cc[2], ca[2]};
+				dw_pixel_x(b, x1v, o + c, full, mode);
+#pragma GCC unroll 3
+				for (int ky = 0; ky < 3; ky++) {
+					cb[ky] = tap8(q[ky] + 2 * step[ky], b->left, full);
+					q[ky] += 3 * step[ky];
+				}
+				const int8x8_t x2[9] = {cc[0], ca[0], cb[0], cc[1], ca[1],
+							cb[1], cc[2], ca[2], cb[2]};
+				dw_pixel_x(b, x2, o + 2 * (size_t)c, full, mode);
+			}
+		}
+#endif
 		/* Three row pointers that move by stride columns, not nine
 		 * addresses computed per pixel. */
-		const int8_t *r0 = rows[0] + (size_t)(s - 1) * step[0],
-			     *r1 = rows[1] + (size_t)(s - 1) * step[1],
-			     *r2 = rows[2] + (size_t)(s - 1) * step[2];
+		const int8_t *r0 = rows[0] + (size_t)(ox * s - 1) * step[0],
+			     *r1 = rows[1] + (size_t)(ox * s - 1) * step[1],
+			     *r2 = rows[2] + (size_t)(ox * s - 1) * step[2];
 		for (; ox < x1; ox++) {
 			const int8_t *const t[9] = {r0, r0 + step[0], r0 + 2 * step[0],
 						    r1, r1 + step[1], r1 + 2 * step[1],
