@@ -174,7 +174,6 @@ void dispatch_cb(void *arg)
 	r->t_sent[b] = pn_now_ns();
 	g->inflight++;
 	g->hop_bytes += len;
-	g->hop_sent++;
 	if (local) {
 		json_t *error;
 		int status = pn_stage_submit(c->local, buf, len, &error);

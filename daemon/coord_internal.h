@@ -118,6 +118,12 @@ struct node {
 	struct pn_timer *prof_timer;
 };
 
+/* A hop's frame counters (acked, their transfer time, bytes) as they
+ * were at the start of an interval (hop_interval). */
+struct hop_mark {
+	uint64_t frames, transfer_ns, bytes;
+};
+
 /* A block range of a run: on a node, or on the coordinator (node NULL). */
 struct range {
 	int first, last;
@@ -127,7 +133,7 @@ struct range {
 	uint64_t prev_frames, prev_compute, prev_queue, prev_t;
 	double recent_compute_ms, recent_queue_ms, utilisation;
 	/* Its outgoing frames over the interval: transfer ms and bytes each. */
-	uint64_t prev_acked, prev_transfer, prev_bytes_out;
+	struct hop_mark out_mark; /* its frames out at the last interval */
 	double recent_transfer_ms, recent_frame_bytes;
 };
 
@@ -181,11 +187,11 @@ struct group {
 	struct range ranges[MAX_RANGES];
 	struct pn_peer *first_hop; /* frames to the first range, when remote */
 	int window, inflight;
-	uint64_t hop_frames, hop_bytes, hop_transfer_ns, hop_sent;
-	/* coord_links.c's marks of the hop counters at its last look at the
+	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+	/* coord_links.c's mark of the hop counters at its last look at the
 	 * coordinator's own link (hop 0), and how many looks in a row found
 	 * it out of the model. */
-	uint64_t drift_frames, drift_transfer_ns, drift_bytes, drift_sent;
+	struct hop_mark hop0_mark;
 	int drift_strikes;
 	size_t images, batches; /* whose logits came back from it */
 	/* A re-split waiting for its batches in flight to drain. */
@@ -359,6 +365,8 @@ static inline double wall_time(void)
 void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 uint64_t counter(json_t *status, const char *key);
+int hop_interval(struct hop_mark *m, uint64_t frames, uint64_t transfer_ns, uint64_t bytes,
+		 double *ms_each, double *bytes_each);
 void fetch_stats(struct run *r);
 void plan_start(struct run *r);
 void send_configs(struct run *r, struct group *g);

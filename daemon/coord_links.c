@@ -179,7 +179,8 @@ static void drift_reprobe(struct run *r, int h, double frame_bytes, double seen,
 }
 
 /* Hop 0, the coordinator's own link to the first stage of the list, on
- * the transfer times of the frames it sent since the last look. Only
+ * the transfer times of its frames since the last look, as the stages'
+ * links are judged on theirs (hop_interval). Only
  * once that stage's status tells its longest step (before it, a frame's
  * wait behind a step has no allowance), and only when two intervals in a
  * row are out of the model: the coordinator's own loop turns (reading
@@ -194,17 +195,10 @@ static void hop0_drift_check(struct run *r, struct group *g, uint64_t now)
 	double wait = ms(counter(to->status, "max_step_ns"));
 	if (wait <= 0)
 		return;
-	if (g->hop_frames < g->drift_frames || g->hop_bytes < g->drift_bytes)
-		g->drift_frames = g->drift_transfer_ns = g->drift_bytes = g->drift_sent = 0;
-	uint64_t frames = g->hop_frames - g->drift_frames, sent = g->hop_sent - g->drift_sent;
-	if (frames < 4 || !sent) /* a few frames: one says little */
+	double seen, bytes;
+	if (!hop_interval(&g->hop0_mark, g->hop_frames, g->hop_transfer_ns, g->hop_bytes, &seen,
+			  &bytes))
 		return;
-	double seen = ms(g->hop_transfer_ns - g->drift_transfer_ns) / (double)frames;
-	double bytes = (double)(g->hop_bytes - g->drift_bytes) / (double)sent;
-	g->drift_frames = g->hop_frames;
-	g->drift_transfer_ns = g->hop_transfer_ns;
-	g->drift_bytes = g->hop_bytes;
-	g->drift_sent = g->hop_sent;
 	if (!drift_judgeable(ln, now) || !drift_out(ln, bytes, seen, wait)) {
 		g->drift_strikes = 0;
 		return;

@@ -112,6 +112,23 @@ uint64_t counter(json_t *status, const char *key)
 	return (uint64_t)json_integer_value(json_object_get(status, key));
 }
 
+/* Per frame since mark m of a hop's counters, once at least 4 frames
+ * are new (one says little): the transfer time and bytes, and m moves
+ * on; else 0. Counters that went back (a restarted sender) restart m. */
+int hop_interval(struct hop_mark *m, uint64_t frames, uint64_t transfer_ns, uint64_t bytes,
+		 double *ms_each, double *bytes_each)
+{
+	if (frames < m->frames || transfer_ns < m->transfer_ns || bytes < m->bytes)
+		*m = (struct hop_mark){0};
+	if (frames < m->frames + 4)
+		return 0;
+	double n = (double)(frames - m->frames);
+	*ms_each = ms(transfer_ns - m->transfer_ns) / n;
+	*bytes_each = (double)(bytes - m->bytes) / n;
+	*m = (struct hop_mark){frames, transfer_ns, bytes};
+	return 1;
+}
+
 /* New counters of a range (taken): the figures of the interval since the
  * previous ones, and the compute time histogram. */
 static void set_status(struct run *r, struct range *g, json_t *status)
@@ -128,18 +145,9 @@ static void set_status(struct run *r, struct range *g, json_t *status)
 	}
 	uint64_t df = frames - g->prev_frames, dc = compute - g->prev_compute;
 	uint64_t dq = queue >= g->prev_queue ? queue - g->prev_queue : 0;
-	uint64_t acked = counter(status, "out_acked"), xfer = counter(status, "out_transfer_ns");
 	uint64_t bout = counter(status, "bytes_out");
-	if (acked < g->prev_acked || xfer < g->prev_transfer || bout < g->prev_bytes_out)
-		g->prev_acked = g->prev_transfer = g->prev_bytes_out = 0;
-	if (acked >= g->prev_acked + 4) { /* a few frames: one says little */
-		double n = (double)(acked - g->prev_acked);
-		g->recent_transfer_ms = ms(xfer - g->prev_transfer) / n;
-		g->recent_frame_bytes = (double)(bout - g->prev_bytes_out) / n;
-		g->prev_acked = acked;
-		g->prev_transfer = xfer;
-		g->prev_bytes_out = bout;
-	}
+	hop_interval(&g->out_mark, counter(status, "out_acked"), counter(status, "out_transfer_ns"),
+		     bout, &g->recent_transfer_ms, &g->recent_frame_bytes);
 	if (df) {
 		g->recent_compute_ms = ms(dc) / (double)df;
 		g->recent_queue_ms = ms(dq) / (double)df;
