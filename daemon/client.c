@@ -73,73 +73,10 @@ struct pn_peer {
 	struct pn_task *reaper; /* frees the peer outside libevent's callbacks */
 	int timeout_ms;
 	int dead;
-	size_t max_reply; /* the largest reply body accepted */
 	int too_large; /* the reply in flight broke the size limits */
-	/* Peers with large replies (link probes) read them by bulk_cb. */
-	struct event *bulk;
-	struct evbuffer_cb_entry *bulk_watch; /* bulk_watch_cb on the input */
-	size_t bulk_left; /* what the reply in flight may still bring */
 };
 
 static void send_head(struct pn_peer *p);
-
-/* A large reply is read in big pieces, as the server reads large bodies
- * (pn_http_bulk_read): libevent 2.1 reads 4 KiB a loop turn, which made a
- * link probe measure the loop, not the link, and disagree with the
- * frames it is to predict. Only while a request is in flight, only while
- * evhttp reads the connection, at most the reply's size limit. */
-static void bulk_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pn_peer *p = arg;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
-	(void)what;
-	ssize_t got = p->inflight && p->bulk_left && (bufferevent_get_enabled(bev) & EV_READ)
-			      ? pn_http_bulk_read(bev, fd, p->bulk_left)
-			      : 0;
-	if (got <= 0) {
-		event_del(p->bulk); /* bulk_watch_cb adds it again */
-		return;
-	}
-	p->bulk_left -= (size_t)got < p->bulk_left ? (size_t)got : p->bulk_left;
-	bufferevent_trigger(bev, EV_READ, 0); /* evhttp parses it; may end the request */
-}
-
-/* The bufferevent read on its own: reading was enabled again, or it found
- * what bulk_cb left. */
-static void bulk_watch_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct pn_peer *p = arg;
-	(void)in;
-	if (info->n_added && p->inflight && p->bulk && p->bulk_left &&
-	    !event_pending(p->bulk, EV_READ, NULL))
-		event_add(p->bulk, NULL);
-}
-
-/* After a request is made: its socket exists (connected or connecting). */
-static void bulk_start(struct pn_peer *p, evutil_socket_t fd)
-{
-	if (p->max_reply <= PN_PEER_MAX_REPLY || fd < 0)
-		return;
-	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
-	if (p->bulk)
-		event_free(p->bulk); /* the socket may be another one */
-	p->bulk = event_new(bufferevent_get_base(bev), fd, EV_READ | EV_PERSIST, bulk_cb, p);
-	if (!p->bulk)
-		return;
-	if (!p->bulk_watch)
-		p->bulk_watch = evbuffer_add_cb(bufferevent_get_input(bev), bulk_watch_cb, p);
-	event_priority_set(p->bulk, bufferevent_get_priority(bev));
-	p->bulk_left = p->max_reply + PN_PEER_MAX_HEADERS;
-	event_add(p->bulk, NULL);
-}
-
-/* Before the socket may close or be reused. */
-static void bulk_stop(struct pn_peer *p)
-{
-	if (p->bulk)
-		event_del(p->bulk);
-	p->bulk_left = 0;
-}
 
 static void item_free(struct item *it)
 {
@@ -198,7 +135,6 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	struct pn_peer *p = arg;
 	struct item *it = TAILQ_FIRST(&p->items);
 	p->inflight = NULL;
-	bulk_stop(p);
 	if (p->dead || !it)
 		return;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
@@ -206,7 +142,7 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		/* A peer that sends more than a reply can be is not asked again. */
 		char why[96];
 		snprintf(why, sizeof(why), "reply over %zu bytes of body or %d of headers",
-			 p->max_reply, PN_PEER_MAX_HEADERS);
+			 PN_PEER_MAX_REPLY, PN_PEER_MAX_HEADERS);
 		p->too_large = 0;
 		struct pn_reply rep = {.status = 0, .attempts = it->attempts, .error = why};
 		pn_warn("%s%s: %s: refused", p->address, it->path, why);
@@ -312,14 +248,11 @@ static void send_head(struct pn_peer *p)
 	int one = 1;
 	if (fd >= 0)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bulk_start(p, fd);
 }
 
 static void reap_cb(void *arg)
 {
 	struct pn_peer *p = arg;
-	if (p->bulk)
-		event_free(p->bulk);
 	if (p->evcon)
 		evhttp_connection_free(p->evcon);
 	pn_timer_free(p->retry);
@@ -356,7 +289,7 @@ struct pn_peer *pn_peer_new(struct pn_loop *l, const char *hostport, const char 
 	evhttp_connection_set_timeout(p->evcon, TIMEOUT_S);
 	p->timeout_ms = TIMEOUT_S * 1000;
 	evhttp_connection_set_max_headers_size(p->evcon, PN_PEER_MAX_HEADERS);
-	pn_peer_set_max_reply(p, PN_PEER_MAX_REPLY);
+	evhttp_connection_set_max_body_size(p->evcon, (ev_ssize_t)PN_PEER_MAX_REPLY);
 	pn_http_tune(evhttp_connection_get_bufferevent(p->evcon));
 	return p;
 nomem:
@@ -389,12 +322,6 @@ void pn_peer_set_timeout_ms(struct pn_peer *p, int ms)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evhttp_connection_set_timeout_tv(p->evcon, &tv);
 	p->timeout_ms = ms;
-}
-
-void pn_peer_set_max_reply(struct pn_peer *p, size_t bytes)
-{
-	evhttp_connection_set_max_body_size(p->evcon, (ev_ssize_t)bytes);
-	p->max_reply = bytes;
 }
 
 const char *pn_peer_address(const struct pn_peer *p)
@@ -442,7 +369,6 @@ void pn_peer_clear(struct pn_peer *p)
 {
 	if (p->inflight) {
 		/* Not from inside its own callback: done_cb cleared inflight. */
-		bulk_stop(p);
 		evhttp_cancel_request(p->inflight);
 		p->inflight = NULL;
 	}

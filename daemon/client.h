@@ -40,13 +40,11 @@ const char *pn_peer_address(const struct pn_peer *p);
 void pn_peer_set_timeout_ms(struct pn_peer *p, int ms);
 
 /* Replies are bounded: their headers to PN_PEER_MAX_HEADERS, their body to
- * PN_PEER_MAX_REPLY (what nodes answer each other is JSON of a few KiB)
- * unless raised for a peer that answers more (link probes). A reply over
- * either completes its request with status 0 and is not retried, and the
- * connection is closed. */
+ * PN_PEER_MAX_REPLY (what nodes answer each other is JSON of a few KiB).
+ * A reply over either completes its request with status 0 and is not
+ * retried, and the connection is closed. */
 #define PN_PEER_MAX_HEADERS (16 * 1024)
 #define PN_PEER_MAX_REPLY ((size_t)1 << 20)
-void pn_peer_set_max_reply(struct pn_peer *p, size_t bytes);
 
 /* Queues `method` (a pn_method) `path` with `body` of `len` bytes, which
  * the peer takes ownership of (malloc'd, or NULL), even on failure.

@@ -602,7 +602,7 @@ static void chartjs_get(struct pn_req *q, void *arg)
 /* The coordinator's routes (GET /api/v1/health is the daemon's). */
 static const struct pn_route routes[] = {
 	{PN_POST, "/v1/frames", frames_route, PN_ROUTE_AUTH | PN_ROUTE_LARGE_BODY},
-	{PN_GET, "/v1/echo", pn_probe_echo_route, 1},
+	{PN_POST, "/v1/echo", pn_probe_echo_route, PN_ROUTE_AUTH | PN_ROUTE_PROBE_BODY},
 	{PN_GET, "/api/v1/cluster", cluster_get, 0},
 	{PN_POST, "/api/v1/runs", runs_post, 1},
 	{PN_GET, "/api/v1/runs", runs_list, 0},

@@ -91,6 +91,7 @@ struct pn_http {
 	int first_waiting, nwaiting;
 	uint64_t reads_delayed;
 	uint64_t bulk_bytes; /* read by bulk_cb */
+	struct conn *probe_reader; /* reading a PN_ROUTE_PROBE_BODY body */
 	struct event *release; /* serves waiting reads as tokens come in */
 	size_t small_body; /* the body limit of routes without LARGE_BODY */
 	int hard_cap; /* connections open at once, those over the limit included */
@@ -117,9 +118,6 @@ struct pn_stream {
 	size_t max_buffered;
 	void (*on_close)(void *arg);
 	void *arg;
-	/* A pulled reply (pn_reply_pull): its pieces, bytes sent and total. */
-	pn_piece_fn piece;
-	uint64_t off, len;
 };
 
 static void stream_closed(struct evhttp_connection *evcon, void *arg);
@@ -728,6 +726,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	struct conn *c = conn_of(h, evcon);
 	/* Its body is in: the next request's head is checked as it comes. */
 	evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)h->small_body);
+	if (c && c == h->probe_reader)
+		h->probe_reader = NULL;
 	if (c) {
 		c->inflight = 1;
 		c->awaiting = 1;
@@ -782,6 +782,8 @@ static void conn_closed(struct evhttp_connection *evcon, void *arg)
 		h->by_fd[c->fd] = NULL;
 	if (c->stream)
 		stream_closed(evcon, c->stream);
+	if (h->probe_reader == c)
+		h->probe_reader = NULL;
 	free(c);
 }
 
@@ -825,8 +827,9 @@ static void refuse_head(struct conn *c, int status, const char *error, const cha
 	json_decref(j);
 	int n = snprintf(out, sizeof(out),
 			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
-			 "%zu\r\nConnection: close\r\n\r\n%s\n",
-			 status, reason(status), text ? strlen(text) + 1 : 1, text ? text : "");
+			 "%zu\r\n%sConnection: close\r\n\r\n%s\n",
+			 status, reason(status), text ? strlen(text) + 1 : 1,
+			 status == 503 ? "Retry-After: 1\r\n" : "", text ? text : "");
 	free(text);
 	/* Best effort: a fresh connection's socket buffer takes it whole. */
 	if (n > 0 && send(c->fd, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1,
@@ -834,7 +837,10 @@ static void refuse_head(struct conn *c, int status, const char *error, const cha
 		pn_debug("%s: cannot answer %d: %s", c->peer, status, strerror(errno));
 	shutdown(c->fd, SHUT_WR);
 	c->refused = 1;
-	c->h->replies_4xx++;
+	if (status >= 500)
+		c->h->replies_5xx++;
+	else
+		c->h->replies_4xx++;
 	evhttp_connection_set_max_body_size(c->evcon, 0);
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
 	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
@@ -863,8 +869,14 @@ static const struct pn_route *find_route(struct pn_http *h, int method, const ch
  * spent on it. Only the authorised body of a large-body route is read
  * this way, never past its end (input_cb counts every byte that arrives,
  * whoever read it) and only while evhttp reads the connection; evhttp
- * then parses what arrived as if its bufferevent had read it. */
-ssize_t pn_http_bulk_read(struct bufferevent *bev, int fd, size_t max)
+ * then parses what arrived as if its bufferevent had read it.
+ *
+ * Reads what is ready on `fd`, up to `max` bytes and PN_HTTP_IO_CHUNK, into
+ * the input of `bev` (whose socket it is) in one system call, running the
+ * input's callbacks. Returns the bytes read; 0 when none were ready (the
+ * end or an error: the bufferevent finds it when it reads); -1 when out of
+ * memory. The caller then lets evhttp parse them (bufferevent_trigger). */
+static ssize_t bulk_read(struct bufferevent *bev, int fd, size_t max)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t want = max < PN_HTTP_IO_CHUNK ? max : PN_HTTP_IO_CHUNK;
@@ -911,7 +923,7 @@ static void bulk_cb(evutil_socket_t fd, short what, void *arg)
 		event_del(c->bulk); /* input_cb adds it again when that changes */
 		return;
 	}
-	ssize_t got = pn_http_bulk_read(bev, fd, c->bulk_left); /* input_cb counts it */
+	ssize_t got = bulk_read(bev, fd, c->bulk_left); /* input_cb counts it */
 	if (got <= 0) {
 		/* The end or an error is the bufferevent's to see and report. */
 		event_del(c->bulk);
@@ -966,16 +978,24 @@ static void check_head(struct conn *c, struct evbuffer *in)
 	const struct pn_route *rt = hd.method ? find_route(h, hd.method, hd.path) : NULL;
 	int flags = rt ? rt->flags : 0;
 	int auth = token_matches_n(h, hd.auth_len ? p + hd.auth_off : NULL, hd.auth_len);
-	size_t limit = (flags & PN_ROUTE_LARGE_BODY) && auth ? h->max_body : h->small_body;
+	int large = (flags & (PN_ROUTE_LARGE_BODY | PN_ROUTE_PROBE_BODY)) && auth;
+	size_t limit = !large			       ? h->small_body
+		       : (flags & PN_ROUTE_PROBE_BODY) ? PN_HTTP_PROBE_BODY
+						       : h->max_body;
+	int probe = large && (flags & PN_ROUTE_PROBE_BODY) &&
+		    (hd.chunked || hd.content_length > (long long)h->small_body);
 	if ((flags & PN_ROUTE_AUTH) && !auth && (hd.chunked || hd.content_length > 0))
 		refuse_head(c, 401, "unauthorized", "this route needs Authorization: Bearer TOKEN");
 	else if (hd.content_length > (long long)limit)
 		refuse_head(c, 413, "body too large", "%.200s takes a body of at most %zu bytes%s",
-			    hd.path, limit,
-			    (flags & PN_ROUTE_LARGE_BODY) || hd.path[0] ? "" : " (max_body_bytes)");
+			    hd.path, limit, large ? "" : " (max_body_bytes)");
+	else if (probe && h->probe_reader && h->probe_reader != c)
+		refuse_head(c, 503, "busy", "another link probe is being read");
 	else {
+		if (probe)
+			h->probe_reader = c;
 		evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)limit);
-		if ((flags & PN_ROUTE_LARGE_BODY) && auth && !hd.chunked && hd.content_length > 0)
+		if (large && !hd.chunked && hd.content_length > 0)
 			bulk_start(c, in, &hd);
 	}
 }
@@ -1639,8 +1659,6 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
 	s->evcon = NULL;
 	if (s->on_close)
 		s->on_close(s->arg);
-	if (s->piece) /* a pulled reply is ours to free */
-		pn_stream_free(s);
 }
 
 struct pn_stream *pn_reply_stream(struct pn_req *r, const char *content_type, size_t max_buffered,
@@ -1715,79 +1733,4 @@ void pn_stream_free(struct pn_stream *s)
 		evhttp_request_free(s->req);
 	}
 	free(s);
-}
-
-/* ---- replies pulled piece by piece ---- */
-
-static void pull_next(struct pn_stream *s);
-
-static void pull_drained(struct evhttp_connection *evcon, void *arg)
-{
-	(void)evcon;
-	pull_next(arg);
-}
-
-/* Sends the next piece once the previous one has left for the kernel, or
- * ends the reply (keeping the connection) after the last. */
-static void pull_next(struct pn_stream *s)
-{
-	size_t n = 0;
-	const void *data = s->off < s->len ? s->piece(s->arg, s->off, &n) : NULL;
-	if (n > s->len - s->off)
-		n = (size_t)(s->len - s->off);
-	struct evbuffer *b = data && n ? evbuffer_new() : NULL;
-	if (!b || evbuffer_add(b, data, n) != 0) {
-		if (b)
-			evbuffer_free(b);
-		/* Done, or out of memory: the client sees a short body. */
-		struct evhttp_request *req = s->req;
-		void (*done)(void *) = s->on_close;
-		void *arg = s->arg;
-		int whole = s->off == s->len;
-		if (s->conn)
-			s->conn->stream = NULL;
-		else
-			evhttp_connection_set_closecb(s->evcon, NULL, NULL);
-		free(s);
-		if (whole)
-			evhttp_send_reply_end(req); /* may free the connection */
-		else
-			evhttp_connection_free(evhttp_request_get_connection(req));
-		done(arg);
-		return;
-	}
-	s->off += n;
-	evhttp_send_reply_chunk_with_cb(s->req, b, pull_drained, s);
-	evbuffer_free(b);
-}
-
-int pn_reply_pull(struct pn_req *r, const char *content_type, uint64_t len, pn_piece_fn piece,
-		  void (*done)(void *arg), void *arg)
-{
-	struct pn_stream *s = calloc(1, sizeof(*s));
-	if (!s) {
-		pn_reply_error(r, 503, "out of memory", "cannot start the reply");
-		return -1;
-	}
-	s->req = r->req;
-	s->evcon = evhttp_request_get_connection(r->req);
-	s->conn = conn_of(r->h, s->evcon);
-	s->piece = piece;
-	s->len = evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD ? 0 : len;
-	s->on_close = done;
-	s->arg = arg;
-	r->replied = 1;
-	char n[32];
-	snprintf(n, sizeof(n), "%llu", (unsigned long long)len);
-	pn_reply_header(r, "Content-Type", content_type);
-	pn_reply_header(r, "Content-Length", n);
-	if (s->conn)
-		s->conn->stream = s; /* conn_closed tells the stream */
-	else
-		evhttp_connection_set_closecb(s->evcon, stream_closed, s);
-	evhttp_send_reply_start(r->req, 200, "OK");
-	pn_log(PN_LOG_DEBUG, "GET %s -> 200 (%llu bytes, pulled)", r->path,
-	       (unsigned long long)len);
-	pull_next(s);
-	return 0;
 }

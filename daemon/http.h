@@ -44,6 +44,13 @@ enum pn_method {
 /* A write whose body is image/jpeg; other writes outside /v1/ must be
  * application/json. */
 #define PN_ROUTE_JPEG_BODY 4
+/* A link probe's body: with the token (or none configured), up to
+ * PN_HTTP_PROBE_BODY whatever pn_http_set_max_body says, read in
+ * PN_HTTP_IO_CHUNK pieces; one such body (over the small limit) is read
+ * at a time per server, and another meanwhile is answered 503 with
+ * Retry-After from its head, unread. */
+#define PN_ROUTE_PROBE_BODY 8
+#define PN_HTTP_PROBE_BODY ((size_t)64 << 20)
 
 /* One row per route. `path` segments equal to "*" match any one segment,
  * which handlers read with pn_req_arg(r, 0), (r, 1)...; a path ending in
@@ -155,19 +162,11 @@ void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5x
 /* Client connections open now (admitted ones), and connections refused
  * for the limit so far. */
 void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused);
-/* API reads waiting for the read budget now, and reads that have had to
- * wait so far. */
-/* Reads what is ready on `fd`, up to `max` bytes and PN_HTTP_IO_CHUNK, into
- * the input of the bufferevent `bev` (whose socket it is) in one system
- * call, running the input's callbacks. Returns the bytes read; 0 when none
- * were ready (the end or an error: the bufferevent finds it when it reads);
- * -1 when out of memory. The caller then lets the bufferevent's owner
- * parse them (bufferevent_trigger). For libevent 2.1, whose own reads
- * take 4 KiB a loop turn. */
-ssize_t pn_http_bulk_read(struct bufferevent *bev, int fd, size_t max);
 /* Bytes of large bodies read in PN_HTTP_IO_CHUNK pieces (see
  * PN_HTTP_BULK_MIN) since start. */
 uint64_t pn_http_bulk_bytes(const struct pn_http *h);
+/* API reads waiting for the read budget now, and reads that have had to
+ * wait so far. */
 void pn_http_read_counts(const struct pn_http *h, int *waiting, uint64_t *delayed);
 
 const char *pn_req_path(const struct pn_req *r);
@@ -205,18 +204,6 @@ void pn_reply_error(struct pn_req *r, int status, const char *error, const char 
 void pn_reply_header(struct pn_req *r, const char *name, const char *value);
 void pn_reply_bytes(struct pn_req *r, int status, const char *content_type, const void *data,
 		    size_t len);
-
-/* A reply of exactly `len` bytes (Content-Length) sent piece by piece,
- * for a body too large to hold: `piece(arg, offset, &n)` gives the next
- * bytes (n of them, at most what is left, copied at once), asked for only
- * once the previous piece has left for the kernel, so a client that does
- * not read holds one piece of memory. `done(arg)` is called once, when
- * the last byte is queued or the client goes away (then from libevent's
- * close callback); the connection stays open for the next request. This
- * answers the request; -1 after answering 503 when out of memory. */
-typedef const void *(*pn_piece_fn)(void *arg, uint64_t offset, size_t *n);
-int pn_reply_pull(struct pn_req *r, const char *content_type, uint64_t len, pn_piece_fn piece,
-		  void (*done)(void *arg), void *arg);
 
 /* Whether a request carries the configured token (1 when none is set),
  * for routes that serve more to the authorised. */

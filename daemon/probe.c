@@ -19,14 +19,28 @@ struct pn_probe {
 	char error[700];
 };
 
+static int send_next(struct pn_probe *p);
+
+/* The echo answers {"bytes": N}, the body it read. */
+static size_t echoed_bytes(const struct pn_reply *rep)
+{
+	json_t *j = json_loadb((const char *)rep->body, rep->len, 0, NULL);
+	json_t *n = json_object_get(j, "bytes");
+	size_t got = json_is_integer(n) && json_integer_value(n) >= 0
+			     ? (size_t)json_integer_value(n)
+			     : (size_t)-1;
+	json_decref(j);
+	return got;
+}
+
 static void echo_cb(const struct pn_reply *rep, void *arg)
 {
 	struct pn_probe *p = arg;
 	int k = p->got++ % 2;
 	if (p->state != 0)
 		return;
-	if (rep->status != 200 || rep->len != p->bytes[k]) {
-		snprintf(p->error, sizeof(p->error), "GET /v1/echo from %s: %s (status %d)", p->to,
+	if (rep->status != 200 || echoed_bytes(rep) != p->bytes[k]) {
+		snprintf(p->error, sizeof(p->error), "POST /v1/echo to %s: %s (status %d)", p->to,
 			 rep->status ? "bad reply" : rep->error, rep->status);
 		p->state = -1;
 		return;
@@ -36,6 +50,22 @@ static void echo_cb(const struct pn_reply *rep, void *arg)
 		p->best_ms[k] = t;
 	if (p->got == 2 * p->reps)
 		p->state = 1;
+	else if (send_next(p) != 0) {
+		snprintf(p->error, sizeof(p->error), "cannot send a probe to %s", p->to);
+		p->state = -1;
+	}
+}
+
+/* One transfer at a time: a body is allocated only while it is sent
+ * (calloc's zero pages, which the socket reads without touching RAM). */
+static int send_next(struct pn_probe *p)
+{
+	size_t n = p->bytes[p->sent++ % 2];
+	void *body = n ? calloc(1, n) : NULL;
+	if (n && !body)
+		return -1;
+	return pn_peer_send(p->peer, PN_POST, "/v1/echo", "application/octet-stream", body, n, 2000,
+			    echo_cb, p);
 }
 
 struct pn_probe *pn_probe_new(struct pn_loop *l, const char *to, const char *token, size_t small,
@@ -59,14 +89,9 @@ struct pn_probe *pn_probe_new(struct pn_loop *l, const char *to, const char *tok
 	p->peer = pn_peer_new(l, to, token, err, errlen);
 	if (!p->peer)
 		goto fail;
-	pn_peer_set_max_reply(p->peer, large); /* the echo is exactly this */
-	for (int i = 0; i < 2 * reps; i++) {
-		char path[64];
-		snprintf(path, sizeof(path), "/v1/echo?bytes=%zu", p->bytes[i % 2]);
-		if (pn_peer_send(p->peer, PN_GET, path, NULL, NULL, 0, 2000, echo_cb, p) != 0) {
-			snprintf(err, errlen, "cannot send a probe to %s", to);
-			goto fail;
-		}
+	if (send_next(p) != 0) {
+		snprintf(err, errlen, "cannot send a probe to %s", to);
+		goto fail;
 	}
 	return p;
 fail:
@@ -123,42 +148,8 @@ json_t *pn_probe_json(const struct pn_probe *p)
 	return j;
 }
 
-/* The echo's payload: one piece of zeros, sent again and again. */
-static const uint8_t echo_zeros[PN_PROBE_ECHO_PIECE];
-/* The echo being sent, if any: one at a time per node. */
-static int echo_busy;
-
-static const void *echo_piece(void *arg, uint64_t offset, size_t *n)
-{
-	(void)arg;
-	(void)offset;
-	*n = sizeof(echo_zeros);
-	return echo_zeros;
-}
-
-static void echo_done(void *arg)
-{
-	(void)arg;
-	echo_busy = 0;
-}
-
 void pn_probe_echo_route(struct pn_req *q, void *arg)
 {
 	(void)arg;
-	char buf[32], *end;
-	const char *v = pn_req_query(q, "bytes", buf, sizeof(buf));
-	unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-	if (!v || !*v || *end || n > PN_PROBE_MAX_BYTES) {
-		pn_reply_error(q, 400, "bad query", "bytes must be a whole number up to %zu",
-			       PN_PROBE_MAX_BYTES);
-		return;
-	}
-	if (echo_busy) {
-		pn_reply_header(q, "Retry-After", "1");
-		pn_reply_error(q, 503, "busy", "another link probe is being answered");
-		return;
-	}
-	echo_busy = 1; /* before: a short reply is done within the call */
-	if (pn_reply_pull(q, "application/octet-stream", n, echo_piece, echo_done, NULL) != 0)
-		echo_busy = 0;
+	pn_reply_json(q, 200, json_pack("{s:I}", "bytes", (json_int_t)pn_req_body_len(q)));
 }

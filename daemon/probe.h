@@ -1,16 +1,17 @@
 /* Link probes: the latency and bandwidth of the link from this node to
  * another one, from timed transfers of real frame sizes.
  *
- * The probing node (the sender of the hop) fetches GET /v1/echo?bytes=N
- * from the receiver of the hop, which answers N bytes; every size is
- * fetched `reps` times, interleaved, over one keep-alive connection, and
- * the fastest time of each size counts (an idle link; a turn of the
- * receiver's compute only makes a transfer slower). Two sizes give
+ * The probing node (the sender of the hop) posts N bytes to the receiver's
+ * POST /v1/echo, which reads them and answers {"bytes": N}; the two sizes
+ * take turns, `reps` times each, one transfer at a time over a keep-alive
+ * connection, and the fastest time of each size counts (an idle link; a
+ * turn of the receiver's compute only makes a transfer slower). Two
+ * sizes give
  *   bytes_per_ms = (large - small) / (t_large - t_small)
  *   latency_ms   = t_small - small / bytes_per_ms
- * The payload flows from the receiver back to the sender: links are taken
- * to be symmetric, and no request body limit gets in the way of a frame
- * as large as a plan's biggest.
+ * The payload flows the way the hop's frames do: a link whose two
+ * directions differ (a shaped uplink, the reverse carrying the next hop's
+ * frames) is measured on the side the frames take.
  */
 #ifndef PN_PROBE_H
 #define PN_PROBE_H
@@ -19,11 +20,13 @@
 
 #include <jansson.h>
 
+#include "http.h"
+
 struct pn_loop;
 struct pn_req;
 struct pn_probe;
 
-#define PN_PROBE_MAX_BYTES ((size_t)64 << 20)
+#define PN_PROBE_MAX_BYTES PN_HTTP_PROBE_BODY
 #define PN_PROBE_MAX_REPS 9
 
 /* Starts probing `to` ("HOST:PORT"); NULL with a message. */
@@ -40,12 +43,9 @@ void pn_probe_result(const struct pn_probe *p, double *latency_ms, double *bytes
  * "latency_ms", "bytes_per_ms", "state": "probing"|"done"|"failed", "error"}. */
 json_t *pn_probe_json(const struct pn_probe *p);
 
-/* GET /v1/echo?bytes=N: N zero bytes (at most PN_PROBE_MAX_BYTES), sent
- * a piece of PN_PROBE_ECHO_PIECE at a time, the next once the previous
- * has left for the kernel: a client that does not read costs one piece.
- * One echo at a time per node: another meanwhile is answered 503 with
- * Retry-After, which the probe's client retries. */
-#define PN_PROBE_ECHO_PIECE ((size_t)256 << 10)
+/* POST /v1/echo (route flags PN_ROUTE_AUTH | PN_ROUTE_PROBE_BODY): the
+ * body is read (up to PN_PROBE_MAX_BYTES, one such body at a time per
+ * node) and dropped; the answer is {"bytes": its length}. */
 void pn_probe_echo_route(struct pn_req *q, void *arg);
 
 #endif

@@ -896,7 +896,7 @@ static const struct pn_route routes[] = {
 	{PN_PUT, "/v1/debug", debug_put, 1},
 	{PN_GET, "/v1/debug", debug_get, 1},
 	{PN_POST, "/v1/probe", probe_route, 1},
-	{PN_GET, "/v1/echo", pn_probe_echo_route, 1},
+	{PN_POST, "/v1/echo", pn_probe_echo_route, PN_ROUTE_AUTH | PN_ROUTE_PROBE_BODY},
 };
 
 const struct pn_route *pn_stage_routes(size_t *n)

@@ -7,9 +7,10 @@
 #   times only (401 for a batch size not measured), and no stage profiles;
 # - without a token, plan has a bounded number of batch sizes measured,
 #   one at a time;
-# - /v1/echo needs the token, streams: 20 clients that do not read leave
-#   the stage's RSS where it was, a second echo meanwhile gets 503, and the
-#   link probes still measure;
+# - /v1/echo needs the token and reads one large body at a time: 20
+#   clients that send part of 64 MiB and stall leave the stage's RSS
+#   where it was, a second large echo meanwhile gets 503 from its head,
+#   and the link probes still measure;
 # - replies from a peer with a huge header or body are refused and the
 #   coordinator keeps serving.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
@@ -88,7 +89,7 @@ for i in $(seq 300); do
 	sleep 0.1
 done
 [ "$(jget .links[1].state)" = measured ]
-ok $? "the streamed echo still measures every link (hop 1: $(jget .links[1].mbit_s) Mbit/s, $(jget .links[1].latency_ms) ms)"
+ok $? "the posted echo still measures every link (hop 1: $(jget .links[1].mbit_s) Mbit/s, $(jget .links[1].latency_ms) ms)"
 p1=$(profiled s1) p2=$(profiled s2)
 s=$(code GET "$C" "/api/v1/plan?batch_size=8")
 [ "$s" = 200 ] && [ "$(jget .best.split)" != null ] && [ "$(jget .cached_batch_sizes[0])" = 8 ]
@@ -123,52 +124,56 @@ ok $? "plan for batch 48 with the token starts measuring ($s); without it meanwh
 grep -q 'profiled batch 48:' "$TMP/s1.log" && grep -q 'profiled batch 48:' "$TMP/s2.log"
 ok $? "the stages profiled batch 48 for the authorised request"
 
-# ---- /v1/echo: token, one at a time, streamed ----
-s=$(code GET "$S" "/v1/echo?bytes=1000")
+# ---- /v1/echo: token, one large body at a time, refused from its head ----
+head -c 3000000 /dev/zero >"$TMP/3mb"
+s=$(code POST "$S" /v1/echo --data-binary @"$TMP/3mb")
 [ "$s" = 401 ]
-ok $? "GET /v1/echo without the token: 401 ($s)"
+ok $? "POST /v1/echo without the token: 401 ($s)"
+s=$(code GET "$S" "/v1/echo?bytes=1000" "${auth[@]}")
+[ "$s" = 405 ]
+ok $? "GET /v1/echo: 405, the probe posts in the frames' direction ($s)"
+# 20 clients each announce 64 MiB and send 4 MiB of it, then stall: one is
+# read, the 19 others are refused from their heads, so the stage holds one
+# body (4 MiB), not 80.
 rss0=$(rss_kb "$PID_s1")
-fds=()
+pids=()
 for i in $(seq 20); do
-	exec {fd}<>"/dev/tcp/127.0.0.1/$PORT_s1"
-	printf 'GET /v1/echo?bytes=67108864 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n' \
-		"$T" >&$fd
-	fds+=("$fd")
+	( printf 'POST /v1/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 67108864\r\n\r\n' "$T"
+	  head -c 4194304 /dev/zero; sleep 30 ) >"/dev/tcp/127.0.0.1/$PORT_s1" 2>/dev/null &
+	pids+=($!)
 done
 sleep 2
 s=$(curl -s -o "$TMP/reply" -D "$TMP/headers" -w '%{http_code}' --max-time 20 \
-	"${auth[@]}" "http://$S/v1/echo?bytes=1000")
+	"${auth[@]}" --data-binary @"$TMP/3mb" "http://$S/v1/echo")
 [ "$s" = 503 ] && grep -qi '^Retry-After:' "$TMP/headers"
-ok $? "an echo while another is sent: 503 with Retry-After ($s)"
+ok $? "an echo of 3 MB while another is read: 503 with Retry-After ($s)"
+s=$(code POST "$S" /v1/echo "${auth[@]}" --data-binary 12345)
+[ "$s" = 200 ] && [ "$(jget .bytes)" = 5 ]
+ok $? "a small echo meanwhile is answered: $s, $(cat "$TMP/reply")"
 rss1=$(rss_kb "$PID_s1")
 [ $((rss1 - rss0)) -lt 16384 ]
-ok $? "20 clients asking 64 MiB echoes and not reading: stage RSS $rss0 -> $rss1 kB (bound +16 MiB)"
+ok $? "20 clients sending 64 MiB echoes and stalling after 4 MiB: stage RSS $rss0 -> $rss1 kB (bound +16 MiB)"
 s=$(code GET "$S" /api/v1/health)
 [ "$s" = 200 ]
 ok $? "the stage answers health meanwhile ($s)"
-for fd in "${fds[@]}"; do exec {fd}>&-; done
+kill "${pids[@]}" 2>/dev/null
+wait "${pids[@]}" 2>/dev/null
 for i in $(seq 100); do
-	s=$(curl -s -o "$TMP/echo" -w '%{http_code}' --max-time 20 "${auth[@]}" \
-		"http://$S/v1/echo?bytes=3000000")
+	s=$(code POST "$S" /v1/echo "${auth[@]}" --data-binary @"$TMP/3mb")
 	[ "$s" = 200 ] && break
 	sleep 0.1
 done
-[ "$s" = 200 ] && [ "$(wc -c <"$TMP/echo")" = 3000000 ] && ! tr -d '\0' <"$TMP/echo" | grep -q .
-ok $? "once they are gone, an echo of 3000000 bytes is whole: $s, $(wc -c <"$TMP/echo") zero bytes"
-s=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 20 "${auth[@]}" \
-	"http://$S/v1/echo?bytes=0")
-[ "$s" = "200 0" ]
-ok $? "an echo of 0 bytes: $s"
-s=$(curl -s -I -o /dev/null -w '%{http_code}' --max-time 20 "${auth[@]}" \
-	"http://$S/v1/echo?bytes=5")
-s2=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 20 "${auth[@]}" \
-	"http://$S/v1/echo?bytes=5")
-[ "$s" = 200 ] && [ "$s2" = "200 5" ]
-ok $? "HEAD of an echo: $s, and the next echo is served: $s2"
-s=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "${auth[@]}" \
-	"http://$S/v1/echo?bytes=67108865")
-[ "$s" = 400 ]
-ok $? "an echo over 64 MiB: $s"
+[ "$s" = 200 ] && [ "$(jget .bytes)" = 3000000 ]
+ok $? "once they are gone, an echo of 3000000 bytes is read whole: $s, $(cat "$TMP/reply")"
+s=$(code POST "$S" /v1/echo "${auth[@]}" -H 'Content-Length: 0')
+[ "$s" = 200 ] && [ "$(jget .bytes)" = 0 ]
+ok $? "an echo of 0 bytes: $s, $(cat "$TMP/reply")"
+exec 3<>"/dev/tcp/127.0.0.1/$PORT_s1"
+printf 'POST /v1/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 67108865\r\n\r\n' "$T" >&3
+reply=$(timeout 5 head -1 <&3 | tr -d '\r')
+exec 3<&-
+[ "$(echo "$reply" | cut -d' ' -f2)" = 413 ]
+ok $? "an echo over 64 MiB is answered 413 before it is sent ($reply)"
 
 # ---- plan without a token: bounded measuring ----
 start s3 --role stage --model "$MODEL32" &&

@@ -1,14 +1,17 @@
 #!/bin/bash
 # Three machines, simulated: the coordinator and two stages each in their
 # own network namespace with an address of its own, joined by veth pairs
-# to a bridge, every link limited to 100 Mbit/s (tc tbf, a Pi 3's
-# Ethernet). The run gives the same logits as on one host, and the
-# measured hop transfer times reflect the limit; so do a run over a link
-# that drops 5% of its packets and a run during which stage 2's link goes
-# down and comes back.
+# to a bridge, every uplink limited to 100 Mbit/s (tc tbf, a Pi 3's
+# Ethernet) but stage 2's, which carries only logits, at 5 Mbit/s. The
+# run gives the same logits as on one host, the measured hop transfer
+# times reflect the limit, and the link probes measure each hop the way
+# its frames go; so do a run over a link that drops 5% of its packets and
+# a run during which stage 2's link goes down and comes back.
 . "${top_srcdir:-.}/tests/cluster-lib.sh"
 need_cluster
 RATE_MBIT=100
+BACK_MBIT=5 # stage 2's uplink, to the coordinator
+rate_of() { if [ "$1" = s2 ]; then echo ${BACK_MBIT}mbit; else echo ${RATE_MBIT}mbit; fi; }
 tag=$$
 ns_c=pnc$tag ns_s1=pns1$tag ns_s2=pns2$tag ns_br=pnbr$tag
 
@@ -35,12 +38,12 @@ for n in c s1 s2; do
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add "10.77.0.$i/24" dev "pn${tag}$n"
 	ip -n "$ns" link set "pn${tag}$n" up
-	ip netns exec "$ns" tc qdisc add dev "pn${tag}$n" root tbf rate ${RATE_MBIT}mbit \
+	ip netns exec "$ns" tc qdisc add dev "pn${tag}$n" root tbf rate "$(rate_of $n)" \
 		burst 32kbit latency 400ms
 	i=$((i + 1))
 done
 set +e
-ok 0 "three namespaces on a bridge, each link shaped to $RATE_MBIT Mbit/s"
+ok 0 "three namespaces on a bridge, each uplink shaped to $RATE_MBIT Mbit/s, stage 2's to $BACK_MBIT"
 
 NSX=(ip netns exec $ns_s1)
 start s1 --role stage --model "$MODEL32" --listen 10.77.0.2:0 || exit 1
@@ -100,6 +103,14 @@ m=$(jget .stages[0].transfer_ms_per_frame)
 e=$(expected_ms "$(jget .stages[0].bytes_out)" "$(jget .stages[0].frames)")
 check "stage 1 -> stage 2: $m ms a frame, $e ms at the link rate" within "$m" "$e"
 
+# The probes send their payload the way the frames go: hop 1 is stage 1's
+# uplink (100 Mbit/s), not stage 2's (5), which carries hop 2.
+api GET $C "/api/v1/plan?batch_size=8"
+check "hop 1 is measured on stage 1's uplink: $(jget .links[1].mbit_s) Mbit/s (${RATE_MBIT}), not stage 2's (${BACK_MBIT})" \
+	awk -v m="$(jget .links[1].mbit_s)" -v b=$BACK_MBIT 'BEGIN { exit !(m > 3 * b) }'
+check "hop 2 (stage 2 -> coordinator) on stage 2's: $(jget .links[2].mbit_s) Mbit/s (${BACK_MBIT})" \
+	awk -v m="$(jget .links[2].mbit_s)" -v b=$BACK_MBIT 'BEGIN { exit !(m > 0 && m < 1.5 * b) }'
+
 # Lossy links: stage 1 drops 5% of its packets both ways (iptables; this
 # kernel has no netem). TCP recovers; the logits are the same.
 if ip netns exec $ns_s1 iptables -A INPUT -m statistic --mode random --probability 0.05 -j DROP &&
@@ -117,8 +128,8 @@ else
 fi
 
 # A link that gets slower during a run is measured again during it: every
-# link drops from 100 to 10 Mbit/s (both ways: the probe's echo flows
-# back) while a slowed-down run goes on. Hop 0, the coordinator's own
+# uplink drops to 10 Mbit/s (3 under a sanitizer) while a slowed-down run
+# goes on. Hop 0, the coordinator's own
 # link, is judged on the frames the coordinator sends itself.
 # A frame may wait for a compute step at either end, so the drift check
 # allows for the longest steps: a sanitizer build's steps are long
@@ -165,7 +176,7 @@ check "the plan says when: a Unix time and an age" \
 api DELETE $C /api/v1/runs/$id
 for n in c s1 s2; do
 	eval "ns=\$ns_$n"
-	ip netns exec "$ns" tc qdisc change dev "pn${tag}$n" root tbf rate ${RATE_MBIT}mbit \
+	ip netns exec "$ns" tc qdisc change dev "pn${tag}$n" root tbf rate "$(rate_of $n)" \
 		burst 32kbit latency 400ms
 done
 for a in 10.77.0.2:$PORT_s1 10.77.0.3:$PORT_s2; do api PUT $a /v1/debug '{"slowdown": 1}'; done
