@@ -90,7 +90,7 @@ struct pn_http {
 	struct evhttp_request **waiting;
 	int first_waiting, nwaiting;
 	uint64_t reads_delayed;
-	uint64_t bulk_bytes; /* read by bulk_cb */
+	uint64_t bulk_bytes; /* read by bulk_cb, link probes' bodies apart */
 	struct conn *probe_reader; /* reading a PN_ROUTE_PROBE_BODY body */
 	struct event *release; /* serves waiting reads as tokens come in */
 	size_t small_body; /* the body limit of routes without LARGE_BODY */
@@ -929,7 +929,8 @@ static void bulk_cb(evutil_socket_t fd, short what, void *arg)
 		event_del(c->bulk);
 		return;
 	}
-	c->h->bulk_bytes += (uint64_t)got;
+	if (c != c->h->probe_reader) /* so that the count is the frames' */
+		c->h->bulk_bytes += (uint64_t)got;
 	if (!c->bulk_left)
 		event_del(c->bulk);
 	bufferevent_trigger(bev, EV_READ, 0); /* evhttp parses it; may free c */

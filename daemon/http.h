@@ -163,7 +163,8 @@ void pn_http_error_counts(const struct pn_http *h, uint64_t *c4xx, uint64_t *c5x
  * for the limit so far. */
 void pn_http_conn_counts(const struct pn_http *h, int *open, uint64_t *refused);
 /* Bytes of large bodies read in PN_HTTP_IO_CHUNK pieces (see
- * PN_HTTP_BULK_MIN) since start. */
+ * PN_HTTP_BULK_MIN) since start, not counting link probes' bodies
+ * (PN_ROUTE_PROBE_BODY), which are read the same way but are not frames. */
 uint64_t pn_http_bulk_bytes(const struct pn_http *h);
 /* API reads waiting for the read budget now, and reads that have had to
  * wait so far. */
