@@ -122,6 +122,7 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	};
 	c->local = pn_stage_new(l, NULL, m, model_path, model_sha256, &so);
 	c->dispatcher = pn_task_new(l, dispatch_cb, c);
+	c->starter = pn_task_new(l, start_next_cb, c);
 	c->tick = pn_timer_new(l, tick_cb, c);
 	c->link_timer = pn_timer_new(l, link_timer_cb, c);
 	c->auto_timer = pn_timer_new(l, auto_timer_cb, c);
@@ -130,8 +131,8 @@ struct pn_coord *pn_coord_new(struct pn_loop *l, struct pn_http *http, const str
 	if (o->data_dir && *o->data_dir && !have_datadir(c, err, errlen))
 		pn_warn("%s; dataset runs are refused until it can be opened", err);
 	pn_dataset_set_warn(dataset_warn);
-	if (!c->local || !c->dispatcher || !c->tick || !c->events || !c->link_timer ||
-	    !c->auto_timer || !c->classifier) {
+	if (!c->local || !c->dispatcher || !c->starter || !c->tick || !c->events ||
+	    !c->link_timer || !c->auto_timer || !c->classifier) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -194,6 +195,7 @@ void pn_coord_free(struct pn_coord *c)
 	pn_datadir_free(c->datadir);
 	pn_stage_free(c->local);
 	pn_task_free(c->dispatcher);
+	pn_task_free(c->starter);
 	pn_timer_free(c->tick);
 	pn_timer_free(c->link_timer);
 	pn_timer_free(c->auto_timer);

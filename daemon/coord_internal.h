@@ -1,6 +1,8 @@
 /* Private to the coordinator's modules (coord*.c): its state and
  * what one module calls in another. Each mutable field has one owner,
- * the module that writes it; the others read it or call the owner. */
+ * the module that writes it; the others read it or call the owner.
+ * Calls that would come back to their caller go through a task instead
+ * (a run that ends schedules the next one's start, `starter`). */
 #ifndef PN_COORD_INTERNAL_H
 #define PN_COORD_INTERNAL_H
 
@@ -287,6 +289,7 @@ struct pn_coord {
 	struct run *active;
 	uint64_t t_start;
 	struct pn_task *dispatcher;
+	struct pn_task *starter; /* start_next_cb, scheduled when a run ends */
 	struct pn_timer *tick;
 	int stopping;
 	int ticks;
@@ -371,6 +374,7 @@ void fetch_stats(struct run *r);
 void plan_start(struct run *r);
 void send_configs(struct run *r, struct group *g);
 void start_next(struct pn_coord *c);
+void start_next_cb(void *arg);
 void finish(struct run *r);
 int parse_points(struct pn_coord *c, json_t *split, const char *name, int batch, int dtype,
 		 const int *members, int nm, int total, int local_ok, int *points, int *npoints,

@@ -103,7 +103,9 @@ void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 	if (c->active == r) {
 		c->active = NULL;
 		pn_task_cancel(c->dispatcher);
-		start_next(c);
+		/* Not start_next here: configuring the next run may end it, and
+		 * run lifecycle calls stay one-way (start -> configure -> end). */
+		pn_task_schedule(c->starter);
 	}
 }
 
@@ -430,6 +432,11 @@ void start_next(struct pn_coord *c)
 			configure(c->active);
 			return;
 		}
+}
+
+void start_next_cb(void *arg)
+{
+	start_next(arg);
 }
 
 void finish(struct run *r)
