@@ -49,7 +49,7 @@ const struct pn_ops *pn_ops_select(char *err, size_t errlen)
 
 const struct pn_ref_vec *pn_ref_vec_select(void)
 {
-	static const struct pn_ref_vec plain = {"scalar", pn_pw_ref, pn_dw3x3_ref};
+	static const struct pn_ref_vec plain = {"scalar", pn_pw_ref, pn_dw3x3_ref, pn_conv3x3_ref};
 #ifdef PN_HAVE_X86
 	const char *want = getenv("PIPENET_ISA"); /* "scalar": the plain one, to compare */
 	if (!(want && strcmp(want, "scalar") == 0) && pn_ops_avx2.available())

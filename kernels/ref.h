@@ -18,7 +18,7 @@ void pn_lerp_ref(const float *a, const float *b, float wa, float wb, float *out,
 void pn_f32_to_f16_ref(const float *in, uint16_t *out, size_t n);
 void pn_f16_to_f32_ref(const uint16_t *in, float *out, size_t n);
 
-/* The reference's pointwise and depthwise, as fast as the CPU allows
+/* The reference's pointwise, depthwise and stem, as fast as the CPU allows
  * without changing a bit: built again for a vector ISA from the same C
  * (kernels/ref_avx2.c), or the plain reference. For work that must give
  * the same bytes on every machine (quantize.c's calibration). */
@@ -27,6 +27,7 @@ struct pn_ref_vec {
 	void (*pw)(const float *in, float *out, const float *packed, const float *residual, int m,
 		   int k, int n, int relu6);
 	void (*dw3x3)(const struct pn_dw_args *a);
+	void (*conv3x3)(const struct pn_conv_args *a);
 };
 const struct pn_ref_vec *pn_ref_vec_select(void);
 #ifdef PN_HAVE_X86

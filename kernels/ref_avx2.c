@@ -1,4 +1,4 @@
-/* The scalar reference's pointwise and depthwise compiled again with AVX2
+/* The scalar reference's pointwise, depthwise and stem compiled again with AVX2
  * and the loop vectoriser (kernels/local.mk; no -mfma, and -ffp-contract=off
  * as everywhere): the same C, so every output element gets the same IEEE
  * operations in the same order and the same bits, only eight at a time.
@@ -12,7 +12,10 @@
 #define pn_pw_pack_ref pn_pw_pack_ref_avx2
 #define pn_pw_ref pn_pw_ref_avx2
 #define pn_dw3x3_ref pn_dw3x3_ref_avx2
+#define pn_conv3x3_ref pn_conv3x3_ref_avx2
 #include "pointwise_ref.c"
 #include "depthwise_ref.c"
+#include "conv_ref.c"
 
-const struct pn_ref_vec pn_ref_vec_avx2 = {"avx2", pn_pw_ref_avx2, pn_dw3x3_ref_avx2};
+const struct pn_ref_vec pn_ref_vec_avx2 = {"avx2", pn_pw_ref_avx2, pn_dw3x3_ref_avx2,
+					   pn_conv3x3_ref_avx2};

@@ -798,7 +798,7 @@ static int same_bits(const float *a, const float *b, size_t n)
 	return 1;
 }
 
-/* pn_ref_vec_select()'s pointwise and depthwise equal the reference. */
+/* pn_ref_vec_select()'s pointwise, depthwise and stem equal the reference. */
 static void test_ref_vec(void)
 {
 	const struct pn_ref_vec *v = pn_ref_vec_select();
@@ -843,6 +843,31 @@ static void test_ref_vec(void)
 	tap_ok(dw_bad == 0,
 	       "the reference's depthwise as %s: bit for bit (NaN as NaN) in %ld random cases%s%s",
 	       v->name, dw_cases, dw_bad ? "; first failure " : "", dw_bad ? first : "");
+	long cv_cases = 0, cv_bad = 0;
+	for (int i = 0; i < (quick ? 20 : 80); i++, cv_cases++) {
+		int h = rndi(1, 24), w = rndi(1, 24), cin = rndi(1, 4), cout = rndi(1, 40);
+		int st = rndi(1, 2), relu6 = rndi(0, 1);
+		int oh = (h - 1) / st + 1, ow = (w - 1) / st + 1, y0 = rndi(0, oh - 1);
+		int y1 = rndi(y0 + 1, oh);
+		const size_t nout = (size_t)(y1 - y0) * ow * cout;
+		float *in = awkward_floats((size_t)h * w * cin);
+		float *wt = awkward_floats((size_t)9 * cin * cout), *bias = awkward_floats(cout);
+		float *want = out_floats(nout), *got = out_floats(nout);
+		struct pn_conv_args a = {in, h,	   w,  cin,   want, y0,	 y1,
+					 ow, cout, st, relu6, wt,   bias};
+		pn_conv3x3_ref(&a);
+		a.out = got;
+		v->conv3x3(&a);
+		if (!same_bits(want, got, nout + GUARD) && cv_bad++ == 0)
+			snprintf(first, sizeof first,
+				 "conv h %d w %d cin %d cout %d stride %d relu6 %d rows %d..%d", h,
+				 w, cin, cout, st, relu6, y0, y1);
+		free(in), free(wt), free(bias), free(want), free(got);
+	}
+	tap_ok(cv_bad == 0,
+	       "the reference's stem convolution as %s: bit for bit (NaN as NaN) in %ld random "
+	       "cases%s%s",
+	       v->name, cv_cases, cv_bad ? "; first failure " : "", cv_bad ? first : "");
 }
 
 int main(void)
