@@ -58,6 +58,7 @@ struct qz {
 	float *head_w, *head_b;
 	struct point *pts;
 	float *bufs[5], *pooled, *logits;
+	uint64_t *odd_hist; /* observe's, QZ_BINS */
 };
 
 /* ---- the float twin ---- */
@@ -190,22 +191,76 @@ oom:
 	return -1;
 }
 
+#define QZ_CHUNK 512
+
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
+static void
+bin_chunk(const float *x, size_t m, double base, double span, int *bins)
+{
+	for (size_t i = 0; i < m; i++) {
+		int bin = (int)((x[i] - base) / span * QZ_BINS);
+		bins[i] = bin < 0 ? 0 : bin >= QZ_BINS ? QZ_BINS - 1 : bin;
+	}
+}
+
 static void observe(struct qz *z, int point, const float *x, size_t n)
 {
 	struct point *p = &z->pts[point];
 	if (z->pass == 0) {
-		for (size_t i = 0; i < n; i++) {
-			p->min = x[i] < p->min ? x[i] : p->min;
-			p->max = x[i] > p->max ? x[i] : p->max;
+		/* Eight running extremes in floats, kept apart from *p: no chain
+		 * of dependent compares, and the extremes are those of the
+		 * values in any order (a float as a double is the same number;
+		 * the sign of a zero minimum cannot change a bin or a scale). */
+		float lo[8], hi[8];
+		for (int k = 0; k < 8; k++) {
+			lo[k] = (float)p->min;
+			hi[k] = (float)p->max;
 		}
+		size_t i = 0;
+		for (; i + 8 <= n; i += 8)
+			for (int k = 0; k < 8; k++) {
+				lo[k] = x[i + k] < lo[k] ? x[i + k] : lo[k];
+				hi[k] = x[i + k] > hi[k] ? x[i + k] : hi[k];
+			}
+		for (; i < n; i++) {
+			lo[0] = x[i] < lo[0] ? x[i] : lo[0];
+			hi[0] = x[i] > hi[0] ? x[i] : hi[0];
+		}
+		for (int k = 1; k < 8; k++) {
+			lo[0] = lo[k] < lo[0] ? lo[k] : lo[0];
+			hi[0] = hi[k] > hi[0] ? hi[k] : hi[0];
+		}
+		p->min = lo[0];
+		p->max = hi[0];
 		p->count += n;
 		return;
 	}
-	double span = p->max - p->min;
-	for (size_t i = 0; i < n; i++) {
-		int bin = span > 0 ? (int)((x[i] - p->min) / span * QZ_BINS) : 0;
-		p->hist[bin < 0 ? 0 : bin >= QZ_BINS ? QZ_BINS - 1 : bin]++;
+	/* The bins of a chunk first (a loop of the same operations per
+	 * element, which vectorises), then counted, odd and even elements
+	 * apart: the many equal neighbours (ReLU6's zeros and sixes) make two
+	 * chains of increments of one counter in memory, not one. */
+	const double base = p->min, span = p->max - p->min;
+	int bins[QZ_CHUNK];
+	uint64_t *odd = z->odd_hist;
+	if (!(span > 0)) {
+		p->hist[0] += n;
+		return;
 	}
+	memset(odd, 0, QZ_BINS * sizeof *odd);
+	for (size_t at = 0; at < n; at += QZ_CHUNK) {
+		size_t m = n - at < QZ_CHUNK ? n - at : QZ_CHUNK, i = 0;
+		bin_chunk(x + at, m, base, span, bins);
+		for (; i + 2 <= m; i += 2) {
+			p->hist[bins[i]]++;
+			odd[bins[i + 1]]++;
+		}
+		if (i < m)
+			p->hist[bins[i]]++;
+	}
+	for (int b = 0; b < QZ_BINS; b++)
+		p->hist[b] += odd[b];
 }
 
 /* One image through the float twin; logits in z->logits. */
@@ -234,7 +289,7 @@ static void forward(struct qz *z, const float *image)
 				.weights = b->conv.packed,
 				.bias = b->conv.b,
 			};
-			pn_conv3x3_ref(&a);
+			z->ref->conv3x3(&a);
 			observe(z, b->conv.point, next, (size_t)hw * b->cout);
 		} else if (b->kind == K_LAST) {
 			z->ref->pw(cur, next, b->proj.packed, NULL, hw, b->cin, b->cout, 1);
@@ -533,6 +588,7 @@ static void qz_free(struct qz *z)
 	if (z->pts)
 		for (int i = 0; i < z->npoints; i++)
 			free(z->pts[i].hist);
+	free(z->odd_hist);
 	free(z->pts);
 	for (int i = 0; i < 5; i++)
 		free(z->bufs[i]);
@@ -600,9 +656,10 @@ uint8_t *pn_quantize(const char *model_path, const uint8_t *images, const int *l
 	ftop = malloc((size_t)n * sizeof *ftop);
 	z.pooled = malloc((size_t)z.head_c * sizeof(float));
 	z.logits = malloc((size_t)z.classes * sizeof(float));
+	z.odd_hist = malloc(QZ_BINS * sizeof *z.odd_hist);
 	for (int i = 0; i < 5; i++)
 		z.bufs[i] = malloc((i == 2 || i == 3 ? hid : act) * sizeof(float));
-	int ok = z.pts && image && ftop && z.pooled && z.logits;
+	int ok = z.pts && image && ftop && z.pooled && z.logits && z.odd_hist;
 	for (int i = 0; i < 5; i++)
 		ok = ok && z.bufs[i];
 	for (int i = 0; ok && i < z.npoints; i++) {
