@@ -360,6 +360,15 @@ int pn_peer_send(struct pn_peer *p, int method, const char *path, const char *co
 	return 0;
 }
 
+int pn_peer_bytes_acked(const struct pn_peer *p, uint64_t *acked)
+{
+	*acked = 0;
+	if (!p->evcon)
+		return -1;
+	return pn_tcp_bytes_acked(bufferevent_getfd(evhttp_connection_get_bufferevent(p->evcon)),
+				  acked);
+}
+
 size_t pn_peer_pending(const struct pn_peer *p)
 {
 	return p->nitems;

@@ -56,5 +56,11 @@ int pn_peer_send(struct pn_peer *p, int method, const char *path, const char *co
 size_t pn_peer_pending(const struct pn_peer *p);
 /* Drops every queued request without calling callbacks. */
 void pn_peer_clear(struct pn_peer *p);
+/* Bytes of its connection's current socket that the other end has
+ * acknowledged (TCP_INFO): what crossed the link, not what was queued.
+ * 0 and -1 without a connected socket; a new connection counts from 0. */
+int pn_peer_bytes_acked(const struct pn_peer *p, uint64_t *acked);
+/* The same of a socket (daemon/tcpinfo.c). */
+int pn_tcp_bytes_acked(int fd, uint64_t *acked);
 
 #endif

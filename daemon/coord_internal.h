@@ -307,6 +307,7 @@ struct pn_coord {
 		int reprobing, reprobes;
 		char drift[200];
 		size_t bytes[2]; /* the sizes of its last probe */
+		uint64_t beside[2]; /* frame bytes beside them when measured */
 		long long probe_id; /* which measurement the sender is asked for */
 		uint64_t measured_ns; /* when it was last measured */
 		double measured_wall; /* the same, as a Unix time */

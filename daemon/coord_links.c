@@ -41,6 +41,12 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	ln->error[0] = '\0';
 	ln->latency_ms = lat;
 	ln->bytes_per_ms = bw;
+	for (int i = 0; i < 2; i++) {
+		json_t *b = json_array_get(json_object_get(j, "beside_bytes"), (size_t)i);
+		ln->beside[i] = json_is_integer(b) && json_integer_value(b) > 0
+					? (uint64_t)json_integer_value(b)
+					: 0;
+	}
 	ln->reprobes += again;
 	ln->measured_ns = pn_now_ns();
 	ln->measured_wall = wall_time();
@@ -115,6 +121,23 @@ void link_timer_cb(void *arg)
 		pn_timer_arm(c->link_timer, LINK_POLL_MS);
 }
 
+/* Hop 0's probe's beside: the frames the running groups send to `to`. A
+ * group's new first hop (a new plan) counts from 0, which the probe
+ * reads as nothing beside that transfer. */
+static uint64_t frames_acked(void *arg, const char *to)
+{
+	struct pn_coord *c = arg;
+	uint64_t sum = 0, acked;
+	for (int k = 0; c->active && k < c->active->ngroups; k++) {
+		const struct group *g = &c->active->groups[k];
+		if (g->first_hop && g->ranges[0].node &&
+		    strcmp(g->ranges[0].node->address, to) == 0 &&
+		    pn_peer_bytes_acked(g->first_hop, &acked) == 0)
+			sum += acked;
+	}
+	return sum;
+}
+
 /* Probes hop h with transfers of `small` and `large` bytes; link_done
  * takes the result. */
 static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
@@ -126,7 +149,7 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
 	if (h == 0) {
 		pn_probe_free(c->link_own);
 		c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token, small, large,
-					   LINK_REPS, err, sizeof(err));
+					   LINK_REPS, frames_acked, c, err, sizeof(err));
 		if (!c->link_own)
 			link_done(c, 0, NULL, err);
 	} else {
@@ -293,6 +316,9 @@ json_t *links_json(const struct pn_coord *c)
 			json_pack("[I, I]",
 				  (json_int_t)(ln->bytes[1] ? ln->bytes[0] : c->link_bytes[0]),
 				  (json_int_t)(ln->bytes[1] ? ln->bytes[1] : c->link_bytes[1])));
+		json_object_set_new(
+			o, "beside_bytes",
+			json_pack("[I, I]", (json_int_t)ln->beside[0], (json_int_t)ln->beside[1]));
 		json_object_set_new(o, "measured_at",
 				    ln->measured_ns ? json_real(ln->measured_wall) : json_null());
 		json_object_set_new(o, "measured_s_ago",

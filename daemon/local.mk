@@ -5,7 +5,7 @@ daemon_libpndaemon_a_SOURCES = \
 	daemon/hop.h daemon/hop.c
 daemon_libpndaemon_a_SOURCES += \
 	daemon/log.h daemon/log.c daemon/loop.h daemon/loop.c \
-	daemon/http.h daemon/http.c daemon/client.h daemon/client.c \
+	daemon/http.h daemon/http.c daemon/client.h daemon/client.c daemon/tcpinfo.c \
 	daemon/frame.h daemon/frame.c daemon/sha256.h daemon/sha256.c \
 	daemon/settings.h daemon/settings.c daemon/stage.h daemon/stage.c \
 	daemon/probe.h daemon/probe.c \

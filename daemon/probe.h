@@ -11,12 +11,17 @@
  *   latency_ms   = t_small - small / bytes_per_ms
  * The payload flows the way the hop's frames do: a link whose two
  * directions differ (a shaped uplink, the reverse carrying the next hop's
- * frames) is measured on the side the frames take.
+ * frames) is measured on the side the frames take. During a run the
+ * hop's own frames share that side: the bytes of them that the receiver
+ * acknowledged while a transfer was timed (`beside`) count with the
+ * transfer's own, so the fit is of the link, not of what the frames
+ * leave free.
  */
 #ifndef PN_PROBE_H
 #define PN_PROBE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -29,9 +34,15 @@ struct pn_probe;
 #define PN_PROBE_MAX_BYTES PN_HTTP_PROBE_BODY
 #define PN_PROBE_MAX_REPS 9
 
-/* Starts probing `to` ("HOST:PORT"); NULL with a message. */
+/* Bytes of other traffic from this node to `to` acknowledged so far (a
+ * counter that only grows while one connection lasts). */
+typedef uint64_t (*pn_probe_beside_fn)(void *arg, const char *to);
+
+/* Starts probing `to` ("HOST:PORT"), counting what `beside` (NULL: none)
+ * says crossed the link with each transfer; NULL with a message. */
 struct pn_probe *pn_probe_new(struct pn_loop *l, const char *to, const char *token, size_t small,
-			      size_t large, int reps, char *err, size_t errlen);
+			      size_t large, int reps, pn_probe_beside_fn beside, void *beside_arg,
+			      char *err, size_t errlen);
 void pn_probe_free(struct pn_probe *p); /* NULL is fine */
 /* 0 while measuring, 1 when done, -1 when a transfer failed. */
 int pn_probe_state(const struct pn_probe *p);
@@ -40,7 +51,8 @@ int pn_probe_is(const struct pn_probe *p, const char *to, size_t small, size_t l
 /* Done: the fitted link. */
 void pn_probe_result(const struct pn_probe *p, double *latency_ms, double *bytes_per_ms);
 /* {"to", "bytes": [small, large], "ms": [fastest of each], "reps",
- * "latency_ms", "bytes_per_ms", "state": "probing"|"done"|"failed", "error"}. */
+ * "latency_ms", "bytes_per_ms", "beside_bytes": [frames during each of
+ * those two, when any], "state": "probing"|"done"|"failed", "error"}. */
 json_t *pn_probe_json(const struct pn_probe *p);
 
 /* POST /v1/echo (route flags PN_ROUTE_AUTH | PN_ROUTE_PROBE_BODY): the

@@ -841,6 +841,16 @@ static void debug_put(struct pn_req *r, void *arg)
  * sizes or another peer are asked for. The asker polls with the same id
  * and measures again with a new one: same sizes must not mean the old
  * result when the link has changed since. */
+/* A probe's beside: the frames this stage sends to `to`, if it does. */
+static uint64_t frames_acked(void *arg, const char *to)
+{
+	struct pn_stage *s = arg;
+	uint64_t acked = 0;
+	if (s->peer && strcmp(s->next, to) == 0)
+		pn_peer_bytes_acked(s->peer, &acked);
+	return acked;
+}
+
 static void probe_route(struct pn_req *r, void *arg)
 {
 	struct pn_stage *s = arg;
@@ -876,7 +886,7 @@ static void probe_route(struct pn_req *r, void *arg)
 		pn_probe_free(s->probe);
 		s->probe_id = id;
 		s->probe = pn_probe_new(s->loop, to, s->o.token, (size_t)small, (size_t)large,
-					(int)reps, err, sizeof(err));
+					(int)reps, frames_acked, s, err, sizeof(err));
 	}
 	json_decref(j);
 	if (!s->probe) {
