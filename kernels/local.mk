@@ -18,17 +18,20 @@ PN_SIMD_LIBS =
 
 # Only the SIMD files get SIMD flags: each ISA is its own small library.
 if PN_X86
+# $(FUZZ_SIMD_CFLAGS): in a fuzzing build, no sanitizers in the SIMD
+# kernels, which no fuzz target runs (they use the scalar table) and in
+# which clang's ASan + UBSan take minutes a file.
 noinst_LIBRARIES += kernels/libpn_avx2.a kernels/libpn_avx512.a
 kernels_libpn_avx2_a_SOURCES = kernels/x86.h kernels/ops_avx2.c \
 	kernels/pointwise_avx2.c kernels/depthwise_avx2.c \
 	kernels/conv_avx2.c kernels/misc_avx2.c \
 	kernels/qx86.h kernels/qim2col.h kernels/qdw_rows.h kernels/qops_avx2.c kernels/qpointwise_avx2.c \
 	kernels/qdepthwise_avx2.c kernels/qconvert_avx2.c
-kernels_libpn_avx2_a_CFLAGS = $(AM_CFLAGS) -mavx2 -mfma -mf16c
+kernels_libpn_avx2_a_CFLAGS = $(AM_CFLAGS) -mavx2 -mfma -mf16c $(FUZZ_SIMD_CFLAGS)
 kernels_libpn_avx512_a_SOURCES = kernels/x86.h kernels/ops_avx512.c \
 	kernels/pointwise_avx512.c kernels/depthwise_avx512.c \
 	kernels/conv_avx512.c kernels/misc_avx512.c
-kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c
+kernels_libpn_avx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx2 -mfma -mf16c $(FUZZ_SIMD_CFLAGS)
 PN_SIMD_LIBS += kernels/libpn_avx2.a kernels/libpn_avx512.a
 # The reference again, vectorised and bit-identical (ref_avx2.c): no -mfma.
 noinst_LIBRARIES += kernels/libpn_refavx2.a
@@ -41,11 +44,12 @@ kernels_libpn_qavx512_a_SOURCES = kernels/qx86.h kernels/qim2col.h kernels/qdw_r
 	kernels/qops_avx512.c \
 	kernels/qpointwise_avx512.c kernels/qdepthwise_avx512.c \
 	kernels/qconvert_avx512.c
-kernels_libpn_qavx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma
+kernels_libpn_qavx512_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma \
+	$(FUZZ_SIMD_CFLAGS)
 kernels_libpn_qvnni_a_SOURCES = kernels/qx86.h kernels/qdw_rows.h kernels/qdw_avx512.h kernels/qpack4.h \
 	kernels/qpointwise_avx512vnni.c kernels/qdepthwise_avx512vnni.c
 kernels_libpn_qvnni_a_CFLAGS = $(AM_CFLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512vnni \
-	-mavx2 -mfma
+	-mavx2 -mfma $(FUZZ_SIMD_CFLAGS)
 PN_SIMD_LIBS += kernels/libpn_qavx512.a kernels/libpn_qvnni.a
 noinst_LIBRARIES += kernels/libpn_crc_sse42.a
 kernels_libpn_crc_sse42_a_SOURCES = kernels/crc32c_sse42.c
