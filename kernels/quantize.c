@@ -44,7 +44,7 @@ struct fblock {
 struct point {
 	char name[96];
 	double min, max;
-	uint64_t *hist, count;
+	uint64_t *hist, count; /* hist: 2 x QZ_BINS while observed (observe) */
 	float scale;
 	int32_t zp;
 };
@@ -58,7 +58,6 @@ struct qz {
 	float *head_w, *head_b;
 	struct point *pts;
 	float *bufs[5], *pooled, *logits;
-	uint64_t *odd_hist; /* observe's, QZ_BINS */
 };
 
 /* ---- the float twin ---- */
@@ -238,17 +237,17 @@ static void observe(struct qz *z, int point, const float *x, size_t n)
 		return;
 	}
 	/* The bins of a chunk first (a loop of the same operations per
-	 * element, which vectorises), then counted, odd and even elements
-	 * apart: the many equal neighbours (ReLU6's zeros and sixes) make two
-	 * chains of increments of one counter in memory, not one. */
+	 * element, which vectorises), then counted, odd and even elements in
+	 * the two halves of hist (added up after the pass): the many equal
+	 * neighbours (ReLU6's zeros and sixes) make two chains of increments
+	 * of one counter in memory, not one. */
 	const double base = p->min, span = p->max - p->min;
 	int bins[QZ_CHUNK];
-	uint64_t *odd = z->odd_hist;
+	uint64_t *odd = p->hist + QZ_BINS;
 	if (!(span > 0)) {
 		p->hist[0] += n;
 		return;
 	}
-	memset(odd, 0, QZ_BINS * sizeof *odd);
 	for (size_t at = 0; at < n; at += QZ_CHUNK) {
 		size_t m = n - at < QZ_CHUNK ? n - at : QZ_CHUNK, i = 0;
 		bin_chunk(x + at, m, base, span, bins);
@@ -259,8 +258,6 @@ static void observe(struct qz *z, int point, const float *x, size_t n)
 		if (i < m)
 			p->hist[bins[i]]++;
 	}
-	for (int b = 0; b < QZ_BINS; b++)
-		p->hist[b] += odd[b];
 }
 
 /* One image through the float twin; logits in z->logits. */
@@ -588,7 +585,6 @@ static void qz_free(struct qz *z)
 	if (z->pts)
 		for (int i = 0; i < z->npoints; i++)
 			free(z->pts[i].hist);
-	free(z->odd_hist);
 	free(z->pts);
 	for (int i = 0; i < 5; i++)
 		free(z->bufs[i]);
@@ -656,16 +652,15 @@ uint8_t *pn_quantize(const char *model_path, const uint8_t *images, const int *l
 	ftop = malloc((size_t)n * sizeof *ftop);
 	z.pooled = malloc((size_t)z.head_c * sizeof(float));
 	z.logits = malloc((size_t)z.classes * sizeof(float));
-	z.odd_hist = malloc(QZ_BINS * sizeof *z.odd_hist);
 	for (int i = 0; i < 5; i++)
 		z.bufs[i] = malloc((i == 2 || i == 3 ? hid : act) * sizeof(float));
-	int ok = z.pts && image && ftop && z.pooled && z.logits && z.odd_hist;
+	int ok = z.pts && image && ftop && z.pooled && z.logits;
 	for (int i = 0; i < 5; i++)
 		ok = ok && z.bufs[i];
 	for (int i = 0; ok && i < z.npoints; i++) {
 		z.pts[i].min = INFINITY;
 		z.pts[i].max = -INFINITY;
-		ok = (z.pts[i].hist = calloc(QZ_BINS, sizeof(uint64_t))) != NULL;
+		ok = (z.pts[i].hist = calloc(2 * QZ_BINS, sizeof(uint64_t))) != NULL;
 	}
 	if (!ok) {
 		snprintf(err, errlen, "out of memory");
@@ -687,6 +682,9 @@ uint8_t *pn_quantize(const char *model_path, const uint8_t *images, const int *l
 			}
 		}
 	}
+	for (int i = 0; i < z.npoints; i++) /* observe's odd elements */
+		for (int b = 0; b < QZ_BINS; b++)
+			z.pts[i].hist[b] += z.pts[i].hist[QZ_BINS + b];
 
 	static const char *const names[2] = {"minmax", "percentile-99.99"};
 	int correct[2], agree[2], choice = 0;
