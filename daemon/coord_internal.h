@@ -308,6 +308,7 @@ struct pn_coord {
 		char drift[200];
 		size_t bytes[2]; /* the sizes of its last probe */
 		uint64_t beside[2]; /* frame bytes beside them when measured */
+		double probe_ms[2]; /* the fastest transfer of each size */
 		long long probe_id; /* which measurement the sender is asked for */
 		uint64_t measured_ns; /* when it was last measured */
 		double measured_wall; /* the same, as a Unix time */

@@ -46,6 +46,8 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 		ln->beside[i] = json_is_integer(b) && json_integer_value(b) > 0
 					? (uint64_t)json_integer_value(b)
 					: 0;
+		ln->probe_ms[i] =
+			json_number_value(json_array_get(json_object_get(j, "ms"), (size_t)i));
 	}
 	ln->reprobes += again;
 	ln->measured_ns = pn_now_ns();
@@ -319,6 +321,10 @@ json_t *links_json(const struct pn_coord *c)
 		json_object_set_new(
 			o, "beside_bytes",
 			json_pack("[I, I]", (json_int_t)ln->beside[0], (json_int_t)ln->beside[1]));
+		json_object_set_new(o, "probe_ms",
+				    ln->state == 2
+					    ? json_pack("[f, f]", ln->probe_ms[0], ln->probe_ms[1])
+					    : json_null());
 		json_object_set_new(o, "measured_at",
 				    ln->measured_ns ? json_real(ln->measured_wall) : json_null());
 		json_object_set_new(o, "measured_s_ago",

@@ -281,3 +281,19 @@ int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 	*total_img_s = total[S];
 	return ng;
 }
+
+void pn_link_fit(const double bytes[2], const double ms[2], double *latency_ms,
+		 double *bytes_per_ms)
+{
+	double ds = bytes[1] - bytes[0], dt = ms[1] - ms[0];
+	double lo = bytes[1] / fmax(ms[1], 1e-6), hi = PN_LINK_FIT_MAX * lo;
+	double bw = dt > 1e-6 && ds > 0 ? fmax(ds / dt, lo) : lo;
+	/* Held to the bound, the line goes through the large transfer, the
+	 * one to trust. */
+	int held = bw > hi;
+	if (held)
+		bw = hi;
+	double lat = held ? ms[1] - bytes[1] / bw : ms[0] - bytes[0] / bw;
+	*bytes_per_ms = bw;
+	*latency_ms = lat > 0 ? lat : 0;
+}

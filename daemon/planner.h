@@ -79,4 +79,16 @@ long pn_split_each(const struct pn_split_costs *c,
 int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 			 struct pn_split plans[PN_PLANNER_MAX_STAGES], double *total_img_s);
 
+/* A hop's latency and bandwidth from the fastest transfer of `bytes[0]`
+ * (small) and of `bytes[1]` (large) bytes, ms[0] and ms[1]: the line
+ * through the two points, its slope held between large / ms[1] (all of
+ * the large transfer's time spent on its bytes) and PN_LINK_FIT_MAX times
+ * that (latency at most 1 - 1 / PN_LINK_FIT_MAX of it). The large size is
+ * a run's biggest frame, whose time is mostly bytes; a slope beyond the
+ * bound comes from a small transfer slowed by a busy loop turn, not from
+ * the link, so the line held to the bound goes through the large point. */
+#define PN_LINK_FIT_MAX 2.0
+void pn_link_fit(const double bytes[2], const double ms[2], double *latency_ms,
+		 double *bytes_per_ms);
+
 #endif

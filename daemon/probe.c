@@ -8,6 +8,7 @@
 #include "client.h"
 #include "http.h"
 #include "loop.h"
+#include "planner.h"
 #include "probe.h"
 
 struct pn_probe {
@@ -136,18 +137,9 @@ void pn_probe_result(const struct pn_probe *p, double *latency_ms, double *bytes
 {
 	/* What crossed the link during each transfer: its own bytes and the
 	 * frames sent beside it. */
-	double small = (double)(p->bytes[0] + p->beside_best[0]);
-	double large = (double)(p->bytes[1] + p->beside_best[1]);
-	double ds = large - small, dt = p->best_ms[1] - p->best_ms[0];
-	/* The large transfer alone bounds the bandwidth from below (a latency
-	 * of 0); a fit under it (a large transfer no slower than a small one,
-	 * or frames beside them that the two differences do not tell apart)
-	 * is no better. */
-	double floor_bw = large / fmax(p->best_ms[1], 1e-6);
-	double bw = dt > 1e-6 && ds > 0 ? fmax(ds / dt, floor_bw) : floor_bw;
-	double lat = p->best_ms[0] - small / bw;
-	*bytes_per_ms = bw;
-	*latency_ms = lat > 0 ? lat : 0;
+	const double bytes[2] = {(double)(p->bytes[0] + p->beside_best[0]),
+				 (double)(p->bytes[1] + p->beside_best[1])};
+	pn_link_fit(bytes, p->best_ms, latency_ms, bytes_per_ms);
 }
 
 json_t *pn_probe_json(const struct pn_probe *p)

@@ -106,6 +106,7 @@ check "stage 1 -> stage 2: $m ms a frame, $e ms at the link rate" within "$m" "$
 # The probes send their payload the way the frames go: hop 1 is stage 1's
 # uplink (100 Mbit/s), not stage 2's (5), which carries hop 2.
 api GET $C "/api/v1/plan?batch_size=8"
+diag "hop 1 probe: $(jget .links[1])"
 check "hop 1 is measured on stage 1's uplink: $(jget .links[1].mbit_s) Mbit/s (${RATE_MBIT}), not stage 2's (${BACK_MBIT})" \
 	awk -v m="$(jget .links[1].mbit_s)" -v b=$BACK_MBIT 'BEGIN { exit !(m > 3 * b) }'
 check "hop 2 (stage 2 -> coordinator) on stage 2's: $(jget .links[2].mbit_s) Mbit/s (${BACK_MBIT})" \

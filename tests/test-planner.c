@@ -194,5 +194,22 @@ int main(void)
 	per_byte[1] = NAN;
 	tap_ok(pn_split_check(&fc, err, sizeof err) < 0 && strstr(err, "stage 1"),
 	       "a NaN byte cost is refused: %s", err);
+
+	/* The link fit: the line through two timed transfers, bounded. */
+	double lk_lat, lk_bw;
+	pn_link_fit((double[]){1000, 1001000}, (double[]){1.01, 11.01}, &lk_lat, &lk_bw);
+	tap_ok(fabs(lk_bw - 1e5) < 1e-6 && fabs(lk_lat - 1.0) < 1e-9,
+	       "a 1 ms latency, 1e5 B/ms link: fitted %g ms, %g B/ms", lk_lat, lk_bw);
+	/* A small transfer slowed to 9 ms by a busy turn: the line says
+	 * 4e5 B/ms, more than twice the 87,043 B/ms of the large one alone. */
+	pn_link_fit((double[]){1000, 1001000}, (double[]){9, 11.5}, &lk_lat, &lk_bw);
+	tap_ok(fabs(lk_bw - PN_LINK_FIT_MAX * 1001000 / 11.5) < 1e-6 &&
+		       fabs(lk_lat + 1001000 / lk_bw - 11.5) < 1e-9,
+	       "a slope from a slow small transfer is held to %g x the large one's rate, "
+	       "through the large point: %g B/ms, latency %g ms",
+	       PN_LINK_FIT_MAX, lk_bw, lk_lat);
+	pn_link_fit((double[]){1000, 1001000}, (double[]){12, 11.5}, &lk_lat, &lk_bw);
+	tap_ok(fabs(lk_bw - 1001000 / 11.5) < 1e-6 && lk_lat >= 0,
+	       "a large transfer no slower than the small one: its own rate, %g B/ms", lk_bw);
 	return tap_done();
 }
