@@ -238,6 +238,20 @@ static void sub_costs(const struct pn_split_costs *c, int first, int n, struct p
 	sub->hop_bytes_per_ms = bw;
 }
 
+/* img/s the coordinator's own links carry: every group's input batches
+ * leave by its uplink (hop 0) and its logits come back by its downlink
+ * (the last hop). Bytes only: the groups' transfers overlap their
+ * latencies. */
+static double coordinator_img_s(const struct pn_split_costs *c)
+{
+	double cap = INFINITY, in = c->hop_bytes_per_ms[0], out = c->hop_bytes_per_ms[c->stages];
+	if (in > 0 && c->cut_bytes[0] > 0)
+		cap = fmin(cap, in / c->cut_bytes[0] * c->batch * 1e3);
+	if (out > 0 && c->cut_bytes[c->blocks] > 0)
+		cap = fmin(cap, out / c->cut_bytes[c->blocks] * c->batch * 1e3);
+	return cap;
+}
+
 int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 			 struct pn_split plans[PN_PLANNER_MAX_STAGES], double *total_img_s)
 {
@@ -270,15 +284,28 @@ int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 			}
 		}
 	}
+	/* Held by the coordinator's links, groups are worth no more than the
+	 * one pipeline that reaches the same figure. */
+	double cap = coordinator_img_s(c);
+	if (total[S] > cap && pipe[0][S].img_s >= cap * (1.0 - TIE))
+		size[S] = S;
 	int ng = 0, order[PN_PLANNER_MAX_STAGES];
 	for (int j = S; j > 0; j -= size[j])
 		order[ng++] = size[j];
+	double share = total[S] > cap ? cap / total[S] : 1.0;
 	for (int g = 0, first = 0; g < ng; g++) {
 		groups[g] = order[ng - 1 - g];
 		plans[g] = pipe[first][groups[g]];
 		first += groups[g];
+		/* Each group's part of what the coordinator's links carry, in
+		 * proportion to what it computes: the hop 0 it waits on. */
+		if (share < 1.0 && ng > 1) {
+			plans[g].img_s *= share;
+			plans[g].bottleneck_ms /= share;
+			plans[g].bottleneck = -1;
+		}
 	}
-	*total_img_s = total[S];
+	*total_img_s = fmin(total[S], cap);
 	return ng;
 }
 

@@ -73,9 +73,13 @@ long pn_split_each(const struct pn_split_costs *c,
 /* Replication: the stages divided into consecutive groups, each group a
  * pipeline of its own over the whole model fed round-robin by the
  * coordinator (a group of one stage runs every block). Total throughput
- * is the sum of the groups'. groups[g] is the number of stages in group g;
- * plans[g] its best split (over the costs of its stages only). Returns the
- * number of groups. The single-pipeline plan is among the candidates. */
+ * is the sum of the groups', held to what the coordinator's own links
+ * carry (every group's input leaves by hop 0's bandwidth, its logits come
+ * back by the last hop's); held there, each group's plan has its share
+ * of it, with hop 0 as bottleneck, and one pipeline that reaches it wins.
+ * groups[g] is the number of stages in group g; plans[g] its best split
+ * (over the costs of its stages only). Returns the number of groups. The
+ * single-pipeline plan is among the candidates. */
 int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 			 struct pn_split plans[PN_PLANNER_MAX_STAGES], double *total_img_s);
 

@@ -58,6 +58,19 @@ static void random_table(struct table *t, int stages, int blocks, unsigned *seed
 				       t->cut_bytes, t->lat, t->bw, charged ? t->per_byte : NULL};
 }
 
+/* img/s the coordinator's uplink (hop 0) and downlink (the last hop)
+ * carry for all groups together. */
+static double coordinator_cap(const struct pn_split_costs *c)
+{
+	double cap = INFINITY;
+	if (c->hop_bytes_per_ms[0] > 0 && c->cut_bytes[0] > 0)
+		cap = c->hop_bytes_per_ms[0] * 1e3 * c->batch / c->cut_bytes[0];
+	if (c->hop_bytes_per_ms[c->stages] > 0 && c->cut_bytes[c->blocks] > 0)
+		cap = fmin(cap, c->hop_bytes_per_ms[c->stages] * 1e3 * c->batch /
+					c->cut_bytes[c->blocks]);
+	return cap;
+}
+
 /* Best total throughput over all compositions of the stages, by brute
  * force: every group's best plan comes from brute force too. */
 static double brute_groups(const struct table *t, int first, int left)
@@ -128,7 +141,8 @@ int main(void)
 					static struct pn_split plans[PN_PLANNER_MAX_STAGES];
 					double total;
 					int ng = pn_split_best_groups(&t.c, groups, plans, &total);
-					double want = brute_groups(&t, 0, stages);
+					double want = fmin(brute_groups(&t, 0, stages),
+							   coordinator_cap(&t.c));
 					int sum = 0;
 					for (int g = 0; g < ng; g++)
 						sum += groups[g];
@@ -194,6 +208,35 @@ int main(void)
 	per_byte[1] = NAN;
 	tap_ok(pn_split_check(&fc, err, sizeof err) < 0 && strstr(err, "stage 1"),
 	       "a NaN byte cost is refused: %s", err);
+
+	/* Two stages whose blocks take 3 and 1 ms a batch of 8: one pipeline
+	 * computes 2667 img/s (3 ms), two replicas 4000 (4 ms each). A batch
+	 * of source images is 1000 bytes. On a coordinator uplink of 2000
+	 * bytes/ms (16,000 img/s) the replicas win; at 200 bytes/ms (1600
+	 * img/s) nothing passes it, and one pipeline reaching it wins; at 400
+	 * (3200 img/s) the replicas share it. */
+	double rep_ms[2 * 2] = {3, 1, 3, 1}, rep_bytes[3] = {1000, 1000, 10};
+	double rep_lat[3] = {0, 0, 0}, rep_bw[3] = {2000, 1e9, 1e9};
+	struct pn_split_costs rc2 = {2, 2, 8, rep_ms, rep_bytes, rep_lat, rep_bw, NULL};
+	int rg[PN_PLANNER_MAX_STAGES];
+	static struct pn_split rplans[PN_PLANNER_MAX_STAGES];
+	double rtotal;
+	int rng = pn_split_best_groups(&rc2, rg, rplans, &rtotal);
+	tap_ok(rng == 2 && fabs(rtotal - 4000) < 1e-6,
+	       "replicas on a fast coordinator link: %d groups, %g img/s (4000)", rng, rtotal);
+	rep_bw[0] = 200;
+	rng = pn_split_best_groups(&rc2, rg, rplans, &rtotal);
+	tap_ok(rng == 1 && fabs(rtotal - 1600) < 1e-6,
+	       "on a slow one nothing passes its 1600 img/s and one pipeline wins: %d group(s), "
+	       "%g img/s",
+	       rng, rtotal);
+	rep_bw[0] = 400;
+	rng = pn_split_best_groups(&rc2, rg, rplans, &rtotal);
+	tap_ok(rng == 2 && fabs(rtotal - 3200) < 1e-6 && fabs(rplans[0].img_s - 1600) < 1e-6 &&
+		       fabs(rplans[1].img_s - 1600) < 1e-6 && rplans[0].bottleneck == -1,
+	       "between them the replicas share the link's 3200 img/s (%g + %g), hop 0 the "
+	       "bottleneck",
+	       rplans[0].img_s, rplans[1].img_s);
 
 	/* The link fit: the line through two timed transfers, bounded. */
 	double lk_lat, lk_bw;
