@@ -27,7 +27,10 @@ static void reset_ranges(struct run *r)
 /* A finished run tells each stage's speed now against its profile: its
  * kernels' and preprocessing's time per batch over what the profile gives
  * for its range (at least a few batches, within 4x either way, and not
- * where big frames slow the kernels). */
+ * where big frames slow the kernels). The ratio kept is the mean of the
+ * last one and this run's: one run beside a burst of other work moves
+ * the next predictions half as far, and a lasting change is followed
+ * within a few runs. */
 static void learn_group_speed(struct run *r, const struct group *gr)
 {
 	for (int i = 0; i < gr->nranges; i++) {
@@ -39,9 +42,11 @@ static void learn_group_speed(struct run *r, const struct group *gr)
 		double want = 0;
 		for (int b = g->first; b < g->last; b++)
 			want += prof[b];
+		/* A debug slowdown stretches its profile's blocks, not these. */
+		double slow = json_number_value(json_object_get(g->status, "slowdown"));
 		double seen =
 			ms(counter(g->status, "kernel_ns") + counter(g->status, "preprocess_ns")) /
-			(double)frames;
+			(double)frames * (slow > 1 ? slow : 1);
 		/* Where frames cost a tenth of its compute, the memory traffic (its
 		 * own and its neighbours') slows its kernels: that is the split's
 		 * doing, not the stage's speed. */
@@ -52,7 +57,8 @@ static void learn_group_speed(struct run *r, const struct group *gr)
 								: g->node->frame_ns_per_byte;
 		double q = want > 0 ? seen / want : 0;
 		if (q > 0.25 && q < 4 && bytes * fb / 1e6 < 0.1 * want)
-			g->node->speed_ratio = q;
+			g->node->speed_ratio =
+				g->node->speed_ratio > 0 ? (g->node->speed_ratio + q) / 2 : q;
 	}
 }
 
@@ -65,7 +71,8 @@ static void learn_speed(struct run *r)
 void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 {
 	struct pn_coord *c = r->c;
-	if (state == RUN_DONE && r->state == RUN_RUNNING)
+	/* A run done ends from RUN_FINISHING, its stages' last counters in. */
+	if (state == RUN_DONE && r->state == RUN_FINISHING)
 		learn_speed(r);
 	if (fmt) {
 		va_list ap;

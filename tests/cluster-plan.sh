@@ -77,8 +77,22 @@ if [ $SLOW = 1 ]; then
 else
 	ok "$within" "split [$slow]: measured $meas img/s within $pct % of the model on the run's own stage times, $model img/s ($b0 and $b1 ms a batch)"
 fi
+# What each stage computed per batch in the run, for its learned speed.
+seen0=$(awk -v k="$(jget .stages[0].cpu.kernel_ms_per_batch)" -v p="$(jget .stages[0].cpu.overhead_ms_per_batch.preprocess)" 'BEGIN { print k + p }')
+seen1=$(awk -v k="$(jget .stages[1].cpu.kernel_ms_per_batch)" -v p="$(jget .stages[1].cpu.overhead_ms_per_batch.preprocess)" 'BEGIN { print 3 * (k + p) }') # --slowdown 3
 api GET $C2 /api/v1/cluster
 sum() { jget "$1" | tr -d '[]' | tr ',' '\n' | awk '{ s += $1 } END { print s }'; }
+# The run taught the planner each stage's speed against its block times:
+# its compute per batch over the profile's sum for its range (this
+# coordinator's first run, so nothing to average with yet).
+range_sum() { jget "$1" | tr -d '[]' | tr ',' '\n' | awk -v a="$2" -v b="$3" 'NR > a && NR <= b { s += $1 } END { print s }'; }
+want0=$(range_sum .stages[0].block_ms 0 "$slow")
+want1=$(range_sum .stages[1].block_ms "$slow" 19)
+r0=$(jget .stages[0].speed_ratio) r1=$(jget .stages[1].speed_ratio)
+check "the run's speed against the block times is learned per stage: $r0 ($seen0 / $want0 ms a batch), $r1 ($seen1 / $want1)" \
+	awk -v r="$r0" -v s="$seen0" -v w="$want0" -v r1="$r1" -v s1="$seen1" -v w1="$want1" \
+	'function near(x, y) { return x > 0 && y > 0 && x / y > 0.99 && x / y < 1.01 }
+	BEGIN { exit !(near(r, s / w) && near(r1, s1 / w1)) }'
 t1=$(sum .stages[0].block_ms)
 t3=$(sum .stages[1].block_ms)
 if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
