@@ -1,5 +1,7 @@
-/* Floats into and out of the int8 domain with AVX-512, equal to
- * pn_quantize_ref and pn_dequantize_ref (quant.h): x * inv_scale in single
+/* The int8 domain's ends with AVX-512: the pool and the classifier,
+ * equal to pn_qavgpool_ref and pn_qlinear_ref (integer sums, exact in any
+ * order), and floats into and out of it, equal to pn_quantize_ref and
+ * pn_dequantize_ref (quant.h): x * inv_scale in single
  * precision, rounded half away from zero (truncate, then add the sign when
  * the exact remainder's magnitude is at least 0.5), NaN to -512 and the
  * rest clamped to [-512, 512] (max_ps returns its second operand for a
@@ -38,5 +40,48 @@ void pn_dequantize_avx512(const int8_t *in, float *out, size_t n, float scale, i
 		__m512i q = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, in + i));
 		_mm512_mask_storeu_ps(out + i, mk,
 				      _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, z)), s));
+	}
+}
+
+/* 16 channels at a time: their int32 sums over the pixels (a stride of c
+ * bytes), requantised by pn_qrq512 and narrowed as every kernel does. */
+void pn_qavgpool_avx512(const int8_t *in, int8_t *out, int hw, int c, int32_t in_zp, int32_t mult,
+			int exp, int32_t out_zp)
+{
+	const struct pn_qrq512 rq =
+		pn_qrq512_init(_mm512_set1_epi32(mult), _mm512_set1_epi32(exp), 0);
+	const __m512i start = _mm512_set1_epi32(-hw * in_zp), zp = _mm512_set1_epi32(out_zp),
+		      lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+	for (int c0 = 0; c0 < c; c0 += 16) {
+		const __mmask16 mk = pn_qmask16(c - c0);
+		__m512i sum = start;
+		for (int p = 0; p < hw; p++)
+			sum = _mm512_add_epi32(sum, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(
+							    mk, in + (size_t)p * c + c0)));
+		_mm_mask_storeu_epi8(out + c0, mk,
+				     pn_qnarrow_avx512(pn_qrq512(&rq, sum), zp, lo, hi));
+	}
+}
+
+/* Each class: 32 products (q - in_zp) w at a time on int16 (|.| <= 255
+ * x 128), pairs summed into int32 by vpmaddwd; past k both are 0. */
+void pn_qlinear_avx512(const int8_t *in, float *out, const int8_t *w, const int32_t *bias,
+		       const float *deq, int k, int classes, int32_t in_zp)
+{
+	const __m512i zp = _mm512_set1_epi16((short)in_zp);
+	for (int j = 0; j < classes; j++) {
+		const int8_t *wr = w + (size_t)j * k;
+		__m512i acc = _mm512_setzero_si512();
+		for (int i = 0; i < k; i += 32) {
+			const __mmask32 mk =
+				k - i >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << (k - i)) - 1);
+			__m512i x = _mm512_maskz_sub_epi16(
+				mk, _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(mk, in + i)), zp);
+			__m512i v = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(mk, wr + i));
+			acc = _mm512_add_epi32(acc, _mm512_madd_epi16(x, v));
+		}
+		/* int32 arithmetic wraps, as the reference's sum would */
+		int32_t sum = (int32_t)((uint32_t)bias[j] + (uint32_t)_mm512_reduce_add_epi32(acc));
+		out[j] = (float)sum * deq[j];
 	}
 }

@@ -1,8 +1,8 @@
 /* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise and the stem by
  * vpdpbusd, depthwise by vpdpwssd) and pn_qops_avx512 (by vpmaddwd),
- * sharing the add, quantize and dequantize kernels; both compute what
- * pn_qops_scalar computes. The pool and classifier run once per image on a few thousand
- * values: they stay scalar. Both count as PIPENET_ISA=avx512. */
+ * sharing the add, pool, classifier, quantize and dequantize kernels;
+ * both compute what pn_qops_scalar computes. Both count as
+ * PIPENET_ISA=avx512. */
 #include "qx86.h"
 
 /* AVX-512F, BW and VL (byte masks), with the OS saving the zmm state. */
@@ -28,8 +28,8 @@ const struct pn_qops pn_qops_avx512vnni = {
 	.pw_pack = pn_qpw_pack_vnni,
 	.pw = pn_qpw_vnni,
 	.add = pn_qadd_avx512,
-	.avgpool = pn_qavgpool_ref,
-	.linear = pn_qlinear_ref,
+	.avgpool = pn_qavgpool_avx512,
+	.linear = pn_qlinear_avx512,
 	.quantize = pn_quantize_avx512,
 	.dequantize = pn_dequantize_avx512,
 	.peak_run = pn_qpeak_vnni,
@@ -47,8 +47,8 @@ const struct pn_qops pn_qops_avx512 = {
 	.pw_pack = pn_qpw_pack_avx512,
 	.pw = pn_qpw_avx512,
 	.add = pn_qadd_avx512,
-	.avgpool = pn_qavgpool_ref,
-	.linear = pn_qlinear_ref,
+	.avgpool = pn_qavgpool_avx512,
+	.linear = pn_qlinear_avx512,
 	.quantize = pn_quantize_avx512,
 	.dequantize = pn_dequantize_avx512,
 	.peak_run = pn_qpeak_avx512,

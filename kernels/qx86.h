@@ -49,6 +49,10 @@ void pn_quantize_avx2(const float *in, int8_t *out, size_t n, float inv_scale, i
 void pn_dequantize_avx2(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
 void pn_quantize_avx512(const float *in, int8_t *out, size_t n, float inv_scale, int32_t zp);
 void pn_dequantize_avx512(const int8_t *in, float *out, size_t n, float scale, int32_t zp);
+void pn_qavgpool_avx512(const int8_t *in, int8_t *out, int hw, int c, int32_t in_zp, int32_t mult,
+			int exp, int32_t out_zp);
+void pn_qlinear_avx512(const int8_t *in, float *out, const int8_t *w, const int32_t *bias,
+		       const float *deq, int k, int classes, int32_t in_zp);
 
 #define PN_QX86_INLINE static inline __attribute__((always_inline))
 
