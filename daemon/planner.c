@@ -287,19 +287,21 @@ int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 	/* Held by the coordinator's links, groups are worth no more than the
 	 * one pipeline that reaches the same figure. */
 	double cap = coordinator_img_s(c);
-	if (total[S] > cap && pipe[0][S].img_s >= cap * (1.0 - TIE))
+	if (total[S] > cap && pipe[0][S].img_s >= cap * (1.0 - TIE)) {
 		size[S] = S;
+		total[S] = pipe[0][S].img_s;
+	}
 	int ng = 0, order[PN_PLANNER_MAX_STAGES];
 	for (int j = S; j > 0; j -= size[j])
 		order[ng++] = size[j];
-	double share = total[S] > cap ? cap / total[S] : 1.0;
+	const double share = total[S] > cap ? cap / total[S] : 1.0;
 	for (int g = 0, first = 0; g < ng; g++) {
 		groups[g] = order[ng - 1 - g];
 		plans[g] = pipe[first][groups[g]];
 		first += groups[g];
 		/* Each group's part of what the coordinator's links carry, in
 		 * proportion to what it computes: the hop 0 it waits on. */
-		if (share < 1.0 && ng > 1) {
+		if (share < 1.0) {
 			plans[g].img_s *= share;
 			plans[g].bottleneck_ms /= share;
 			plans[g].bottleneck = -1;

@@ -9,6 +9,7 @@
  * sizes give
  *   bytes_per_ms = (large - small) / (t_large - t_small)
  *   latency_ms   = t_small - small / bytes_per_ms
+ * within the bounds of pn_link_fit (planner.h).
  * The payload flows the way the hop's frames do: a link whose two
  * directions differ (a shaped uplink, the reverse carrying the next hop's
  * frames) is measured on the side the frames take. During a run the

@@ -835,12 +835,6 @@ static void debug_put(struct pn_req *r, void *arg)
 	debug_get(r, s);
 }
 
-/* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3,
- * "id": N}: the link from this stage to `to` (see probe.h): 202 while
- * probing, 200 with the result, which is kept until another id, other
- * sizes or another peer are asked for. The asker polls with the same id
- * and measures again with a new one: same sizes must not mean the old
- * result when the link has changed since. */
 /* A probe's beside: the frames this stage sends to `to`, if it does. */
 static uint64_t frames_acked(void *arg, const char *to)
 {
@@ -851,6 +845,12 @@ static uint64_t frames_acked(void *arg, const char *to)
 	return acked;
 }
 
+/* POST /v1/probe {"to": "HOST:PORT", "bytes": [small, large], "reps": 3,
+ * "id": N}: the link from this stage to `to` (see probe.h): 202 while
+ * probing, 200 with the result, which is kept until another id, other
+ * sizes or another peer are asked for. The asker polls with the same id
+ * and measures again with a new one: same sizes must not mean the old
+ * result when the link has changed since. */
 static void probe_route(struct pn_req *r, void *arg)
 {
 	struct pn_stage *s = arg;

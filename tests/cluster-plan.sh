@@ -77,15 +77,19 @@ if [ $SLOW = 1 ]; then
 else
 	ok "$within" "split [$slow]: measured $meas img/s within $pct % of the model on the run's own stage times, $model img/s ($b0 and $b1 ms a batch)"
 fi
-# What each stage computed per batch in the run, for its learned speed.
-seen0=$(awk -v k="$(jget .stages[0].cpu.kernel_ms_per_batch)" -v p="$(jget .stages[0].cpu.overhead_ms_per_batch.preprocess)" 'BEGIN { print k + p }')
-seen1=$(awk -v k="$(jget .stages[1].cpu.kernel_ms_per_batch)" -v p="$(jget .stages[1].cpu.overhead_ms_per_batch.preprocess)" 'BEGIN { print 3 * (k + p) }') # --slowdown 3
+# seen I FACTOR: stage I's kernels and preprocessing per batch in the run,
+# times its --slowdown, for its learned speed.
+seen() { awk -v k="$(jget ".stages[$1].cpu.kernel_ms_per_batch")" \
+	-v p="$(jget ".stages[$1].cpu.overhead_ms_per_batch.preprocess")" -v f="$2" 'BEGIN { print f * (k + p) }'; }
+seen0=$(seen 0 1)
+seen1=$(seen 1 3)
 api GET $C2 /api/v1/cluster
-sum() { jget "$1" | tr -d '[]' | tr ',' '\n' | awk '{ s += $1 } END { print s }'; }
+# range_sum PATH A B: the sum of the array's elements A..B-1; sum PATH: all.
+range_sum() { jget "$1" | tr -d '[]' | tr ',' '\n' | awk -v a="$2" -v b="$3" 'NR > a && NR <= b { s += $1 } END { print s }'; }
+sum() { range_sum "$1" 0 1000000; }
 # The run taught the planner each stage's speed against its block times:
 # its compute per batch over the profile's sum for its range (this
 # coordinator's first run, so nothing to average with yet).
-range_sum() { jget "$1" | tr -d '[]' | tr ',' '\n' | awk -v a="$2" -v b="$3" 'NR > a && NR <= b { s += $1 } END { print s }'; }
 want0=$(range_sum .stages[0].block_ms 0 "$slow")
 want1=$(range_sum .stages[1].block_ms "$slow" 19)
 r0=$(jget .stages[0].speed_ratio) r1=$(jget .stages[1].speed_ratio)
