@@ -306,6 +306,7 @@ struct pn_coord {
 		/* Probed again while known (state stays 2 meanwhile), and why. */
 		int reprobing, reprobes;
 		char drift[200];
+		double reprobe_wait_ms; /* the busy turns its frames were allowed */
 		size_t bytes[2]; /* the sizes of its last probe */
 		uint64_t beside[2]; /* frame bytes beside them when measured */
 		double probe_ms[2]; /* the fastest transfer of each size */

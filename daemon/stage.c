@@ -29,7 +29,10 @@ struct counters {
 	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
 	uint64_t out_acked, out_failed, out_stale, out_dropped, rejected_busy, rejected_bad;
 	uint64_t out_unauthorized; /* frames the next node refused with 401 */
-	uint64_t max_step_ns; /* the longest loop turn spent computing */
+	/* The longest loop turn spent on our own work: a compute step with
+	 * the frame conversions around it, or taking in a frame (its check).
+	 * Frames and replies of other nodes may wait behind such a turn. */
+	uint64_t max_step_ns;
 	/* Wall time in the kernels and outside them by kind, and the
 	 * process's CPU since the run configured it (pn_stage_status). Wall
 	 * time because reading the CPU clock is a system call, too dear to
@@ -454,13 +457,23 @@ static uint64_t slow_down(const struct pn_stage *s, uint64_t dt)
 	return dt + (pn_now_ns() - t0);
 }
 
+static void note_turn(struct pn_stage *s, uint64_t t0)
+{
+	uint64_t dt = pn_now_ns() - t0;
+	if (dt > s->c.max_step_ns)
+		s->c.max_step_ns = dt;
+}
+
 static void step_cb(void *arg)
 {
 	struct pn_stage *s = arg;
+	uint64_t turn0 = pn_now_ns();
 	if (!s->busy)
 		start_job(s);
-	if (!s->busy)
+	if (!s->busy) {
+		note_turn(s, turn0);
 		return;
+	}
 	uint64_t t0 = pn_now_ns();
 	if (s->job_images) {
 		preprocess_one(s);
@@ -473,10 +486,9 @@ static void step_cb(void *arg)
 	}
 	uint64_t dt = slow_down(s, pn_now_ns() - t0);
 	s->c.compute_ns += dt;
-	if (dt > s->c.max_step_ns)
-		s->c.max_step_ns = dt;
 	if (!s->busy)
 		start_job(s); /* waits for out_cb when the next node lags */
+	note_turn(s, turn0);
 	if (s->busy)
 		pn_task_schedule(s->step);
 }
@@ -551,6 +563,7 @@ void pn_stage_frame_route(struct pn_req *r, void *arg)
 	else
 		pn_reply_json(r, status, error);
 	s->c.frame_ns += pn_now_ns() - t0 - (s->c.crc_ns - crc0);
+	note_turn(s, t0);
 }
 
 static void config_route(struct pn_req *r, void *arg)

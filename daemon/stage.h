@@ -105,8 +105,9 @@ unsigned pn_stage_block_times_generation(const struct pn_stage *s);
 /* Configuration and counters: frames_in, bytes_in, frames_out, bytes_out,
  * compute_ns, queue_wait_ns, out_transfer_ns, out_acked, out_failed,
  * out_stale (refused by the next node as another run or epoch),
- * rejected_busy, rejected_bad, max_step_ns (the longest single compute
- * turn), queued, state, last_error. */
+ * rejected_busy, rejected_bad, max_step_ns (the longest loop turn spent
+ * on the stage's own work: a compute step with the frame conversions
+ * around it, or taking in a frame), queued, state, last_error. */
 json_t *pn_stage_status(const struct pn_stage *s);
 /* Stops taking frames and computing (shutdown). */
 void pn_stage_stop(struct pn_stage *s);
