@@ -307,6 +307,10 @@ struct pn_coord {
 		int reprobing, reprobes;
 		char drift[200];
 		double reprobe_wait_ms; /* the busy turns its frames were allowed */
+		/* Measured again during the run going on, beside its busy loop
+		 * turns: measured again idle once it ends (idle_pending: when
+		 * the probe under way is done). */
+		int run_measured, idle_pending;
 		size_t bytes[2]; /* the sizes of its last probe */
 		uint64_t beside[2]; /* frame bytes beside them when measured */
 		double probe_ms[2]; /* the fastest transfer of each size */
@@ -433,6 +437,7 @@ int want_profiles(struct pn_coord *c, int batch);
 /* coord_links.c */
 void link_timer_cb(void *arg);
 void link_drift_check(struct run *r);
+void links_after_run(struct pn_coord *c);
 int want_links(struct pn_coord *c, int batch);
 json_t *links_json(const struct pn_coord *c);
 

@@ -113,6 +113,7 @@ void end_run(struct run *r, enum run_state state, const char *fmt, ...)
 		/* Not start_next here: configuring the next run may end it, and
 		 * run lifecycle calls stay one-way (start -> configure -> end). */
 		pn_task_schedule(c->starter);
+		links_after_run(c);
 	}
 }
 

@@ -189,14 +189,31 @@ check "the re-measured hop 1 is the link's $drift_rate within 50 %, not what the
 check "the plan says when: a Unix time and an age" \
 	awk -v t="$(jget .links[1].measured_at)" -v a="$(jget .links[1].measured_s_ago)" \
 	'BEGIN { exit !(t > 1.7e9 && a >= 0 && a < 120) }'
-api DELETE $C /api/v1/runs/$id
+# The links are restored, then the run ends: figures taken during a run
+# are of its busy loops as much as of the link, so the links it measured
+# again are measured again idle once it ends, and hop 1 reads its
+# restored rate again.
 for n in c s1 s2; do
 	eval "ns=\$ns_$n"
 	ip netns exec "$ns" tc qdisc change dev "pn${tag}$n" root tbf rate "$(rate_of $n)" \
 		burst 32kbit latency 400ms
 done
+api DELETE $C /api/v1/runs/$id
 for a in 10.77.0.2:$PORT_s1 10.77.0.3:$PORT_s2; do api PUT $a /v1/debug '{"slowdown": 1}'; done
 wait_run $C $id 60
+for i in $(seq 300); do
+	api GET $C "/api/v1/plan?batch_size=8"
+	grep -q "link 1: measured again idle" "$TMP/c.log" &&
+		[ "$(jget .links[1].reprobing)" = false ] && break
+	sleep 0.2
+done
+remeasured_idle() {
+	grep -q "link 1: measured again idle" "$TMP/c.log" &&
+		awk -v m="$(jget .links[1].mbit_s)" -v b="$before" -v r="${drift_rate%mbit}" \
+			'BEGIN { exit !(m > b * 0.5 && m > 2 * r) }'
+}
+check "after the run, hop 1 is measured again idle: $(jget .links[1].mbit_s) Mbit/s ($before at the start)" \
+	remeasured_idle
 
 # Stage 2's link goes down in the middle of a run and comes back: the run
 # goes on with stage 1, re-admits stage 2 once it answers again, and ends
