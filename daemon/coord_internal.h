@@ -308,9 +308,12 @@ struct pn_coord {
 		char drift[200];
 		double reprobe_wait_ms; /* the busy turns its frames were allowed */
 		/* Measured again during the run going on, beside its busy loop
-		 * turns: measured again idle once it ends (idle_pending: when
-		 * the probe under way is done). */
-		int run_measured, idle_pending;
+		 * turns: the figures from before it (idle_*) come back once it
+		 * ends (links_after_run), and a probe then still under way is
+		 * not taken (stale_probe). */
+		int run_measured, stale_probe;
+		double idle_latency_ms, idle_bytes_per_ms, idle_wall;
+		uint64_t idle_ns;
 		size_t bytes[2]; /* the sizes of its last probe */
 		uint64_t beside[2]; /* frame bytes beside them when measured */
 		double probe_ms[2]; /* the fastest transfer of each size */

@@ -12,9 +12,6 @@
 #define LINK_DRIFT_SLACK_MS 1.0
 #define LINK_REPROBE_S 10
 
-static void link_start(struct pn_coord *c, int h, size_t small, size_t large);
-static void idle_reprobe(struct pn_coord *c, int h);
-
 static int run_going(const struct pn_coord *c)
 {
 	return c->active && c->active->state == RUN_RUNNING;
@@ -29,11 +26,14 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	ln->reprobing = 0;
 	if (!why && !(bw > 0 && lat >= 0))
 		why = "no latency and bandwidth in the reply";
+	if (again && ln->stale_probe) { /* its run has ended: links_after_run */
+		ln->stale_probe = 0;
+		pn_info("link %d: a probe of the run that ended is not taken", h);
+		return;
+	}
 	if (why && again) { /* the last measurement stands */
 		snprintf(ln->error, sizeof(ln->error), "%s", why);
 		pn_warn("link %d: probing again: %s", h, why);
-		if (ln->idle_pending && !run_going(c))
-			idle_reprobe(c, h);
 		return;
 	}
 	if (why) {
@@ -72,8 +72,6 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	if (again && run_going(c))
 		for (int k = 0; k < c->active->ngroups; k++) /* the running plans' figures */
 			epoch_predict(c->active, &c->active->groups[k]);
-	if (ln->idle_pending && !run_going(c))
-		idle_reprobe(c, h);
 }
 
 static void link_cb(const struct pn_reply *rep, void *arg)
@@ -217,7 +215,13 @@ static void drift_reprobe(struct run *r, int h, double frame_bytes, double seen,
 	pn_info("link %d drifted in run %d: %s", h, r->id, ln->drift);
 	ln->reprobing = 1;
 	ln->reprobe_wait_ms = wait;
-	ln->run_measured = 1;
+	if (!ln->run_measured) {
+		ln->run_measured = 1;
+		ln->idle_latency_ms = ln->latency_ms;
+		ln->idle_bytes_per_ms = ln->bytes_per_ms;
+		ln->idle_ns = ln->measured_ns;
+		ln->idle_wall = ln->measured_wall;
+	}
 	size_t large = (size_t)frame_bytes, small = c->link_bytes[0];
 	if (large <= small)
 		large = small * 2 + 1024;
@@ -285,32 +289,31 @@ void link_drift_check(struct run *r)
 		group_drift_check(r, &r->groups[k]);
 }
 
-/* The same transfers as the last probe, on an idle link. */
-static void idle_reprobe(struct pn_coord *c, int h)
-{
-	struct link *ln = &c->links[h];
-	ln->run_measured = ln->idle_pending = 0;
-	ln->reprobing = 1;
-	ln->reprobe_wait_ms = 0;
-	pn_info("link %d: measured again idle, after the run it was measured during", h);
-	link_start(c, h, ln->bytes[0], ln->bytes[1]);
-}
-
 /* A link measured again during a run took its figures beside the run's
- * busy loop turns, which grow with the bytes a frame needs turns for (a
+ * busy loop turns, which a frame needs more of the more bytes it has (a
  * stage computing 18 blocks passed 0.5 MB loopback frames at about 860
- * Mbit/s): figures of that run's split, not of the link. Once the run
- * ends, it is measured again idle, and that stands for the next plans. */
+ * Mbit/s): figures of that run's split as much as of the link. They
+ * served the run; once it ends, the figures from before it come back (a
+ * link that stays slower is seen again by the next run's frames). A
+ * probe still under way is not taken. */
 void links_after_run(struct pn_coord *c)
 {
-	for (int h = 0; h <= c->nnodes && !c->stopping; h++) {
+	for (int h = 0; h <= c->nnodes; h++) {
 		struct link *ln = &c->links[h];
 		if (!ln->run_measured)
 			continue;
-		if (ln->reprobing)
-			ln->idle_pending = 1; /* link_done starts it */
-		else
-			idle_reprobe(c, h);
+		ln->run_measured = 0;
+		ln->stale_probe = ln->reprobing; /* link_done drops it */
+		if (ln->latency_ms != ln->idle_latency_ms ||
+		    ln->bytes_per_ms != ln->idle_bytes_per_ms)
+			pn_info("link %d: back to its figures from before the run: %.3f ms + %.1f "
+				"MB/s (during it %.3f ms + %.1f MB/s)",
+				h, ln->idle_latency_ms, ln->idle_bytes_per_ms / 1e3, ln->latency_ms,
+				ln->bytes_per_ms / 1e3);
+		ln->latency_ms = ln->idle_latency_ms;
+		ln->bytes_per_ms = ln->idle_bytes_per_ms;
+		ln->measured_ns = ln->idle_ns;
+		ln->measured_wall = ln->idle_wall;
 	}
 }
 

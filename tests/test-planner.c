@@ -272,6 +272,10 @@ int main(void)
 	 * link 30 times slower. */
 	pn_link_refit(3.3e6, 2.5, (double[]){368, 500368}, (double[]){0.6, 4.6}, &lk_lat, &lk_bw);
 	tap_ok(lk_bw == 3.3e6, "4 ms more within twice the longest turn keep it: %g B/ms", lk_bw);
+	/* A link back from 10 to 100 Mbit/s: 123 KB 10 ms more than 368
+	 * bytes, within two turns of 10.7 ms, but faster than 1250 B/ms. */
+	pn_link_refit(1250, 10.7, (double[]){368, 123293}, (double[]){0.5, 10.5}, &lk_lat, &lk_bw);
+	tap_ok(fabs(lk_bw - 12292.5) < 1e-6, "a faster reading is taken: %g B/ms", lk_bw);
 	/* 24.6 KB of input images on a 100 Mbit/s link (12,500 B/ms) slowed
 	 * to 10: they take 20 ms more, beyond two turns of 5 ms: fitted. */
 	pn_link_refit(12500, 5.0, (double[]){368, 24624}, (double[]){0.5, 20.5}, &lk_lat, &lk_bw);
