@@ -99,6 +99,7 @@ struct pn_http {
 	int head_timeout_s, per_peer;
 	struct evconnlistener *listener;
 	struct event *resume; /* accepts again after a pause */
+	int burst_held; /* accepting stopped until attach_cb has run */
 	char **hosts; /* names allowed in Host and Origin, lower case */
 	size_t nhosts;
 	int any_host;
@@ -1079,8 +1080,18 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 	c->fd = -1;
 	c->next = h->fresh;
 	h->fresh = c;
-	if (h->ntotal + h->nfresh++ >= h->hard_cap)
+	if (h->ntotal + h->nfresh++ >= h->hard_cap) {
 		evict_slowest(h, 0);
+		/* libevent accepts until the backlog is empty: a flood of
+		 * connects would take every descriptor left in one pass (then
+		 * accept fails and pauses, and a health check waits behind the
+		 * flood). At the cap this pass stops; attach_cb, which closes
+		 * what is over it, starts accepting again. */
+		if (h->listener && !h->burst_held) {
+			h->burst_held = 1;
+			evconnlistener_disable(h->listener);
+		}
+	}
 	event_active(h->attach, EV_TIMEOUT, 0);
 	return bev;
 }
@@ -1169,6 +1180,11 @@ static void attach_cb(evutil_socket_t fd, short what, void *arg)
 			c->over = 1;
 			evhttp_connection_set_timeout(evcon, PN_HTTP_OVER_TIMEOUT_S);
 		}
+	}
+	if (h->burst_held) {
+		h->burst_held = 0;
+		if (!evtimer_pending(h->resume, NULL)) /* not paused by accept_error_cb */
+			evconnlistener_enable(h->listener);
 	}
 }
 
