@@ -306,7 +306,6 @@ struct pn_coord {
 		/* Probed again while known (state stays 2 meanwhile), and why. */
 		int reprobing, reprobes;
 		char drift[200];
-		double reprobe_wait_ms; /* the busy turns its frames were allowed */
 		/* Measured again during the run going on, beside its busy loop
 		 * turns: the figures from before it (idle_*) come back once it
 		 * ends (links_after_run), and a probe then still under way is

@@ -50,18 +50,11 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 		ln->probe_ms[i] =
 			json_number_value(json_array_get(json_object_get(j, "ms"), (size_t)i));
 	}
-	if (again) {
-		/* The sender's fit knows nothing of the turns its transfers
-		 * waited for during the run. */
-		const double bytes[2] = {(double)(ln->bytes[0] + ln->beside[0]),
-					 (double)(ln->bytes[1] + ln->beside[1])};
-		pn_link_refit(ln->bytes_per_ms, ln->reprobe_wait_ms, bytes, ln->probe_ms, &lat,
-			      &bw);
+	if (again)
 		pn_info("link %d measured again (%s): %.3f ms + %.1f MB/s, was %.3f ms + %.1f MB/s",
 			h, ln->drift, lat, bw / 1e3, ln->latency_ms, ln->bytes_per_ms / 1e3);
-	} else {
+	else
 		pn_info("link %d: %.3f ms + %.1f MB/s", h, lat, bw / 1e3);
-	}
 	ln->state = 2;
 	ln->error[0] = '\0';
 	ln->latency_ms = lat;
@@ -214,7 +207,6 @@ static void drift_reprobe(struct run *r, int h, double frame_bytes, double seen,
 		 frame_bytes, seen, model, wait, seen > model ? "slower" : "faster");
 	pn_info("link %d drifted in run %d: %s", h, r->id, ln->drift);
 	ln->reprobing = 1;
-	ln->reprobe_wait_ms = wait;
 	if (!ln->run_measured) {
 		ln->run_measured = 1;
 		ln->idle_latency_ms = ln->latency_ms;

@@ -326,16 +326,3 @@ void pn_link_fit(const double bytes[2], const double ms[2], double *latency_ms,
 	*bytes_per_ms = bw;
 	*latency_ms = lat > 0 ? lat : 0;
 }
-
-void pn_link_refit(double old_bytes_per_ms, double wait_ms, const double bytes[2],
-		   const double ms[2], double *latency_ms, double *bytes_per_ms)
-{
-	pn_link_fit(bytes, ms, latency_ms, bytes_per_ms);
-	/* Waits only ever make a transfer slower: a faster link is taken. */
-	if (old_bytes_per_ms > 0 && *bytes_per_ms < old_bytes_per_ms &&
-	    ms[1] - ms[0] <= PN_LINK_REFIT_WAITS * wait_ms) {
-		double lat = ms[0] - bytes[0] / old_bytes_per_ms;
-		*bytes_per_ms = old_bytes_per_ms;
-		*latency_ms = lat > 0 ? lat : 0;
-	}
-}

@@ -95,19 +95,4 @@ int pn_split_best_groups(const struct pn_split_costs *c, int *groups,
 void pn_link_fit(const double bytes[2], const double ms[2], double *latency_ms,
 		 double *bytes_per_ms);
 
-/* A link measured again during a run, where either transfer may have
- * waited for busy loop turns at either end: up to `wait_ms` behind the
- * longest, and behind several now and then. pn_link_fit, except that
- * when it reads the link slower than `old_bytes_per_ms` and the large
- * transfer took no more than PN_LINK_REFIT_WAITS times `wait_ms` longer
- * than the small one, the difference may be all turns (a few KiB of
- * logits, or half a MB on loopback): the last bandwidth stands and only
- * the latency is taken from the small transfer. Turns never make a
- * transfer faster, so a faster reading is always taken. A slowdown
- * this can miss costs a frame less than two of the longest turns, while
- * the stages spend dozens of turns on each batch: far from a bottleneck. */
-#define PN_LINK_REFIT_WAITS 2.0
-void pn_link_refit(double old_bytes_per_ms, double wait_ms, const double bytes[2],
-		   const double ms[2], double *latency_ms, double *bytes_per_ms);
-
 #endif
