@@ -167,6 +167,10 @@ static void resplit(struct run *r, struct group *g)
 	char reason[sizeof(g->next_reason)];
 	snprintf(reason, sizeof(reason), "%s",
 		 g->next_reason[0] ? g->next_reason : "PUT /api/v1/split");
+	/* Counted here, not when asked for: a run may end while its group
+	 * drains, and then that re-split never happened. */
+	if (strncmp(reason, "adapt:", 6) == 0)
+		r->adapts++;
 	new_epoch(r, g, g->next_points, g->next_npoints, g->next_members, g->next_nmembers, reason);
 }
 
@@ -530,7 +534,6 @@ static void adapt_group(struct run *r, struct group *g)
 		 "%s %.1f img/s (+%.0f%%)",
 		 worst, range_address(g, worst), g->ratio[worst], from, cur.img_s, to, best.img_s,
 		 (best.img_s / cur.img_s - 1) * 100);
-	r->adapts++;
 	memcpy(g->applied, g->ratio, sizeof g->applied);
 	g->next_img_s = best.img_s;
 	g->next_latency_ms = best.latency_ms;
