@@ -309,8 +309,8 @@ struct pn_coord {
 		/* Measured again during the run going on, beside its busy loop
 		 * turns: the figures from before it (idle_*) come back once it
 		 * ends (links_after_run), and a probe then still under way is
-		 * not taken (stale_probe). */
-		int run_measured, stale_probe;
+		 * not taken. */
+		int run_measured;
 		double idle_latency_ms, idle_bytes_per_ms, idle_wall;
 		uint64_t idle_ns;
 		size_t bytes[2]; /* the sizes of its last probe */

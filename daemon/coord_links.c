@@ -12,11 +12,6 @@
 #define LINK_DRIFT_SLACK_MS 1.0
 #define LINK_REPROBE_S 10
 
-static int run_going(const struct pn_coord *c)
-{
-	return c->active && c->active->state == RUN_RUNNING;
-}
-
 static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 {
 	struct link *ln = &c->links[h];
@@ -26,8 +21,9 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	ln->reprobing = 0;
 	if (!why && !(bw > 0 && lat >= 0))
 		why = "no latency and bandwidth in the reply";
-	if (again && ln->stale_probe) { /* its run has ended: links_after_run */
-		ln->stale_probe = 0;
+	/* Every re-probe starts in a run (drift_reprobe sets run_measured);
+	 * without it, its run has ended: links_after_run. */
+	if (again && !ln->run_measured) {
 		pn_info("link %d: a probe of the run that ended is not taken", h);
 		return;
 	}
@@ -42,14 +38,6 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 		pn_warn("link %d: %s", h, why);
 		return;
 	}
-	for (int i = 0; i < 2; i++) {
-		json_t *b = json_array_get(json_object_get(j, "beside_bytes"), (size_t)i);
-		ln->beside[i] = json_is_integer(b) && json_integer_value(b) > 0
-					? (uint64_t)json_integer_value(b)
-					: 0;
-		ln->probe_ms[i] =
-			json_number_value(json_array_get(json_object_get(j, "ms"), (size_t)i));
-	}
 	if (again)
 		pn_info("link %d measured again (%s): %.3f ms + %.1f MB/s, was %.3f ms + %.1f MB/s",
 			h, ln->drift, lat, bw / 1e3, ln->latency_ms, ln->bytes_per_ms / 1e3);
@@ -59,10 +47,18 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	ln->error[0] = '\0';
 	ln->latency_ms = lat;
 	ln->bytes_per_ms = bw;
+	for (int i = 0; i < 2; i++) {
+		json_t *b = json_array_get(json_object_get(j, "beside_bytes"), (size_t)i);
+		ln->beside[i] = json_is_integer(b) && json_integer_value(b) > 0
+					? (uint64_t)json_integer_value(b)
+					: 0;
+		ln->probe_ms[i] =
+			json_number_value(json_array_get(json_object_get(j, "ms"), (size_t)i));
+	}
 	ln->reprobes += again;
 	ln->measured_ns = pn_now_ns();
 	ln->measured_wall = wall_time();
-	if (again && run_going(c))
+	if (again && c->active && c->active->state == RUN_RUNNING)
 		for (int k = 0; k < c->active->ngroups; k++) /* the running plans' figures */
 			epoch_predict(c->active, &c->active->groups[k]);
 }
@@ -294,8 +290,7 @@ void links_after_run(struct pn_coord *c)
 		struct link *ln = &c->links[h];
 		if (!ln->run_measured)
 			continue;
-		ln->run_measured = 0;
-		ln->stale_probe = ln->reprobing; /* link_done drops it */
+		ln->run_measured = 0; /* link_done drops a probe still under way */
 		if (ln->latency_ms != ln->idle_latency_ms ||
 		    ln->bytes_per_ms != ln->idle_bytes_per_ms)
 			pn_info("link %d: back to its figures from before the run: %.3f ms + %.1f "
