@@ -140,9 +140,21 @@ api GET $C "/api/v1/plan?batch_size=8"
 before=$(jget .links[1].mbit_s) before0=$(jget .links[0].mbit_s)
 drift_slowdown=$([ $SLOW = 1 ] && echo 1 || echo 5)
 drift_rate=$([ $SLOW = 1 ] && echo 3mbit || echo 10mbit)
+b0_before=$(jget .blocks[0].ms[0])
 for a in 10.77.0.2:$PORT_s1 10.77.0.3:$PORT_s2; do
 	api PUT $a /v1/debug "{\"slowdown\": $drift_slowdown}"
 done
+# The slowdown changes the stages' block times, which the coordinator
+# measures again, but not during a run: wait until it has them, or a
+# health check between the slowdown and the run's start leaves it without
+# any (its plan answering 503) for the whole run.
+for i in $(seq 150); do
+	api GET $C "/api/v1/plan?batch_size=8"
+	[ "$STATUS" = 200 ] && awk -v a="$(jget .blocks[0].ms[0])" -v b="$b0_before" \
+		-v s="$drift_slowdown" 'BEGIN { exit !(a > b * s / 2) }' && break
+	sleep 0.2
+done
+diag "block 0 on stage 1: $b0_before ms a batch, $(jget .blocks[0].ms[0]) slowed down (plan $STATUS)"
 # All 10,000 images: the run must outlast the re-measures (they serve it
 # only, and it is cancelled below).
 api POST $C /api/v1/runs "{\"dataset\": \"$DATA\", \"samples\": 10000, \"split\": [8]}"
