@@ -301,24 +301,27 @@ struct pn_coord {
 	struct link {
 		int state; /* 0 not measured, 1 probing, 2 known, -1 failed */
 		int asking; /* a POST /v1/probe outstanding */
-		double latency_ms, bytes_per_ms;
+		/* What its last probe measured, and how. */
+		struct link_figures {
+			double latency_ms, bytes_per_ms;
+			size_t bytes[2]; /* the probe's sizes */
+			uint64_t beside[2]; /* frame bytes beside them */
+			double probe_ms[2]; /* the fastest transfer of each size */
+			uint64_t measured_ns; /* when */
+			double measured_wall; /* the same, as a Unix time */
+		} fig;
 		char error[700];
 		/* Probed again while known (state stays 2 meanwhile), and why. */
 		int reprobing, reprobes;
 		char drift[200];
 		/* Measured again during the run going on, beside its busy loop
-		 * turns: the figures from before it (idle_*) come back once it
-		 * ends (links_after_run), and a probe then still under way is
-		 * not taken. */
+		 * turns: the figures from before it come back once it ends
+		 * (links_after_run), and a probe then still under way is not
+		 * taken. */
 		int run_measured;
-		double idle_latency_ms, idle_bytes_per_ms, idle_wall;
-		uint64_t idle_ns;
-		size_t bytes[2]; /* the sizes of its last probe */
-		uint64_t beside[2]; /* frame bytes beside them when measured */
-		double probe_ms[2]; /* the fastest transfer of each size */
+		struct link_figures before_run;
+		size_t probing_bytes[2]; /* the sizes of the probe under way */
 		long long probe_id; /* which measurement the sender is asked for */
-		uint64_t measured_ns; /* when it was last measured */
-		double measured_wall; /* the same, as a Unix time */
 	} links[MAX_STAGES + 1];
 	size_t link_bytes[2]; /* the probe sizes */
 	struct pn_probe *link_own; /* hop 0 is probed by us */

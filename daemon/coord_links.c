@@ -40,24 +40,27 @@ static void link_done(struct pn_coord *c, int h, json_t *j, const char *why)
 	}
 	if (again)
 		pn_info("link %d measured again (%s): %.3f ms + %.1f MB/s, was %.3f ms + %.1f MB/s",
-			h, ln->drift, lat, bw / 1e3, ln->latency_ms, ln->bytes_per_ms / 1e3);
+			h, ln->drift, lat, bw / 1e3, ln->fig.latency_ms,
+			ln->fig.bytes_per_ms / 1e3);
 	else
 		pn_info("link %d: %.3f ms + %.1f MB/s", h, lat, bw / 1e3);
 	ln->state = 2;
 	ln->error[0] = '\0';
-	ln->latency_ms = lat;
-	ln->bytes_per_ms = bw;
+	ln->fig.latency_ms = lat;
+	ln->fig.bytes_per_ms = bw;
 	for (int i = 0; i < 2; i++) {
 		json_t *b = json_array_get(json_object_get(j, "beside_bytes"), (size_t)i);
-		ln->beside[i] = json_is_integer(b) && json_integer_value(b) > 0
-					? (uint64_t)json_integer_value(b)
-					: 0;
-		ln->probe_ms[i] =
+		ln->fig.beside[i] = json_is_integer(b) && json_integer_value(b) > 0
+					    ? (uint64_t)json_integer_value(b)
+					    : 0;
+		ln->fig.probe_ms[i] =
 			json_number_value(json_array_get(json_object_get(j, "ms"), (size_t)i));
 	}
 	ln->reprobes += again;
-	ln->measured_ns = pn_now_ns();
-	ln->measured_wall = wall_time();
+	ln->fig.bytes[0] = ln->probing_bytes[0];
+	ln->fig.bytes[1] = ln->probing_bytes[1];
+	ln->fig.measured_ns = pn_now_ns();
+	ln->fig.measured_wall = wall_time();
 	if (again && c->active && c->active->state == RUN_RUNNING)
 		for (int k = 0; k < c->active->ngroups; k++) /* the running plans' figures */
 			epoch_predict(c->active, &c->active->groups[k]);
@@ -94,8 +97,8 @@ static void link_ask(struct pn_coord *c, int h)
 	const char *to = h < c->nnodes ? c->nodes[h].address : c->advertise;
 	const struct link *ln = &c->links[h];
 	json_t *body = json_pack("{s:s, s:[I, I], s:i, s:I}", "to", to, "bytes",
-				 (json_int_t)ln->bytes[0], (json_int_t)ln->bytes[1], "reps",
-				 LINK_REPS, "id", (json_int_t)ln->probe_id);
+				 (json_int_t)ln->probing_bytes[0], (json_int_t)ln->probing_bytes[1],
+				 "reps", LINK_REPS, "id", (json_int_t)ln->probe_id);
 	char *b = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (b && pn_peer_send(n->probe, PN_POST, "/v1/probe", "application/json", b, strlen(b), 0,
@@ -152,8 +155,8 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
 {
 	char err[256];
 	struct link *ln = &c->links[h];
-	ln->bytes[0] = small;
-	ln->bytes[1] = large;
+	ln->probing_bytes[0] = small;
+	ln->probing_bytes[1] = large;
 	if (h == 0) {
 		pn_probe_free(c->link_own);
 		c->link_own = pn_probe_new(c->loop, c->nodes[0].address, c->o.token, small, large,
@@ -181,7 +184,7 @@ static void link_start(struct pn_coord *c, int h, size_t small, size_t large)
  * next start. Returns 1 when the hop is out of the model. */
 static int drift_out(const struct link *ln, double frame_bytes, double seen, double wait)
 {
-	double model = ln->latency_ms + frame_bytes / ln->bytes_per_ms;
+	double model = ln->fig.latency_ms + frame_bytes / ln->fig.bytes_per_ms;
 	return seen > (model + wait) * (1 + LINK_DRIFT) + LINK_DRIFT_SLACK_MS ||
 	       seen < model / (1 + LINK_DRIFT) - LINK_DRIFT_SLACK_MS;
 }
@@ -189,14 +192,14 @@ static int drift_out(const struct link *ln, double frame_bytes, double seen, dou
 static int drift_judgeable(const struct link *ln, uint64_t now)
 {
 	return ln->state == 2 && !ln->reprobing &&
-	       now - ln->measured_ns >= (uint64_t)LINK_REPROBE_S * 1000000000u;
+	       now - ln->fig.measured_ns >= (uint64_t)LINK_REPROBE_S * 1000000000u;
 }
 
 static void drift_reprobe(struct run *r, int h, double frame_bytes, double seen, double wait)
 {
 	struct pn_coord *c = r->c;
 	struct link *ln = &c->links[h];
-	double model = ln->latency_ms + frame_bytes / ln->bytes_per_ms;
+	double model = ln->fig.latency_ms + frame_bytes / ln->fig.bytes_per_ms;
 	snprintf(ln->drift, sizeof(ln->drift),
 		 "frames of %.0f bytes took %.2f ms, the model %.2f ms (+%.2f ms of "
 		 "compute steps): %s",
@@ -205,10 +208,7 @@ static void drift_reprobe(struct run *r, int h, double frame_bytes, double seen,
 	ln->reprobing = 1;
 	if (!ln->run_measured) {
 		ln->run_measured = 1;
-		ln->idle_latency_ms = ln->latency_ms;
-		ln->idle_bytes_per_ms = ln->bytes_per_ms;
-		ln->idle_ns = ln->measured_ns;
-		ln->idle_wall = ln->measured_wall;
+		ln->before_run = ln->fig;
 	}
 	size_t large = (size_t)frame_bytes, small = c->link_bytes[0];
 	if (large <= small)
@@ -291,16 +291,13 @@ void links_after_run(struct pn_coord *c)
 		if (!ln->run_measured)
 			continue;
 		ln->run_measured = 0; /* link_done drops a probe still under way */
-		if (ln->latency_ms != ln->idle_latency_ms ||
-		    ln->bytes_per_ms != ln->idle_bytes_per_ms)
+		if (ln->fig.latency_ms != ln->before_run.latency_ms ||
+		    ln->fig.bytes_per_ms != ln->before_run.bytes_per_ms)
 			pn_info("link %d: back to its figures from before the run: %.3f ms + %.1f "
 				"MB/s (during it %.3f ms + %.1f MB/s)",
-				h, ln->idle_latency_ms, ln->idle_bytes_per_ms / 1e3, ln->latency_ms,
-				ln->bytes_per_ms / 1e3);
-		ln->latency_ms = ln->idle_latency_ms;
-		ln->bytes_per_ms = ln->idle_bytes_per_ms;
-		ln->measured_ns = ln->idle_ns;
-		ln->measured_wall = ln->idle_wall;
+				h, ln->before_run.latency_ms, ln->before_run.bytes_per_ms / 1e3,
+				ln->fig.latency_ms, ln->fig.bytes_per_ms / 1e3);
+		ln->fig = ln->before_run; /* with the probe that measured them */
 	}
 }
 
@@ -349,27 +346,29 @@ json_t *links_json(const struct pn_coord *c)
 				      : ln->state == -1 ? "failed"
 							: "unknown");
 		json_object_set_new(o, "latency_ms",
-				    ln->state == 2 ? json_real(ln->latency_ms) : json_null());
+				    ln->state == 2 ? json_real(ln->fig.latency_ms) : json_null());
 		json_object_set_new(o, "mbit_s",
-				    ln->state == 2 ? json_real(ln->bytes_per_ms * 8e3 / 1e6)
+				    ln->state == 2 ? json_real(ln->fig.bytes_per_ms * 8e3 / 1e6)
 						   : json_null());
+		/* A link measured shows the probe that measured it. */
+		const size_t *sizes = ln->state == 2 ? ln->fig.bytes : ln->probing_bytes;
 		json_object_set_new(
 			o, "probe_bytes",
-			json_pack("[I, I]",
-				  (json_int_t)(ln->bytes[1] ? ln->bytes[0] : c->link_bytes[0]),
-				  (json_int_t)(ln->bytes[1] ? ln->bytes[1] : c->link_bytes[1])));
-		json_object_set_new(
-			o, "beside_bytes",
-			json_pack("[I, I]", (json_int_t)ln->beside[0], (json_int_t)ln->beside[1]));
+			json_pack("[I, I]", (json_int_t)(sizes[1] ? sizes[0] : c->link_bytes[0]),
+				  (json_int_t)(sizes[1] ? sizes[1] : c->link_bytes[1])));
+		json_object_set_new(o, "beside_bytes",
+				    json_pack("[I, I]", (json_int_t)ln->fig.beside[0],
+					      (json_int_t)ln->fig.beside[1]));
 		json_object_set_new(o, "probe_ms",
-				    ln->state == 2
-					    ? json_pack("[f, f]", ln->probe_ms[0], ln->probe_ms[1])
-					    : json_null());
+				    ln->state == 2 ? json_pack("[f, f]", ln->fig.probe_ms[0],
+							       ln->fig.probe_ms[1])
+						   : json_null());
 		json_object_set_new(o, "measured_at",
-				    ln->measured_ns ? json_real(ln->measured_wall) : json_null());
+				    ln->fig.measured_ns ? json_real(ln->fig.measured_wall)
+							: json_null());
 		json_object_set_new(o, "measured_s_ago",
-				    ln->measured_ns
-					    ? json_real(ms(pn_now_ns() - ln->measured_ns) / 1e3)
+				    ln->fig.measured_ns
+					    ? json_real(ms(pn_now_ns() - ln->fig.measured_ns) / 1e3)
 					    : json_null());
 		json_object_set_new(o, "reprobes", json_integer(ln->reprobes));
 		json_object_set_new(o, "reprobing", json_boolean(ln->reprobing));

@@ -34,9 +34,9 @@ int make_costs(struct pn_coord *c, const int *members, int nm, int batch, int dt
 		int from = h ? members[h - 1] : -1, to = h < nm ? members[h] : c->nnodes;
 		const struct link *ln = &c->links[to];
 		int known = to == from + 1 && ln->state == 2;
-		k->lat[h] = link_mbit > 0 ? link_ms : known ? ln->latency_ms : 0;
+		k->lat[h] = link_mbit > 0 ? link_ms : known ? ln->fig.latency_ms : 0;
 		k->bw[h] = link_mbit > 0 ? link_mbit * 1e6 / 8 / 1e3 /* bytes per ms */
-			   : known	 ? ln->bytes_per_ms
+			   : known	 ? ln->fig.bytes_per_ms
 					 : 0;
 	}
 	k->k = (struct pn_split_costs){.stages = nm,

@@ -138,6 +138,7 @@ fi
 # change stands out of them.
 api GET $C "/api/v1/plan?batch_size=8"
 before=$(jget .links[1].mbit_s) before0=$(jget .links[0].mbit_s)
+probe_before="$(jget .links[1].probe_bytes) $(jget .links[1].probe_ms) $(jget .links[1].measured_at)"
 drift_slowdown=$([ $SLOW = 1 ] && echo 1 || echo 5)
 drift_rate=$([ $SLOW = 1 ] && echo 3mbit || echo 10mbit)
 b0_before=$(jget .blocks[0].ms[0])
@@ -224,6 +225,9 @@ check "after the run, hop 1 is back to its figure from before it: $(jget .links[
 	awk -v m="$(jget .links[1].mbit_s)" -v b="$before" 'BEGIN { exit !(m == b) }'
 check "and so is hop 0: $(jget .links[0].mbit_s) Mbit/s ($before0)" \
 	awk -v m="$(jget .links[0].mbit_s)" -v b="$before0" 'BEGIN { exit !(m == b) }'
+probe_after="$(jget .links[1].probe_bytes) $(jget .links[1].probe_ms) $(jget .links[1].measured_at)"
+check "with the probe that measured it (sizes, times, when): $probe_after" \
+	[ "$probe_after" = "$probe_before" ]
 grep "link 1" "$TMP/c.log" | tail -n 3 | sed 's/^/# /'
 
 # Stage 2's link goes down in the middle of a run and comes back: the run
