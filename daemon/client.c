@@ -174,6 +174,7 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		.body = len ? evbuffer_pullup(in, -1) : (const uint8_t *)"",
 		.len = len,
 		.transfer_ns = pn_now_ns() - it->sent_ns,
+		.sent = it->len,
 		.attempts = it->attempts,
 	};
 	complete(p, it, &rep);

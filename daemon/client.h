@@ -21,6 +21,7 @@ struct pn_reply {
 	const uint8_t *body;
 	size_t len;
 	uint64_t transfer_ns; /* request sent to reply read, the last attempt */
+	size_t sent; /* the request's body bytes */
 	int attempts;
 	const char *error; /* why status is 0 */
 };

@@ -13,6 +13,7 @@ static void hop_cb(const struct pn_reply *rep, void *arg)
 	struct run *r = g->r;
 	if (rep->status == 202) {
 		g->hop_frames++;
+		g->hop_acked_bytes += rep->sent;
 		g->hop_transfer_ns += rep->transfer_ns;
 		pn_task_schedule(r->c->dispatcher);
 		check_drain(r, g);
@@ -186,6 +187,7 @@ void dispatch_cb(void *arg)
 			return;
 		}
 		g->hop_frames++;
+		g->hop_acked_bytes += len;
 	} else if (pn_peer_send(g->first_hop, PN_POST, "/v1/frames", "application/octet-stream",
 				buf, len, (int64_t)c->o.retry_s * 1000, hop_cb, g) != 0) {
 		end_run(r, RUN_FAILED, "cannot send batch %zu", b);

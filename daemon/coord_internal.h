@@ -190,6 +190,7 @@ struct group {
 	struct pn_peer *first_hop; /* frames to the first range, when remote */
 	int window, inflight;
 	uint64_t hop_frames, hop_bytes, hop_transfer_ns;
+	uint64_t hop_acked_bytes; /* of the hop_frames answered (hop_bytes: sent) */
 	/* coord_links.c's mark of the hop counters at its last look at the
 	 * coordinator's own link (hop 0), and how many looks in a row found
 	 * it out of the model. */

@@ -234,8 +234,8 @@ static void hop0_drift_check(struct run *r, struct group *g, uint64_t now)
 	if (wait <= 0)
 		return;
 	double seen, bytes;
-	if (!hop_interval(&g->hop0_mark, g->hop_frames, g->hop_transfer_ns, g->hop_bytes, &seen,
-			  &bytes))
+	if (!hop_interval(&g->hop0_mark, g->hop_frames, g->hop_transfer_ns, g->hop_acked_bytes,
+			  &seen, &bytes))
 		return;
 	if (!drift_judgeable(ln, now) || !drift_out(ln, bytes, seen, wait)) {
 		g->drift_strikes = 0;

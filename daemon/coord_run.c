@@ -155,9 +155,11 @@ static void set_status(struct run *r, struct range *g, json_t *status)
 	}
 	uint64_t df = frames - g->prev_frames, dc = compute - g->prev_compute;
 	uint64_t dq = queue >= g->prev_queue ? queue - g->prev_queue : 0;
-	uint64_t bout = counter(status, "bytes_out");
+	/* Frames and bytes of the frames answered: bytes_out counts frames
+	 * still queued too (a frame more of them read 2.41 MB frames as 2.89). */
 	hop_interval(&g->out_mark, counter(status, "out_acked"), counter(status, "out_transfer_ns"),
-		     bout, &g->recent_transfer_ms, &g->recent_frame_bytes);
+		     counter(status, "out_acked_bytes"), &g->recent_transfer_ms,
+		     &g->recent_frame_bytes);
 	if (df) {
 		g->recent_compute_ms = ms(dc) / (double)df;
 		g->recent_queue_ms = ms(dq) / (double)df;
@@ -179,7 +181,8 @@ static void set_status(struct run *r, struct range *g, json_t *status)
 	 * busy machine the kernels' wall time exceeds their CPU time, which
 	 * makes this low, not high.) */
 	uint64_t cpu = counter(status, "cpu_ns"), kern = counter(status, "kernel_ns"),
-		 pre = counter(status, "preprocess_ns"), bytes = counter(status, "bytes_in") + bout;
+		 pre = counter(status, "preprocess_ns"),
+		 bytes = counter(status, "bytes_in") + counter(status, "bytes_out");
 	if (g->node && bytes >= FRAME_COST_MIN_BYTES && cpu > kern + pre)
 		g->node->frame_ns_per_byte_seen = (double)(cpu - kern - pre) / (double)bytes;
 	json_decref(g->status);

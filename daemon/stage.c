@@ -27,6 +27,7 @@ struct qitem {
 struct counters {
 	uint64_t frames_in, bytes_in, frames_out, bytes_out;
 	uint64_t compute_ns, queue_wait_ns, out_transfer_ns;
+	uint64_t out_acked_bytes; /* the bytes of the out_acked frames */
 	uint64_t out_acked, out_failed, out_stale, out_dropped, rejected_busy, rejected_bad;
 	uint64_t out_unauthorized; /* frames the next node refused with 401 */
 	/* The longest loop turn spent on our own work: a compute step with
@@ -314,6 +315,7 @@ static void out_cb(const struct pn_reply *rep, void *arg)
 	struct pn_stage *s = arg;
 	if (rep->status == 202 || rep->status == 200) {
 		s->c.out_acked++;
+		s->c.out_acked_bytes += rep->sent;
 		s->c.out_transfer_ns += rep->transfer_ns;
 	} else if (rep->status == 409) {
 		/* The next node has moved on to another run or plan epoch:
@@ -592,7 +594,7 @@ json_t *pn_stage_status(const struct pn_stage *s)
 {
 	json_t *j = json_pack(
 		"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:I, s:i, s:i, s:s}",
+		"s:I, s:I, s:i, s:i, s:s}",
 		"state",
 		s->stopping ? "stopping"
 		: !s->plan  ? "idle"
@@ -602,7 +604,8 @@ json_t *pn_stage_status(const struct pn_stage *s)
 		"frames_out", (json_int_t)s->c.frames_out, "bytes_out", (json_int_t)s->c.bytes_out,
 		"compute_ns", (json_int_t)s->c.compute_ns, "queue_wait_ns",
 		(json_int_t)s->c.queue_wait_ns, "out_transfer_ns", (json_int_t)s->c.out_transfer_ns,
-		"out_acked", (json_int_t)s->c.out_acked, "out_failed", (json_int_t)s->c.out_failed,
+		"out_acked", (json_int_t)s->c.out_acked, "out_acked_bytes",
+		(json_int_t)s->c.out_acked_bytes, "out_failed", (json_int_t)s->c.out_failed,
 		"out_stale", (json_int_t)s->c.out_stale, "out_dropped",
 		(json_int_t)s->c.out_dropped, "rejected_busy", (json_int_t)s->c.rejected_busy,
 		"rejected_bad", (json_int_t)s->c.rejected_bad, "max_step_ns",

@@ -67,6 +67,12 @@ check "a run across the namespaces finishes ($RUN_STATE $(jget .error))" [ "$RUN
 logits $C "$RUN_ID" "$TMP/ns.f32"
 check "its logits equal pipenet classify on one host" cmp -s "$TMP/ref.f32" "$TMP/ns.f32"
 diag "$(jget .throughput_img_s) img/s over ${RATE_MBIT} Mbit/s links"
+# The drift check reads a hop's frames by the sender's answered frames and
+# their bytes (counting bytes sent, queued frames among them, made links
+# look faster than they are).
+api GET 10.77.0.2:$PORT_s1 /v1/stage
+check "stage 1 counts the bytes of the frames answered: $(jget .out_acked_bytes) of $(jget .bytes_out) sent, $(jget .out_acked) frames" \
+	[ "$(jget .out_acked_bytes)" -gt 0 -a "$(jget .out_acked_bytes)" = "$(jget .bytes_out)" ]
 
 # The model on shaped links, with the run's own times (as cluster-plan.sh
 # does on loopback): batch / the slowest of the stages' compute and frame
