@@ -11,6 +11,8 @@
  * 60% off that ratio: one slowdown gives one re-split, not a series of
  * them chasing noise (seen under load: [4] -> [15] -> [6]). */
 #define ADAPT_SETTLED 0.60
+/* How an adapt re-split's reason begins; resplit counts those. */
+#define ADAPT_REASON "adapt: "
 
 double epoch_img_s(const struct epoch *ep)
 {
@@ -169,7 +171,7 @@ static void resplit(struct run *r, struct group *g)
 		 g->next_reason[0] ? g->next_reason : "PUT /api/v1/split");
 	/* Counted here, not when asked for: a run may end while its group
 	 * drains, and then that re-split never happened. */
-	if (strncmp(reason, "adapt:", 6) == 0)
+	if (strncmp(reason, ADAPT_REASON, strlen(ADAPT_REASON)) == 0)
 		r->adapts++;
 	new_epoch(r, g, g->next_points, g->next_npoints, g->next_members, g->next_nmembers, reason);
 }
@@ -530,7 +532,8 @@ static void adapt_group(struct run *r, struct group *g)
 	points_text(to, sizeof(to), best.cuts + 1, best.stages - 1);
 	char reason[700];
 	snprintf(reason, sizeof(reason),
-		 "adapt: stage %d (%s) computes at %.2fx its profile; %s predicted %.1f img/s, "
+		 ADAPT_REASON
+		 "stage %d (%s) computes at %.2fx its profile; %s predicted %.1f img/s, "
 		 "%s %.1f img/s (+%.0f%%)",
 		 worst, range_address(g, worst), g->ratio[worst], from, cur.img_s, to, best.img_s,
 		 (best.img_s / cur.img_s - 1) * 100);

@@ -148,6 +148,23 @@ probe_before="$(jget .links[1].probe_bytes) $(jget .links[1].probe_ms) $(jget .l
 drift_slowdown=$([ $SLOW = 1 ] && echo 1 || echo 5)
 drift_rate=$([ $SLOW = 1 ] && echo 3mbit || echo 10mbit)
 b0_before=$(jget .blocks[0].ms[0])
+# plan_until TRIES COMMAND...: GET the plan every 0.2 s until COMMAND
+# (which reads it) holds, at most TRIES times; the last plan is left in
+# the reply.
+plan_until() {
+	local n=$1 i
+	shift
+	for i in $(seq "$n"); do
+		api GET $C "/api/v1/plan?batch_size=8"
+		"$@" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+slowed_times_in() {
+	[ "$STATUS" = 200 ] && awk -v a="$(jget .blocks[0].ms[0])" -v b="$b0_before" \
+		-v s="$drift_slowdown" 'BEGIN { exit !(a > b * s / 2) }'
+}
 for a in 10.77.0.2:$PORT_s1 10.77.0.3:$PORT_s2; do
 	api PUT $a /v1/debug "{\"slowdown\": $drift_slowdown}"
 done
@@ -155,12 +172,7 @@ done
 # measures again, but not during a run: wait until it has them, or a
 # health check between the slowdown and the run's start leaves it without
 # any (its plan answering 503) for the whole run.
-for i in $(seq 150); do
-	api GET $C "/api/v1/plan?batch_size=8"
-	[ "$STATUS" = 200 ] && awk -v a="$(jget .blocks[0].ms[0])" -v b="$b0_before" \
-		-v s="$drift_slowdown" 'BEGIN { exit !(a > b * s / 2) }' && break
-	sleep 0.2
-done
+plan_until 150 slowed_times_in
 diag "block 0 on stage 1: $b0_before ms a batch, $(jget .blocks[0].ms[0]) slowed down (plan $STATUS)"
 # All 10,000 images: the run must outlast the re-measures (they serve it
 # only, and it is cancelled below).
@@ -187,11 +199,10 @@ remeasured_after() {
 		awk -v m="$(jget .links[$1].mbit_s)" 'BEGIN { exit !(m < 30) }' &&
 		case "$(jget .links[$1].drift)" in *slower) true ;; *) false ;; esac
 }
-for i in $(seq 300); do
-	api GET $C "/api/v1/plan?batch_size=8"
-	remeasured_after 1 "$reprobes_before" && remeasured_after 0 "$reprobes0_before" && break
-	sleep 0.2
-done
+both_remeasured() {
+	remeasured_after 1 "$reprobes_before" && remeasured_after 0 "$reprobes0_before"
+}
+plan_until 300 both_remeasured
 diag "link 1: $before Mbit/s at start; now $(jget .links[1].mbit_s) Mbit/s, measured $(jget .links[1].measured_s_ago) s ago after: $(jget .links[1].drift)"
 remeasured_slower() { # reprobes before, reprobes now, Mbit/s now
 	[ "$2" -gt "$1" ] && awk -v m="$3" 'BEGIN { exit !(m < 30) }'
@@ -221,11 +232,8 @@ done
 api DELETE $C /api/v1/runs/$id
 for a in 10.77.0.2:$PORT_s1 10.77.0.3:$PORT_s2; do api PUT $a /v1/debug '{"slowdown": 1}'; done
 wait_run $C $id 60
-for i in $(seq 100); do
-	api GET $C "/api/v1/plan?batch_size=8"
-	[ "$STATUS" = 200 ] && [ -n "$(jget .links[1].mbit_s)" ] && break
-	sleep 0.2
-done
+links_in() { [ "$STATUS" = 200 ] && [ -n "$(jget .links[1].mbit_s)" ]; }
+plan_until 100 links_in
 diag "the plan after the run: status $STATUS"
 check "after the run, hop 1 is back to its figure from before it: $(jget .links[1].mbit_s) Mbit/s ($before)" \
 	awk -v m="$(jget .links[1].mbit_s)" -v b="$before" 'BEGIN { exit !(m == b) }'
