@@ -9,7 +9,7 @@
 
 void pn_qdw3x3_avx512(const struct pn_qdw_args *a)
 {
-	pn_qdw3x3_avx512_body(a);
+	pn_qdw3x3_avx512_body(a, 0);
 }
 
 /* The stem: cin is 3, so the channel block is outermost and its 27

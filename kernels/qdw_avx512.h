@@ -1,6 +1,7 @@
 /* The int8 depthwise 3x3 of the AVX-512 tables, equal to pn_qdw3x3_ref;
  * included by qdepthwise_avx512.c (PN_QDW_DOT: vpmaddwd + vpaddd) and
- * qdepthwise_avx512vnni.c (vpdpwssd), each compiled with its own flags.
+ * qdepthwise_avx512vnni.c (vpdpwssd, for a last block of 32 channels or
+ * fewer), each compiled with its own flags.
  *
  * 32 channels at a time on int16, two taps per dot product. Each
  * tap's 32 bytes are widened to int16 and the taps paired (0,1), (2,3),
@@ -194,12 +195,12 @@ PN_QX86_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *b
 	}
 }
 
-/* The whole depthwise of qops.h. */
-PN_QX86_INLINE void pn_qdw3x3_avx512_body(const struct pn_qdw_args *a)
+/* The depthwise of qops.h for channels [c_from, c). */
+PN_QX86_INLINE void pn_qdw3x3_avx512_body(const struct pn_qdw_args *a, int c_from)
 {
 	int8_t pad[32];
 	memset(pad, (int)(int8_t)a->in_zp, sizeof pad);
-	for (int c0 = 0; c0 < a->c; c0 += 32) {
+	for (int c0 = c_from; c0 < a->c; c0 += 32) {
 		struct dwblock b;
 		dw_block_init(&b, a, c0);
 		/* full block and requantisation mode as constants */
