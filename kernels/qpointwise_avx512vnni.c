@@ -39,24 +39,32 @@ static inline __m512i bcast_u8(const int8_t *p)
 	return _mm512_xor_si512(_mm512_set1_epi32(v), _mm512_set1_epi32((int32_t)0x80808080));
 }
 
+/* The accumulators' start of columns [col, col + 16 nb): bias - (128 +
+ * in_zp) colsum, made once per column block. */
+PN_QX86_INLINE void acc_init(__m512i init[NB], const struct pn_qout *q, const int32_t *colsum,
+			     int n, int col, int nb, int32_t in_zp)
+{
+	const __m512i off = _mm512_set1_epi32(128 + in_zp);
+	for (int b = 0; b < nb && b < NB; b++) {
+		const int c = col + 16 * b;
+		init[b] = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(pn_qmask16(n - c), q->bias + c),
+					   _mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + c)));
+	}
+}
+
 PN_QX86_INLINE void tile(const int8_t *const *a, int8_t *out, int rows, const int8_t *pk,
-			 const int32_t *colsum, int k, int n, int col, int nb, int32_t in_zp,
+			 const __m512i *init, int k, int n, int col, int nb,
 			 const struct pn_qout *q, const struct pn_qrq512 *rq, int mode)
 {
 	const int kq = quads(k), kfull = k / 4;
-	const __m512i off = _mm512_set1_epi32(128 + in_zp);
 	__m512i acc[MR][NB];
 	const int8_t *wb[NB];
 #pragma GCC unroll 4
 	for (int b = 0; b < nb; b++) {
-		int c = col + 16 * b;
-		__m512i init =
-			_mm512_sub_epi32(_mm512_maskz_loadu_epi32(pn_qmask16(n - c), q->bias + c),
-					 _mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + c)));
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
-			acc[i][b] = init;
-		wb[b] = pk + (size_t)(c / 16) * kq * 64;
+			acc[i][b] = init[b];
+		wb[b] = pk + (size_t)(col / 16 + b) * kq * 64;
 	}
 	for (int t = 0; t < kfull; t++) {
 		__m512i w[NB];
@@ -100,6 +108,8 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 		struct pn_qrq512 rq[NB];
 		pn_qrq512_cols(rq, q, col, n, left);
 		const int mode = pn_qrq512_cols_mode(rq, left);
+		__m512i init[NB];
+		acc_init(init, q, colsum, n, col, left, in_zp);
 		for (int r = 0; r < m; r += MR) {
 			const int8_t *a[MR];
 #pragma GCC unroll 4
@@ -110,7 +120,7 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 			/* nb and the requantisation mode as constants */
 #define PN_TILE(nbv, md)                                                                           \
 	case (nbv)*3 + (md):                                                                       \
-		tile(a, o, rows, packed, colsum, k, n, col, nbv, in_zp, q, rq, md);                \
+		tile(a, o, rows, packed, init, k, n, col, nbv, q, rq, md);                         \
 		break
 			switch ((left < NB ? left : NB) * 3 + mode) {
 				PN_TILE(1, PN_QRQ_SIGNED);
@@ -125,8 +135,7 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
 				PN_TILE(4, PN_QRQ_SIGNED);
 				PN_TILE(4, PN_QRQ_RELU);
 			default:
-				tile(a, o, rows, packed, colsum, k, n, col, 4, in_zp, q, rq,
-				     PN_QRQ_SLOW);
+				tile(a, o, rows, packed, init, k, n, col, 4, q, rq, PN_QRQ_SLOW);
 				break;
 			}
 #undef PN_TILE
@@ -139,20 +148,15 @@ void pn_qpw_vnni(const int8_t *in, int8_t *out, const int8_t *packed, int m, int
  * row's 9 bytes (3 pixels by 3 channels) and 3 more against weight 0.
  * The rows are unsigned already. */
 PN_QX86_INLINE void stem_tile(const uint8_t *const *a, int8_t *out, int rows, const int8_t *pk,
-			      const int32_t *colsum, size_t rs, int n, int nb, int32_t in_zp,
+			      const __m512i *init, size_t rs, int n, int nb,
 			      const struct pn_qout *q, const struct pn_qrq512 *rq, int mode)
 {
-	const __m512i off = _mm512_set1_epi32(128 + in_zp);
 	__m512i acc[MR][NB];
 #pragma GCC unroll 4
-	for (int b = 0; b < nb; b++) {
-		__m512i init = _mm512_sub_epi32(
-			_mm512_maskz_loadu_epi32(pn_qmask16(n - 16 * b), q->bias + 16 * b),
-			_mm512_mullo_epi32(off, _mm512_loadu_si512(colsum + 16 * b)));
+	for (int b = 0; b < nb; b++)
 #pragma GCC unroll 4
 		for (int i = 0; i < MR; i++)
-			acc[i][b] = init;
-	}
+			acc[i][b] = init[b];
 #pragma GCC unroll 9
 	for (int t = 0; t < 9; t++) {
 		__m512i w[NB];
@@ -214,6 +218,8 @@ static int stem_vnni(const struct pn_qconv_args *a)
 	struct pn_qrq512 rq[NB];
 	pn_qrq512_cols(rq, &a->q, 0, cout, nb);
 	const int mode = pn_qrq512_cols_mode(rq, nb);
+	__m512i init[NB];
+	acc_init(init, &a->q, colsum, cout, 0, nb, a->in_zp);
 	/* a pixel reads 12 bytes from its first padding-row byte */
 	const size_t rs = ((size_t)(in_w + 2) * 3 + 3 + 63) & ~(size_t)63;
 	uint8_t buf[3 * (((size_t)(STEM_WMAX + 2) * 3 + 3 + 63) & ~(size_t)63)]
@@ -233,19 +239,17 @@ static int stem_vnni(const struct pn_qconv_args *a)
 #define PN_STEM(nbv)                                                                               \
 	case nbv:                                                                                  \
 		if (mode == PN_QRQ_RELU)                                                           \
-			stem_tile(px, o, rows, packed, colsum, rs, cout, nbv, a->in_zp, &a->q, rq, \
+			stem_tile(px, o, rows, packed, init, rs, cout, nbv, &a->q, rq,             \
 				  PN_QRQ_RELU);                                                    \
 		else                                                                               \
-			stem_tile(px, o, rows, packed, colsum, rs, cout, nbv, a->in_zp, &a->q, rq, \
-				  mode);                                                           \
+			stem_tile(px, o, rows, packed, init, rs, cout, nbv, &a->q, rq, mode);      \
 		break
 			switch (nb) {
 				PN_STEM(1);
 				PN_STEM(2);
 				PN_STEM(3);
 			default:
-				stem_tile(px, o, rows, packed, colsum, rs, cout, 4, a->in_zp, &a->q,
-					  rq, mode);
+				stem_tile(px, o, rows, packed, init, rs, cout, 4, &a->q, rq, mode);
 				break;
 			}
 #undef PN_STEM

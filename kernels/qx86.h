@@ -236,6 +236,17 @@ PN_QX86_INLINE int pn_qrq512_cols_mode(const struct pn_qrq512 rq[4], int nb)
 	return mode;
 }
 
+/* pn_qpack64_avx512 of y0 and y1 alone, as 32 bytes. */
+PN_QX86_INLINE __m256i pn_qpack32_avx512(__m512i y0, __m512i y1, __m512i zp16, __m512i lo8,
+					 __m512i hi8)
+{
+	__m512i a = _mm512_adds_epi16(_mm512_packs_epi32(y0, y1), zp16);
+	__m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, a), lo8), hi8);
+	/* dword 4 L + j of v holds y_j's lanes 4 L .. 4 L + 3, j = 0, 1 */
+	return _mm512_castsi512_si256(_mm512_permutexvar_epi32(
+		_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0), v));
+}
+
 /* Rows [0, rows) of a pointwise tile's accumulators acc[row][block],
  * requantised and stored as up to 64 bytes at out + row * n + col. */
 PN_QX86_INLINE void pn_qstore_tile512(int8_t *out, int n, int col, int rows, int nb,
@@ -252,8 +263,13 @@ PN_QX86_INLINE void pn_qstore_tile512(int8_t *out, int n, int col, int rows, int
 		for (int b = 0; b < 4; b++)
 			y[b] = b < nb ? pn_qrq512_mode(&rq[b], acc[i][b], mode)
 				      : _mm512_setzero_si512();
-		_mm512_mask_storeu_epi8(out + (size_t)i * n + col, mk,
-					pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
+		if (nb <= 2)
+			_mm256_mask_storeu_epi8(out + (size_t)i * n + col, (__mmask32)mk,
+						pn_qpack32_avx512(y[0], y[1], zp16, lo8, hi8));
+		else
+			_mm512_mask_storeu_epi8(
+				out + (size_t)i * n + col, mk,
+				pn_qpack64_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8));
 	}
 }
 #endif
