@@ -80,23 +80,31 @@ void pn_qconv3x3_avx512(const struct pn_qconv_args *a)
 		conv3x3(a, a->cin);
 }
 
-/* x = (q - zp) * 2^16 fits 24 bits, so its left shift never saturates;
- * the two requantised terms are summed and rounded by 2^PN_QADD_SHIFT. */
+/* x = (q - zp) * 2^16 fits 24 bits, so its left shift by exp > 0 (at
+ * most 6: the multipliers are < 64) never saturates and is done first,
+ * leaving pn_qrq512's one-rounding form with exp <= 0; the two
+ * requantised terms are summed and rounded by 2^PN_QADD_SHIFT. */
 void pn_qadd_avx512(const struct pn_qadd_args *a)
 {
 	const __m512i za = _mm512_set1_epi32(a->a_zp), zb = _mm512_set1_epi32(a->b_zp);
-	const __m512i ma = _mm512_set1_epi32(a->a_mult), mb = _mm512_set1_epi32(a->b_mult);
-	const __m512i ea = _mm512_set1_epi32(a->a_exp), eb = _mm512_set1_epi32(a->b_exp);
+	const __m128i sa = _mm_cvtsi32_si128(PN_QADD_SHIFT + (a->a_exp > 0 ? a->a_exp : 0)),
+		      sb = _mm_cvtsi32_si128(PN_QADD_SHIFT + (a->b_exp > 0 ? a->b_exp : 0));
+	const struct pn_qrq512 qa = pn_qrq512_init(_mm512_set1_epi32(a->a_mult),
+						   _mm512_set1_epi32(a->a_exp < 0 ? a->a_exp : 0),
+						   0),
+			       qb = pn_qrq512_init(_mm512_set1_epi32(a->b_mult),
+						   _mm512_set1_epi32(a->b_exp < 0 ? a->b_exp : 0),
+						   0);
 	const __m512i zout = _mm512_set1_epi32(a->out_zp), lo = _mm512_set1_epi32(-128),
 		      hi = _mm512_set1_epi32(127);
 	for (size_t i = 0; i < a->n; i += 16) {
 		const __mmask16 mk = pn_qmask16(a->n - i < 16 ? (int)(a->n - i) : 16);
 		__m512i x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, a->a + i));
 		__m512i y = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mk, a->b + i));
-		x = _mm512_slli_epi32(_mm512_sub_epi32(x, za), PN_QADD_SHIFT);
-		y = _mm512_slli_epi32(_mm512_sub_epi32(y, zb), PN_QADD_SHIFT);
-		__m512i s = _mm512_add_epi32(pn_qrequant_avx512(x, ma, ea),
-					     pn_qrequant_avx512(y, mb, eb));
+		x = _mm512_sll_epi32(_mm512_sub_epi32(x, za), sa);
+		y = _mm512_sll_epi32(_mm512_sub_epi32(y, zb), sb);
+		__m512i s = _mm512_add_epi32(pn_qrq512_mode(&qa, x, PN_QRQ_SIGNED),
+					     pn_qrq512_mode(&qb, y, PN_QRQ_SIGNED));
 		_mm_mask_storeu_epi8(
 			a->out + i, mk,
 			pn_qnarrow_avx512(pn_qround_shift_avx512(s, PN_QADD_SHIFT), zout, lo, hi));
