@@ -71,7 +71,7 @@ endif
 if PN_NEON_DOT
 noinst_LIBRARIES += kernels/libpn_qneondot.a
 kernels_libpn_qneondot_a_SOURCES = kernels/qneon.h kernels/qim2col.h kernels/qpack4.h \
-	kernels/qpointwise_neondot.c
+	kernels/qdw_rows.h kernels/qpointwise_neondot.c kernels/qdepthwise_neondot.c
 kernels_libpn_qneondot_a_CFLAGS = $(AM_CFLAGS) $(NEON_DOT_CFLAGS)
 PN_SIMD_LIBS += kernels/libpn_qneondot.a
 endif

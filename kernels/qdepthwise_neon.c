@@ -186,12 +186,12 @@ PN_QNEON_INLINE void dw_rows(const struct pn_qdw_args *a, const struct dwblock *
 
 /* The pad row holds in_zp: zero points are in [-128, 127] (qmodel.c
  * checks). */
-void pn_qdw3x3_neon(const struct pn_qdw_args *a)
+void pn_qdw3x3_neon_from(const struct pn_qdw_args *a, int c_from)
 {
 	int8_t pad[8];
 	memset(pad, (int)(int8_t)a->in_zp, sizeof pad);
 	const int32x4_t zin = vdupq_n_s32(a->in_zp);
-	for (int c0 = 0; c0 < a->c; c0 += 8) {
+	for (int c0 = c_from; c0 < a->c; c0 += 8) {
 		struct dwblock b;
 		b.left = a->c - c0;
 		int16x8_t wsum = vdupq_n_s16(0); /* |sum| <= 9 * 127 */
@@ -218,6 +218,11 @@ void pn_qdw3x3_neon(const struct pn_qdw_args *a)
 			dw_rows(a, &b, c0, pad, 0, b.r.mode);
 		}
 	}
+}
+
+void pn_qdw3x3_neon(const struct pn_qdw_args *a)
+{
+	pn_qdw3x3_neon_from(a, 0);
 }
 
 /* The stem through the pointwise kernel (qim2col.h), else this loop. */

@@ -17,6 +17,8 @@
 
 void pn_qconv3x3_neon(const struct pn_qconv_args *a);
 void pn_qdw3x3_neon(const struct pn_qdw_args *a);
+/* pn_qdw3x3_neon of channels [c_from, c) only. */
+void pn_qdw3x3_neon_from(const struct pn_qdw_args *a, int c_from);
 size_t pn_qpw_packed_bytes_neon(int k, int n);
 void pn_qpw_pack_neon(const int8_t *w, int k, int n, int8_t *packed);
 void pn_qpw_neon(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
@@ -28,6 +30,8 @@ void pn_qpw_pack_neondot(const int8_t *w, int k, int n, int8_t *packed);
 void pn_qpw_neondot(const int8_t *in, int8_t *out, const int8_t *packed, int m, int k, int n,
 		    int32_t in_zp, const struct pn_qout *q);
 void pn_qconv3x3_neondot(const struct pn_qconv_args *a);
+/* qdepthwise_neondot.c, likewise. */
+void pn_qdw3x3_neondot(const struct pn_qdw_args *a);
 void pn_qpeak_neondot(long n);
 void pn_qavgpool_neon(const int8_t *in, int8_t *out, int hw, int c, int32_t in_zp, int32_t mult,
 		      int exp, int32_t out_zp);

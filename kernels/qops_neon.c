@@ -38,13 +38,13 @@ static int dot_available(void)
 	return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 }
 
-/* Pointwise and stem by SDOT; the rest is the table above. */
+/* Pointwise, stem and depthwise by SDOT; the rest is the table above. */
 const struct pn_qops pn_qops_neon_dot = {
 	.name = "neon-dot",
 	.isa = "neon",
 	.available = dot_available,
 	.conv3x3 = pn_qconv3x3_neondot,
-	.dw3x3 = pn_qdw3x3_neon,
+	.dw3x3 = pn_qdw3x3_neondot,
 	.pw_packed_bytes = pn_qpw_packed_bytes_neondot,
 	.pw_pack = pn_qpw_pack_neondot,
 	.pw = pn_qpw_neondot,
