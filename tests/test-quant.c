@@ -8,7 +8,9 @@
  * test takes about a minute; `pipenet quantize` uses all 1000).
  * PIPENET_TEST_STRIDE=K (sanitised runs) calibrates on 16 images and
  * compares every 20K-th test record; under emulation (PN_TEST_WRAPPER)
- * the model checks are skipped: the scalar int8 pass is too slow there. */
+ * those model checks are skipped: the scalar int8 pass is too slow there.
+ * The shipped int8 models (models/) are run by every variant against the
+ * scalar table on random images, under emulation the 32 model only. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -786,6 +788,78 @@ static void test_damage(const uint8_t *file, size_t len)
 	free(copy);
 }
 
+/* The logits of the int8 model file image buf (`name`) for n random CIFAR-10
+ * records (3072 bytes each) with the int8 table `qo`; NULL with err. */
+static float *shipped_logits(const char *name, const uint8_t *buf, size_t len,
+			     const struct pn_qops *qo, const uint8_t *rec, int n, char *err,
+			     size_t errlen)
+{
+	struct pn_model *m =
+		pn_model_load_buffer_qops(name, buf, len, &pn_ops_scalar, qo, err, errlen);
+	struct pn_plan *p = m ? pn_plan_new(m, 0, pn_model_blocks(m), n, err, errlen) : NULL;
+	float *out = NULL;
+	if (p && strcmp(pn_model_isa(m), qo->name))
+		snprintf(err, errlen, "the model runs on %s, not %s", pn_model_isa(m), qo->name);
+	else if (p) {
+		const size_t in_floats = pn_shape_floats(pn_plan_in_shape(p));
+		const size_t out_floats = (size_t)n * pn_model_num_classes(m);
+		for (int i = 0; i < n; i++)
+			pn_model_preprocess(m, rec + (size_t)i * 3072,
+					    pn_plan_input(p) + (size_t)i * in_floats);
+		pn_plan_run(p, n);
+		out = malloc(out_floats * sizeof *out);
+		if (out)
+			memcpy(out, pn_plan_output(p), out_floats * sizeof *out);
+	}
+	pn_plan_free(p);
+	pn_model_free(m);
+	return out;
+}
+
+/* The shipped int8 models on random images (no ../shared needed): every
+ * variant's logits equal the scalar table's bit for bit, at the models'
+ * real shapes (the 224 model: the stride-2 stem, the 112x112 layers).
+ * Under emulation only the 32 model: the scalar 224 pass is too slow. */
+static void test_shipped(const char *top, int emulated)
+{
+	static const char *const files[] = {"mobilenetv2_cifar10_32-int8.safetensors",
+					    "mobilenetv2_cifar10-int8.safetensors"};
+	static const int images[] = {4, 2};
+	uint8_t rec[4 * 3072];
+	for (size_t j = 0; j < sizeof rec; j++)
+		rec[j] = (uint8_t)next32();
+	for (int f = 0; f < (emulated ? 1 : 2); f++) {
+		char path[4096], err[512] = "";
+		size_t len = 0;
+		snprintf(path, sizeof path, "%s/models/%s", top, files[f]);
+		uint8_t *buf = read_all(path, &len);
+		float *want = buf ? shipped_logits(files[f], buf, len, &pn_qops_scalar, rec,
+						   images[f], err, sizeof err)
+				  : NULL;
+		if (!tap_ok(want != NULL, "%s: scalar logits of %d random images%s%s", files[f],
+			    images[f], want ? "" : ": ",
+			    want  ? ""
+			    : buf ? err
+				  : "cannot read it")) {
+			free(buf);
+			continue;
+		}
+		for (int v = 0; pn_qops_all[v]; v++) {
+			const struct pn_qops *qo = pn_qops_all[v];
+			if (qo == &pn_qops_scalar || !qo->available())
+				continue;
+			float *got = shipped_logits(files[f], buf, len, qo, rec, images[f], err,
+						    sizeof err);
+			tap_ok(got && !memcmp(got, want, (size_t)images[f] * 10 * sizeof *got),
+			       "%s on %s: logits of %d random images == scalar bit for bit%s%s",
+			       files[f], qo->name, images[f], got ? "" : ": ", got ? "" : err);
+			free(got);
+		}
+		free(want);
+		free(buf);
+	}
+}
+
 static void test_model(const char *shared, const char *top)
 {
 	char path[1200], err[512];
@@ -1017,8 +1091,10 @@ int main(void)
 		       pn_qops_select("no-such-isa") == &pn_qops_scalar,
 	       "the scalar int8 table is listed once and chosen for PIPENET_ISA=scalar");
 	const char *wrapper = getenv("PN_TEST_WRAPPER");
-	if (wrapper && *wrapper)
-		tap_skip("int8 model checks: skipped under emulation");
+	const int emulated = wrapper && *wrapper;
+	test_shipped(top && *top ? top : ".", emulated);
+	if (emulated)
+		tap_skip("int8 model checks on calib_batch.bin: skipped under emulation");
 	else
 		test_model(shared_dir(), top && *top ? top : ".");
 	return tap_done();
