@@ -1,5 +1,6 @@
-/* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise and the stem by
- * vpdpbusd, depthwise by vpdpwssd) and pn_qops_avx512 (by vpmaddwd),
+/* The AVX-512 int8 tables: pn_qops_avx512vnni (pointwise, stem and
+ * depthwise by vpdpbusd; a depthwise tail of 32 channels or fewer by
+ * vpdpwssd) and pn_qops_avx512 (by vpmaddwd),
  * sharing the add, pool, classifier, quantize and dequantize kernels;
  * both compute what pn_qops_scalar computes. Both count as
  * PIPENET_ISA=avx512. */
