@@ -180,10 +180,7 @@ void pn_qdw3x3_vnni(const struct pn_qdw_args *a)
 	for (; a->c - c0 > 32; c0 += 64) {
 		struct dw64 b;
 		dw64_init(&b, a, c0);
-		int mode = pn_qrq512_modeof(&b.q[0]);
-		for (int j = 1; j < 4; j++)
-			if (b.q[j].slow)
-				mode = PN_QRQ_SLOW;
+		const int mode = pn_qrq512_cols_mode(b.q, 4);
 		const int full = a->c - c0 >= 64;
 		/* full block, stride and the common modes as constants */
 		if (full && a->stride == 1 && mode == PN_QRQ_RELU)
