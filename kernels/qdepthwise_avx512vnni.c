@@ -123,9 +123,8 @@ PN_QX86_INLINE void pixel(const struct dw64 *b, struct quads c0, struct quads c1
 		acc = _mm512_dpbusd_epi32(acc, c2.v[j], b->w[2][j]);
 		y[j] = pn_qrq512_mode(&b->q[j], acc, mode);
 	}
-	const __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(y[0], y[1]), zp16),
-		      hi = _mm512_adds_epi16(_mm512_packs_epi32(y[2], y[3]), zp16);
-	const __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(lo, hi), lo8), hi8);
+	/* the quads' lane order is the packs' own: no permute */
+	const __m512i v = pn_qpack64_lanes_avx512(y[0], y[1], y[2], y[3], zp16, lo8, hi8);
 	if (full)
 		_mm512_storeu_si512(out, v);
 	else

@@ -158,21 +158,30 @@ PN_QX86_INLINE __m512i pn_qrq512(const struct pn_qrq512 *q, __m512i acc)
 	return pn_qrq512_mode(q, acc, pn_qrq512_modeof(q));
 }
 
-/* clamp(zp + y, lo, hi) of four vectors of 16 as 64 bytes: y0 lanes to
- * bytes 0..15, y1 to 16..31 and so on. Saturating packs to int16, a
+/* clamp(zp + y, lo, hi) of four vectors of 16 as 64 bytes, in the packs'
+ * order: 128-bit lane L holds y0's lanes 4 L .. 4 L + 3, then y1's, y2's
+ * and y3's (pn_qpack64_avx512 below puts y0 in bytes 0..15, y1 in
+ * 16..31 and so on). Saturating packs to int16, a
  * saturating add of zp, a saturating pack to int8 and the clamp in int8:
  * each step keeps order and |zp| <= 128, so a value saturated on the way
  * lands on the same side of [lo, hi] as the exact sum (lo, hi, zp are
  * broadcast: zp16 as int16, lo8 and hi8 as int8). */
-PN_QX86_INLINE __m512i pn_qpack64_avx512(__m512i y0, __m512i y1, __m512i y2, __m512i y3,
-					 __m512i zp16, __m512i lo8, __m512i hi8)
+PN_QX86_INLINE __m512i pn_qpack64_lanes_avx512(__m512i y0, __m512i y1, __m512i y2, __m512i y3,
+					       __m512i zp16, __m512i lo8, __m512i hi8)
 {
 	__m512i a = _mm512_adds_epi16(_mm512_packs_epi32(y0, y1), zp16);
 	__m512i b = _mm512_adds_epi16(_mm512_packs_epi32(y2, y3), zp16);
-	__m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
-	/* dword 4 L + j of v holds y_j's lanes 4 L .. 4 L + 3 */
+	return _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), lo8), hi8);
+}
+
+/* The same with the bytes in order (y_j's lanes 4 L .. 4 L + 3 are
+ * dword 4 L + j of the packs' result). */
+PN_QX86_INLINE __m512i pn_qpack64_avx512(__m512i y0, __m512i y1, __m512i y2, __m512i y3,
+					 __m512i zp16, __m512i lo8, __m512i hi8)
+{
 	return _mm512_permutexvar_epi32(
-		_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), v);
+		_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+		pn_qpack64_lanes_avx512(y0, y1, y2, y3, zp16, lo8, hi8));
 }
 
 /* 16 lanes of pn_q_round_shift(x, shift), 1 <= shift <= 31. */
